@@ -1,0 +1,120 @@
+"""The public Python API. The CLI (cli.py) and the web service call these same functions.
+
+    import cnnlab
+    run = cnnlab.train(data="digits", epochs=8, out="runs/digits")
+    cnnlab.evaluate("runs/digits/best.pt", data="digits")["top1"]
+    cnnlab.predict("runs/digits/best.pt", ["some.png"], topk=5)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from cnnlab.data import load_dataset
+from cnnlab.data.info import describe, save_sample_grid
+from cnnlab.data.loader import Batches
+from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.distributed import Dist
+from cnnlab.engine.inference import LoadedModel
+from cnnlab.engine.trainer import RunResult, fit
+from cnnlab.errors import CnnlabError
+from cnnlab.images import format_pixels, pixel_matrix, read_image
+from cnnlab.models import format_summary, model_info, summarize
+
+
+def train(config: str | Path | None = None, overrides: list[str] | None = None,
+          resume: str | Path | None = None, log=print, **options) -> RunResult:
+    """Train a model; options are ``TrainConfig`` fields (``data``, ``model``, ``epochs``, ...).
+
+    With ``resume``, the checkpoint's config is used and only the options given here change it.
+    """
+    if resume:
+        from cnnlab.engine.checkpoint import load_checkpoint
+
+        saved = load_checkpoint(resume)["config"]
+        cfg = TrainConfig.from_sources(config, overrides, **{**saved, **_given(options)})
+    else:
+        cfg = TrainConfig.from_sources(config, overrides, **options)
+    return fit(cfg, resume=resume, log=log)
+
+
+def load(checkpoint: str | Path | None = None, *, model: str | None = None,
+         pretrained: bool = False, device: str = "auto") -> LoadedModel:
+    """A model ready to predict: from a checkpoint, or ``model=NAME, pretrained=True``."""
+    if checkpoint is not None:
+        if str(checkpoint).endswith(".onnx"):
+            raise CnnlabError(f"{checkpoint}: ONNX files are not supported yet")
+        return LoadedModel.from_checkpoint(checkpoint, device)
+    if model and pretrained:
+        return LoadedModel.from_pretrained(model, device)
+    raise CnnlabError("give a CHECKPOINT, or --model NAME with --pretrained")
+
+
+def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, split: str = "test",
+             batch_size: int = 256, device: str = "auto") -> dict:
+    """Top-1/top-5 accuracy and error, loss, per-class precision/recall, confusion matrix.
+
+    ``data`` defaults to the data the checkpoint was trained on; accuracies are fractions.
+    """
+    lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(checkpoint, device=device)
+    cfg = lm.config
+    spec = data or cfg.data
+    opts = {k: v for k, v in cfg.data_options().items() if k != "download"}
+    dataset = load_dataset(spec, split, seed=cfg.seed, **opts)
+    if list(dataset.classes) != list(lm.task.classes):
+        raise CnnlabError(f"--data {spec}: its classes {dataset.classes[:5]}... differ from the "
+                          f"checkpoint's {lm.task.classes[:5]}...")
+    batches = Batches(dataset, batch_size, lm.device, shuffle=False, workers=cfg.workers)
+    metrics = lm.task.evaluate(lm.model, batches, Dist())
+    metrics.pop("score")
+    metrics.update(data=str(spec), split=split, skipped=len(getattr(dataset, "skipped", [])))
+    return metrics
+
+
+def predict(model: str | Path | LoadedModel, images: list[str | Path], topk: int = 5) -> list[dict]:
+    """Class probabilities for each image file: ``[{"image", "top": [{"class", "prob"}...]}]``."""
+    lm = model if isinstance(model, LoadedModel) else load(model)
+    if not images:
+        raise CnnlabError("give at least one IMAGE to predict")
+    batch = torch.stack([lm.read(p) for p in images])  # (B, C, H, W) uint8
+    probs = lm.logits(batch).softmax(1).cpu()
+    k = min(topk, probs.shape[1])
+    results = []
+    for path, p in zip(images, probs):
+        values, idx = p.topk(k)
+        results.append({"image": str(path), "top": [{"class": lm.task.classes[i], "prob": round(float(v), 6)}
+                                                    for v, i in zip(values, idx.tolist())]})
+    return results
+
+
+def pixels(image: str | Path, crop: tuple[int, int, int, int] | None = None,
+           size: int | None = None) -> tuple[str, tuple[int, int, int]]:
+    """The image as a grid of 0-255 numbers (the lecture's Lincoln slide) and its H x W x C shape."""
+    img = read_image(image)
+    c, h, w = img.shape
+    return format_pixels(pixel_matrix(img, crop=crop, size=size)), (h, w, c)
+
+
+def data_info(spec: str, split: str = "train", grid: str | Path | None = None, **opts) -> dict:
+    """Counts, classes and image size of a dataset split; optionally a sample-grid PNG."""
+    dataset = load_dataset(spec, split, **opts)
+    info = describe(dataset)
+    info.update(data=str(spec), split=split)
+    if grid:
+        info["grid"] = str(save_sample_grid(dataset, grid))
+    return info
+
+
+def model_summary(name: str, input_shape: tuple[int, int, int] | None = None, **kwargs) -> str:
+    """Each layer's output volume h x w x d, parameters, stride and receptive field, as a table."""
+    info = model_info(name)
+    shape = input_shape or info.input_size
+    from cnnlab.models import get_model
+
+    model = get_model(name, in_channels=shape[0], **kwargs)
+    return format_summary(summarize(model, shape))
+
+
+def _given(options: dict) -> dict:
+    return {k: v for k, v in options.items() if v is not None}

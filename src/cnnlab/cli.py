@@ -1,0 +1,245 @@
+"""The command line: a thin layer over ``cnnlab.api``.
+
+Every error the user can cause prints one line (``cnnlab: error: ...``) and exits 2.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+
+from cnnlab import __version__, api
+from cnnlab.engine.config import TrainConfig
+from cnnlab.errors import CnnlabError
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_train(a) -> int:
+    options = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)
+               if f.name != "model_args"}
+    log = (lambda *args: print(*args, file=sys.stderr)) if a.json else print  # keep stdout pure JSON
+    result = api.train(config=a.config, overrides=a.set, resume=a.resume, log=log, **options)
+    if result.interrupted:
+        return 130
+    summary = {"out": str(result.out), "best_val": result.best,
+               "test": _scalars(result.test) if result.test else None,
+               "skipped": result.skipped, "seconds": round(result.seconds, 1), "plots": result.plots}
+    if a.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        if result.test:
+            print(f"test top-1 accuracy {result.test['top1']:.4f}  top-5 {result.test['top5']:.4f}  "
+                  f"({result.test['count']} images)")
+        print(f"best val top-1 {result.best.get('top1', float('nan')):.4f} at epoch {result.best.get('epoch')}; "
+              f"{result.seconds:.1f} s")
+        print(f"run folder: {result.out}  (best.pt, last.pt, metrics.csv, metrics.json, "
+              + ", ".join(p.split('/')[-1] for p in result.plots) + ")")
+    return 0
+
+
+def cmd_eval(a) -> int:
+    m = api.evaluate(a.checkpoint, data=a.data, split=a.split, device=a.device)
+    if a.json:
+        print(json.dumps(m if a.full else _scalars(m), indent=2))
+        return 0
+    print(f"{m['data']} / {m['split']}: {m['count']} images")
+    print(f"top-1 accuracy {m['top1']:.4f} (error {m['top1_error']:.4f})   "
+          f"top-5 accuracy {m['top5']:.4f} (error {m['top5_error']:.4f})   loss {m['loss']:.4f}")
+    print(f"{'class':>16} {'precision':>9} {'recall':>7} {'support':>7}")
+    for c, r in m["per_class"].items():
+        print(f"{c[:16]:>16} {r['precision']:9.3f} {r['recall']:7.3f} {r['support']:7d}")
+    return 0
+
+
+def cmd_predict(a) -> int:
+    if a.checkpoint and a.model:
+        # `predict --model NAME --pretrained IMG`: argparse took IMG as the checkpoint
+        a.images.insert(0, a.checkpoint)
+        a.checkpoint = None
+    lm = api.load(a.checkpoint, model=a.model, pretrained=a.pretrained, device=a.device)
+    results = api.predict(lm, a.images, topk=a.topk)
+    if a.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        return 0
+    for r in results:
+        print(r["image"])
+        for t in r["top"]:
+            print(f"  {t['class'][:28]:>28} {t['prob']:.3f} {'#' * round(40 * t['prob'])}")
+    return 0
+
+
+def cmd_models(a) -> int:
+    from cnnlab.models import get_model, list_models, model_info
+
+    if a.action == "summary":
+        if not a.name:
+            raise CnnlabError("models summary: give a model NAME (see `cnnlab models`)")
+        print(api.model_summary(a.name, _shape(a.input) if a.input else None))
+        return 0
+    rows = []
+    for name in list_models(a.name or "*"):
+        info = model_info(name)
+        with _meta_device():
+            n = sum(p.numel() for p in get_model(name).parameters())
+        rows.append((name, n, "x".join(map(str, info.input_size)), info.paper,
+                     "yes" if info.pretrained else ""))
+    if a.json:
+        print(json.dumps([dict(zip(("name", "parameters", "input", "paper", "pretrained"), r)) for r in rows],
+                         indent=2))
+        return 0
+    print(f"{'model':<20}{'parameters':>13}  {'input':<10} {'pretrained':<10} paper")
+    for name, n, size, paper, pre in rows:
+        print(f"{name:<20}{n:>13,}  {size:<10} {pre:<10} {paper}")
+    return 0
+
+
+def cmd_data(a) -> int:
+    from cnnlab.data import list_datasets
+
+    if a.action == "list" or not a.spec:
+        for name in list_datasets():
+            print(name)
+        return 0
+    info = api.data_info(a.spec, a.split, grid=a.grid or f"{_stem(a.spec)}_{a.split}_grid.png",
+                         skip_bad=a.skip_bad)
+    if a.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    c, h, w = info["image_shape"]
+    print(f"{info['data']} / {info['split']}: {info['count']} images of {h}x{w}x{c} (H x W x C), "
+          f"{len(info['classes'])} classes")
+    for name, n in info["class_counts"].items():
+        print(f"  {name:>16} {n}")
+    if info.get("skipped"):
+        print(f"skipped {info['skipped']} unreadable files")
+    print(f"sample grid: {info['grid']}")
+    return 0
+
+
+def cmd_pixels(a) -> int:
+    crop = tuple(_ints(a.crop, 4, "--crop", "X,Y,W,H")) if a.crop else None
+    grid, (h, w, c) = api.pixels(a.image, crop=crop, size=a.size)
+    print(grid)
+    print(f"{a.image}: {h} x {w} x {c} (H x W x C)")
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cnnlab", description="Convolutional neural networks for computer "
+                                "vision: see, train, evaluate and explain CNNs.")
+    p.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model (classification by default)")
+    t.add_argument("--config", help="YAML file of config keys")
+    t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    t.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its last.pt")
+    t.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_config_options(t)
+    t.set_defaults(fn=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint: top-1/top-5, per-class, confusion matrix")
+    e.add_argument("checkpoint")
+    e.add_argument("--data", help="dataset name or path (default: the training data)")
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--full", action="store_true", help="with --json: include per-class and confusion matrix")
+    e.set_defaults(fn=cmd_eval)
+
+    r = sub.add_parser("predict", help="class probabilities for images")
+    r.add_argument("checkpoint", nargs="?", help="a checkpoint (.pt); or use --model NAME --pretrained")
+    r.add_argument("images", nargs="*", metavar="IMAGE")
+    r.add_argument("--model", help="a registered model name (with --pretrained)")
+    r.add_argument("--pretrained", action="store_true", help="use the model's offline ImageNet weights")
+    r.add_argument("--topk", type=int, default=5)
+    r.add_argument("--device", default="auto")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(fn=cmd_predict)
+
+    m = sub.add_parser("models", help="list models; `models summary NAME` for layer volumes and receptive fields")
+    m.add_argument("action", nargs="?", choices=["list", "summary"], default="list")
+    m.add_argument("name", nargs="?", help="model name (summary) or a pattern such as 'resnet*' (list)")
+    m.add_argument("--input", help="input volume CxHxW, e.g. 3x224x224 (summary)")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(fn=cmd_models)
+
+    d = sub.add_parser("data", help="`data info NAME|PATH`: counts, classes, image size, a sample grid PNG")
+    d.add_argument("action", nargs="?", choices=["info", "list"], default="list")
+    d.add_argument("spec", nargs="?", metavar="NAME|PATH")
+    d.add_argument("--split", default="train", choices=["train", "val", "test"])
+    d.add_argument("--grid", help="where to write the sample grid PNG")
+    d.add_argument("--skip-bad", action="store_true", help="skip unreadable image files and count them")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(fn=cmd_data)
+
+    x = sub.add_parser("pixels", help="print an image as the matrix of numbers a computer sees")
+    x.add_argument("image")
+    x.add_argument("--crop", metavar="X,Y,W,H", help="a crop box in pixels")
+    x.add_argument("--size", type=int, help="resize so the longer side is N pixels")
+    x.set_defaults(fn=cmd_pixels)
+    return p
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One --option per TrainConfig field, default None so that only given options override."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "model_args":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        typ = hints[f.name]
+        if typ is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            parser.add_argument(flag, dest=f.name, type=typ, default=None, metavar=f.name.upper())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if not getattr(a, "fn", None):
+        parser.print_help()
+        return 0
+    try:
+        return a.fn(a)
+    except CnnlabError as e:
+        print(f"cnnlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return 130
+
+
+# ---------------------------------------------------------------------- helpers
+def _ints(text: str, n: int, option: str, form: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace("x", ",").split(",")]
+    except ValueError:
+        values = []
+    if len(values) != n:
+        raise CnnlabError(f"{option} {text!r}: expected {form} ({n} integers)")
+    return values
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    return tuple(_ints(text, 3, "--input", "CxHxW, e.g. 3x224x224"))
+
+
+def _stem(spec: str) -> str:
+    from pathlib import Path
+
+    return Path(spec).name or "data"
+
+
+def _scalars(m: dict) -> dict:
+    return {k: v for k, v in m.items() if isinstance(v, (int, float, str))}
+
+
+def _meta_device():
+    import torch
+
+    return torch.device("meta")

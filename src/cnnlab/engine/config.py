@@ -1,0 +1,127 @@
+"""Training configuration: one typed dataclass, loadable from YAML and ``key=value`` overrides.
+
+    cfg = TrainConfig.from_sources(yaml_path="recipe.yaml", overrides=["lr=0.01", "epochs=5"])
+
+Values are parsed by the field's type (never ``eval``); an unknown key or a value of the
+wrong type is a ``CnnlabError`` naming the key and what was expected.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from cnnlab.errors import CnnlabError
+
+
+@dataclass
+class TrainConfig:
+    # --- what to train
+    task: str = "classify"            # classify (segment, detect, caption plug in later)
+    data: str = "digits"              # a registered dataset name or a path on disk
+    model: str = "lecture_cnn"        # a registered model name (cnnlab models)
+    pretrained: bool = False          # start from offline pretrained weights (transfer learning)
+    freeze_backbone: bool = False     # train only the classifier head (with pretrained)
+    model_args: dict = field(default_factory=dict)  # extra builder kwargs, e.g. {"widths": [32, 64]}
+    image_size: int = 0               # resize file-backed images to this side (0: dataset/model default)
+    # --- optimisation
+    epochs: int = 8                   # passes over the training split
+    batch_size: int = 128             # images per step (per process under DDP)
+    optimizer: str = "sgd"            # sgd (Nesterov momentum) | adamw
+    lr: float = 0.0                   # peak learning rate (0: the optimizer's default below)
+    momentum: float = 0.9             # SGD momentum (Nesterov)
+    weight_decay: float = 5e-4        # L2 penalty on conv/linear weights (not on biases and norms)
+    schedule: str = "onecycle"        # onecycle | cosine | constant
+    warmup_epochs: float = 1.0        # linear warm-up for the cosine schedule, in epochs
+    label_smoothing: float = 0.0      # cross-entropy label smoothing, 0..1
+    # --- augmentation (batched, on the training device)
+    flip: bool = False                # random horizontal flip (off for digits: a flipped 2 is no 2)
+    translate: int = 0                # random translation of up to this many pixels (zero-padded)
+    # --- speed and reproducibility
+    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    amp: bool = True                  # bf16 autocast where the hardware supports it
+    channels_last: bool = True        # NHWC memory format for conv nets
+    compile: bool = False             # torch.compile the model (pays back on long runs)
+    workers: int = 2                  # DataLoader workers for file-backed datasets
+    seed: int = 0                     # seeds weights, sampling and augmentation
+    deterministic: bool = False       # torch.use_deterministic_algorithms (slower)
+    # --- data handling
+    val_fraction: float = 0.1         # carved from train when the data has no val split
+    skip_bad: bool = False            # skip unreadable image files (counted and reported)
+    download: bool = False            # let torchvision download MNIST/Fashion-MNIST/CIFAR (internet)
+    # --- output
+    out: str = "runs/run"             # run folder: checkpoints, metrics, plots
+    plots: bool = True                # write PNG plots at the end
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_sources(cls, yaml_path: str | Path | None = None, overrides: list[str] | None = None,
+                     **kwargs) -> "TrainConfig":
+        """Defaults < YAML file < ``key=value`` overrides < keyword arguments."""
+        values: dict = {}
+        if yaml_path:
+            values.update(_read_yaml(Path(yaml_path)))
+        for item in overrides or []:
+            if "=" not in item:
+                raise CnnlabError(f"override {item!r}: expected key=value")
+            key, raw = item.split("=", 1)
+            values[key.strip()] = raw
+        values.update({k: v for k, v in kwargs.items() if v is not None})
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        parsed = {}
+        for key, value in values.items():
+            if key not in fields:
+                raise CnnlabError(f"unknown config key {key!r}; known keys: {', '.join(fields)}")
+            parsed[key] = _coerce(key, value, hints[key])
+        return cls(**parsed)
+
+    def data_options(self) -> dict:
+        """The dataset options the user changed (built-in sets refuse options they can't honour)."""
+        base = TrainConfig()
+        keys = ("skip_bad", "val_fraction", "download", "image_size")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) != getattr(base, k)}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        values = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise CnnlabError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise CnnlabError(f"{path}: not valid YAML ({e.__class__.__name__})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise CnnlabError(f"{path}: expected a mapping of key: value, got {type(values).__name__}")
+    return values
+
+
+def _coerce(key: str, value, typ):
+    """Parse ``value`` (a YAML value or a command-line string) as ``typ``."""
+    if isinstance(typ, types.UnionType):  # e.g. str | None: take the first non-None member
+        typ = next(t for t in typ.__args__ if t is not type(None))
+    expected = getattr(typ, "__name__", str(typ))
+    if isinstance(value, str) and typ is not str:
+        try:
+            value = yaml.safe_load(value)  # "3" -> 3, "true" -> True, "{a: 1}" -> dict
+        except yaml.YAMLError:
+            raise CnnlabError(f"config key {key!r}: cannot parse {value!r} as {expected}") from None
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if typ is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise CnnlabError(f"config key {key!r}: expected {expected}, got {value!r}")
+    return value

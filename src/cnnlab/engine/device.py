@@ -1,0 +1,39 @@
+"""Device choice and mixed precision: the same code on CPU and CUDA."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from cnnlab.errors import CnnlabError
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` takes CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CnnlabError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CnnlabError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """True where bf16 autocast is fast: CUDA with bf16, CPUs with AVX-512 bf16 or AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        cpu = torch.cpu
+        return bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+                    or getattr(cpu, "_is_amx_tile_supported", lambda: False)())
+    return False
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast where supported, else a no-op context."""
+    if enabled and bf16_supported(device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

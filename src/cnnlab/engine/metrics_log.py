@@ -1,0 +1,29 @@
+"""Per-epoch metrics to ``metrics.csv`` and ``metrics.json`` in the run folder."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+
+class MetricsLog:
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.rows: list[dict] = []
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+        keys = list(dict.fromkeys(k for r in self.rows for k in r))
+        with open(self.out / "metrics.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        self._write_json({"epochs": self.rows})
+
+    def write_summary(self, best: dict, test: dict | None) -> None:
+        self._write_json({"epochs": self.rows, "best_val": best, "test": test})
+
+    def _write_json(self, payload: dict) -> None:
+        tmp = self.out / "metrics.json.tmp"
+        tmp.write_text(json.dumps(payload, indent=2))
+        tmp.replace(self.out / "metrics.json")

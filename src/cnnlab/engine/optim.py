@@ -1,0 +1,57 @@
+"""Optimizers and learning-rate schedules (per step)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+
+DEFAULT_LR = {"sgd": 0.05, "adamw": 2e-3}  # peak learning rate for batch 128
+
+
+def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
+                    momentum: float = 0.9) -> torch.optim.Optimizer:
+    """SGD with Nesterov momentum or AdamW; no weight decay on biases and norm weights."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if name not in DEFAULT_LR:
+        raise CnnlabError(f"optimizer {name!r}: expected one of {', '.join(DEFAULT_LR)}")
+    lr = lr or DEFAULT_LR[name]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int,
+                   warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step multiplier of the peak learning rate.
+
+    onecycle: linear up over the first 25% (or warmup_steps, if larger), linear down to 0.
+    cosine: linear warm-up over ``warmup_steps``, then half a cosine to 0.
+    constant: 1 throughout.
+    """
+    total = max(total_steps, 1)
+    if name == "onecycle":
+        up = max(int(0.25 * total), warmup_steps, 1)
+
+        def f(step: int) -> float:
+            return step / up if step < up else max(0.0, (total - step) / max(total - up, 1))
+    elif name == "cosine":
+        up = max(warmup_steps, 0)
+
+        def f(step: int) -> float:
+            if step < up:
+                return (step + 1) / (up + 1)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - up) / max(total - up, 1))))
+    elif name == "constant":
+        def f(step: int) -> float:
+            return 1.0
+    else:
+        raise CnnlabError(f"schedule {name!r}: expected onecycle, cosine or constant")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, f)

@@ -1,0 +1,214 @@
+"""The one training loop, for every task.
+
+Per step: uint8 batch on the device -> task.training_step (augment, normalise, forward,
+loss) under bf16 autocast -> backward -> optimizer and schedule step. Per epoch: evaluate
+on val, log a metrics row, checkpoint ``last.pt`` and, when the score improves, ``best.pt``.
+Everything random is a function of (seed, epoch, step), so ``--resume`` continues exactly.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnnlab import __version__
+from cnnlab.data import load_dataset
+from cnnlab.data.loader import Batches
+from cnnlab.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.device import autocast, bf16_supported, pick_device
+from cnnlab.engine.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
+from cnnlab.engine.metrics_log import MetricsLog
+from cnnlab.engine.optim import build_optimizer, build_schedule
+from cnnlab.engine.progress import Progress
+from cnnlab.errors import CnnlabError
+from cnnlab.tasks.base import task_class
+
+
+@dataclass
+class RunResult:
+    """What ``fit`` hands back: where the run lives and what it scored."""
+
+    out: Path
+    best: dict = field(default_factory=dict)      # val metrics of the best epoch
+    test: dict | None = None                      # test metrics of best.pt, when there is a test split
+    history: list[dict] = field(default_factory=list)
+    interrupted: bool = False
+    skipped: int = 0                              # unreadable files left out (--skip-bad)
+    plots: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def step_seed(seed: int, epoch: int, step: int) -> int:
+    return (seed * 1_000_003 + epoch * 10_007 + step) % (2**63 - 1)
+
+
+def fit(cfg: TrainConfig, resume: str | Path | None = None, log=print) -> RunResult:
+    """Train ``cfg.model`` on ``cfg.data`` for ``cfg.task``; see ``cnnlab.train`` for the API."""
+    d, device_name = init_distributed(cfg.device)
+    try:
+        return _fit(cfg, d, pick_device(device_name), resume, log if d.main else (lambda *a, **k: None))
+    finally:
+        shutdown(d)
+
+
+def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log) -> RunResult:
+    t_start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    ckpt = load_checkpoint(resume) if resume else None
+    out = Path(cfg.out)
+    opts = cfg.data_options()
+    train_data = load_dataset(cfg.data, "train", seed=cfg.seed, **opts)
+    val_data = load_dataset(cfg.data, "val", seed=cfg.seed, **opts)
+    skipped = len(getattr(train_data, "skipped", [])) + len(getattr(val_data, "skipped", []))
+    if skipped:
+        log(f"skipped {skipped} unreadable image files (--skip-bad)")
+
+    Task = task_class(cfg.task)
+    task = Task.from_state(ckpt["task"]) if ckpt else Task.from_data(cfg, train_data)
+    model = task.build_model(cfg).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    task.channels_last = cfg.channels_last
+
+    train_batches = Batches(train_data, cfg.batch_size, device, shuffle=True, seed=cfg.seed,
+                            rank=d.rank, world=d.world, workers=cfg.workers, drop_last=True)
+    val_batches = Batches(val_data, max(cfg.batch_size, 256), device, shuffle=False,
+                          rank=d.rank, world=d.world, workers=cfg.workers)
+    steps = train_batches.steps_per_epoch()
+    if steps == 0:
+        raise CnnlabError(f"--batch-size {cfg.batch_size} is larger than the training split "
+                          f"({len(train_data)} images over {d.world} processes)")
+    optimizer = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
+    schedule = build_schedule(optimizer, cfg.schedule, cfg.epochs * steps, int(cfg.warmup_epochs * steps))
+
+    start_epoch, start_step, best, history = 0, 0, {}, []
+    if ckpt:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        schedule.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"])
+        start_epoch, start_step = ckpt["epoch"], ckpt["step"]
+        best, history = ckpt.get("best", {}), list(ckpt.get("history", []))
+        log(f"resumed from {resume} at epoch {start_epoch + 1}, step {start_step}")
+
+    train_model: nn.Module = model
+    if d.enabled:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        train_model = torch.compile(train_model)
+
+    def checkpoint(path: Path, epoch: int, step: int) -> None:
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": schedule.state_dict(), "epoch": epoch, "step": step,
+                         "rng": rng_state(), "config": cfg.to_dict(), "task": task.state(),
+                         "model_name": cfg.model, "history": history, "best": best,
+                         "version": __version__}, path)
+
+    metrics_log = MetricsLog(out) if d.main else None
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        n_params = sum(p.numel() for p in model.parameters())
+        log(f"{cfg.task} {cfg.model} ({n_params:,} parameters) on {cfg.data}: {len(train_data)} train, "
+            f"{len(val_data)} val images; {device.type}"
+            f"{', bf16 autocast' if cfg.amp and bf16_supported(device) else ''}"
+            f"{f', {d.world} processes' if d.enabled else ''}")
+
+    epoch, step = start_epoch, start_step
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            train_model.train()
+            progress = Progress(f"epoch {epoch + 1}/{cfg.epochs}", steps, enabled=d.main)
+            totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+            t0, seen = time.perf_counter(), 0
+            first = start_step if epoch == start_epoch else 0
+            for step, batch in enumerate(train_batches.epoch(epoch, first), start=first):
+                seed = step_seed(cfg.seed, epoch, step)
+                torch.manual_seed(seed)  # dropout etc.
+                gen = torch.Generator(device=device).manual_seed(seed)  # augmentation
+                with autocast(device, cfg.amp):
+                    losses, stats = task.training_step(train_model, batch, gen)
+                loss = sum(losses.values())
+                if not torch.isfinite(loss):
+                    raise CnnlabError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}: "
+                                      f"lower --lr (now {optimizer.param_groups[0]['lr']:.3g})")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                n = stats["count"]
+                totals += torch.tensor([loss.item() * n, float(stats["correct"]), n], dtype=torch.float64,
+                                       device=device)
+                seen += n * d.world
+                progress.update(loss=totals[0].item() / totals[2].item(),
+                                acc=totals[1].item() / totals[2].item(),
+                                img_s=seen / (time.perf_counter() - t0))
+            step = steps
+            train_seconds = time.perf_counter() - t0
+            all_reduce_sum(totals, d)
+            val = task.evaluate(model, val_batches, d)
+            row = {"epoch": epoch + 1, "train_loss": totals[0].item() / totals[2].item(),
+                   "train_acc": totals[1].item() / totals[2].item(),
+                   **{f"val_{k}": v for k, v in val.items() if isinstance(v, (int, float))},
+                   "lr": schedule.get_last_lr()[0], "seconds": train_seconds,
+                   "images_per_s": seen / train_seconds}
+            history.append(row)
+            improved = not best or val["score"] > best["score"]
+            if improved:
+                best = {k: v for k, v in val.items() if k not in ("confusion_matrix", "per_class")}
+                best["epoch"] = epoch + 1
+            progress.close(f"val {_short(val)}" + ("  *" if improved else ""))
+            if d.main:
+                metrics_log.append(row)
+                checkpoint(out / "last.pt", epoch + 1, 0)
+                if improved:
+                    checkpoint(out / "best.pt", epoch + 1, 0)
+            barrier(d)
+            start_step = 0
+    except KeyboardInterrupt:
+        if d.main:
+            done = step if step < steps else 0
+            e = epoch if step < steps else epoch + 1
+            checkpoint(out / "last.pt", e, done)
+            log(f"\ninterrupted: saved {out / 'last.pt'}; continue with --resume {out / 'last.pt'}")
+        return RunResult(out, best, None, history, interrupted=True, skipped=skipped,
+                         seconds=time.perf_counter() - t_start)
+
+    result = RunResult(out, best, None, history, skipped=skipped)
+    if d.main:
+        model.load_state_dict(load_checkpoint(out / "best.pt", device)["model"])
+        test_data = _test_split(cfg, opts)
+        final_data = test_data if test_data is not None else val_data
+        batches = Batches(final_data, max(cfg.batch_size, 256), device, shuffle=False, workers=cfg.workers)
+        final = task.evaluate(model, batches, Dist())
+        result.test = final if test_data is not None else None
+        if cfg.plots:
+            result.plots = task.write_plots(out, history, model, final_data, final)
+        metrics_log.write_summary(best, result.test)
+    barrier(d)
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def _test_split(cfg, opts):
+    """The data's test split, or None when it has none."""
+    try:
+        data = load_dataset(cfg.data, "test", seed=cfg.seed, **opts)
+    except CnnlabError:
+        return None
+    return data if len(data) else None
+
+
+def _short(metrics: dict) -> str:
+    keys = [k for k in ("loss", "top1", "top5", "miou", "map50", "bleu4") if k in metrics]
+    return " ".join(f"{k} {metrics[k]:.4f}" for k in keys if not math.isnan(metrics[k]))

@@ -1,0 +1,75 @@
+"""Model registry, after torchvision's ``models/_api.py``.
+
+    @register_model("lenet5", input_size=(1, 32, 32), paper="LeCun et al. 1998")
+    def lenet5(num_classes=10, in_channels=1, **kwargs): ...
+
+    model = get_model("lenet5", num_classes=10)
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Callable
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about a model before building it."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    input_size: tuple[int, int, int]  # (C, H, W) of the configuration the paper used
+    paper: str = ""
+    task: str = "classify"
+    pretrained: bool = False  # offline pretrained weights are available
+    # Per-channel mean/std on the 0..1 scale that pretrained weights expect (None: use the data's).
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+_MODELS: dict[str, ModelInfo] = {}
+
+
+def register_model(name: str, *, input_size: tuple[int, int, int] = (3, 224, 224), paper: str = "",
+                   task: str = "classify", pretrained: bool = False,
+                   mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+                   tags: tuple[str, ...] = ()):
+    """Decorator that registers a model builder under ``name``."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        _MODELS[name] = ModelInfo(name, fn, tuple(input_size), paper, task, pretrained, mean, std, tuple(tags))
+        return fn
+
+    return wrap
+
+
+def model_info(name: str) -> ModelInfo:
+    """The registry entry for ``name``; a clear error lists the known names."""
+    _load_builtin()
+    try:
+        return _MODELS[name]
+    except KeyError:
+        known = ", ".join(sorted(_MODELS))
+        raise KeyError(f"unknown model {name!r}; known models: {known}") from None
+
+
+def get_model(name: str, **kwargs) -> nn.Module:
+    """Build the registered model ``name`` (kwargs go to its builder, e.g. ``num_classes``)."""
+    return model_info(name).builder(**kwargs)
+
+
+def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
+    """Registered model names matching a shell-style ``pattern`` (and ``task``), sorted."""
+    _load_builtin()
+    return sorted(n for n, i in _MODELS.items()
+                  if fnmatch.fnmatch(n, pattern) and (task is None or i.task == task))
+
+
+def _load_builtin() -> None:
+    # Importing the package registers every built-in architecture.
+    from cnnlab import models  # noqa: F401

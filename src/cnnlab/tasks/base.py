@@ -1,0 +1,42 @@
+"""What the trainer needs from a task, and the task registry.
+
+A task owns everything specific to one kind of prediction: how the model is built for the
+data, how a uint8 batch becomes model input, the loss, the metrics and the plots. The
+trainer (``cnnlab.engine``) owns the loop, checkpoints, devices and processes.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+from cnnlab.errors import CnnlabError
+
+
+class Task(Protocol):
+    name: str
+
+    def build_model(self, cfg) -> nn.Module: ...
+
+    def state(self) -> dict:
+        """What a checkpoint must hold to rebuild the task (classes, normalisation, shapes)."""
+
+    def training_step(self, model: nn.Module, batch: tuple[Tensor, ...],
+                      generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, float]]:
+        """Loss terms (summed by the trainer) and running statistics for the progress bar."""
+
+    def evaluate(self, model: nn.Module, batches, dist) -> dict:
+        """Metrics on a split; ``score`` (higher is better) picks the best checkpoint."""
+
+    def write_plots(self, run_dir, history: list[dict], model: nn.Module, data) -> list[str]: ...
+
+
+def task_class(name: str):
+    """The task class registered as ``name``."""
+    from cnnlab.tasks.classify import ClassifyTask
+
+    tasks = {"classify": ClassifyTask}
+    if name not in tasks:
+        raise CnnlabError(f"--task {name!r}: expected one of {', '.join(tasks)}")
+    return tasks[name]

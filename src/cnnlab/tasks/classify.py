@@ -1,0 +1,171 @@
+"""Image classification: softmax over classes, cross-entropy, top-1/top-5, confusion matrix."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+from cnnlab.data.augment import augment
+from cnnlab.data.base import TensorImages
+from cnnlab.engine.distributed import all_reduce_sum
+from cnnlab.errors import CnnlabError
+from cnnlab.models import get_model, model_info
+
+
+class ClassifyTask:
+    """Classification of whole images into ``classes``.
+
+    mean/std: per-channel normalisation on the 0..1 scale (the pretrained weights' own, or
+    measured on the training split); input_shape: (C, H, W) the model is fed.
+    """
+
+    name = "classify"
+
+    def __init__(self, classes: list[str], mean: list[float], std: list[float],
+                 input_shape: tuple[int, int, int], flip: bool = False, translate: int = 0,
+                 label_smoothing: float = 0.0):
+        self.classes, self.mean, self.std = list(classes), list(mean), list(std)
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.flip, self.translate, self.label_smoothing = flip, translate, label_smoothing
+        self.channels_last = True
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_data(cls, cfg, train) -> "ClassifyTask":
+        info = model_info(cfg.model)
+        c, h, w = train.image_shape
+        if cfg.image_size:
+            h = w = cfg.image_size
+        if cfg.pretrained:
+            if info.mean is None:
+                raise CnnlabError(f"--pretrained: model {cfg.model!r} has no offline pretrained weights")
+            c = info.input_size[0]
+            mean, std = list(info.mean), list(info.std)
+        else:
+            mean, std = _channel_stats(train)
+        return cls(train.classes, mean, std, (c, h, w), cfg.flip, cfg.translate, cfg.label_smoothing)
+
+    @classmethod
+    def from_state(cls, state: dict) -> "ClassifyTask":
+        return cls(state["classes"], state["mean"], state["std"], tuple(state["input_shape"]),
+                   state.get("flip", False), state.get("translate", 0), state.get("label_smoothing", 0.0))
+
+    def state(self) -> dict:
+        return {"name": self.name, "classes": self.classes, "mean": self.mean, "std": self.std,
+                "input_shape": list(self.input_shape), "flip": self.flip, "translate": self.translate,
+                "label_smoothing": self.label_smoothing}
+
+    def build_model(self, cfg) -> nn.Module:
+        kwargs = dict(cfg.model_args)
+        model = get_model(cfg.model, num_classes=len(self.classes), in_channels=self.input_shape[0],
+                          pretrained=cfg.pretrained, **kwargs)
+        if cfg.freeze_backbone:
+            for p in model.parameters():
+                p.requires_grad_(False)
+            head = _head_parameters(model)
+            for p in head:
+                p.requires_grad_(True)
+        return model
+
+    # ------------------------------------------------------------------ tensors
+    def prepare(self, images: Tensor) -> Tensor:
+        """uint8 (B, C, H, W) on the device -> normalised float model input, on the device."""
+        c, h, w = self.input_shape
+        x = images.float().div_(255)
+        if x.shape[1] != c:
+            x = _match_channels(x, c)
+        if x.shape[-2:] != (h, w):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        x = (x - mean) / std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def training_step(self, model, batch, generator):
+        images, labels = batch
+        images = augment(images, generator, flip=self.flip, translate=self.translate)
+        logits = model(self.prepare(images))
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
+        correct = (logits.argmax(1) == labels).sum()
+        return {"loss": loss}, {"correct": correct, "count": len(labels)}
+
+    @torch.no_grad()
+    def logits(self, model: nn.Module, images: Tensor) -> Tensor:
+        return model(self.prepare(images)).float()
+
+    # ------------------------------------------------------------------ metrics
+    @torch.no_grad()
+    def evaluate(self, model, batches, dist) -> dict:
+        """top-1/top-5 accuracy and error, loss, confusion matrix, per-class precision/recall."""
+        k = len(self.classes)
+        device = batches.device
+        confusion = torch.zeros(k, k, dtype=torch.int64, device=device)
+        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, top-5 hits, count
+        model.eval()
+        for images, labels in batches.epoch(0):
+            logits = self.logits(model, images)
+            confusion += multiclass_confusion_matrix(logits.argmax(1), labels, num_classes=k)
+            top5 = logits.topk(min(5, k), dim=1).indices
+            sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
+                                 (top5 == labels[:, None]).any(1).sum().double(),
+                                 torch.tensor(float(len(labels)), device=device, dtype=torch.float64)])
+        all_reduce_sum(confusion, dist)
+        all_reduce_sum(sums, dist)
+        return classification_metrics(confusion.cpu(), sums.cpu(), self.classes)
+
+    def write_plots(self, run_dir, history, model, data, metrics) -> list[str]:
+        from cnnlab.tasks import classify_plots
+
+        return classify_plots.write_all(self, run_dir, history, model, data, metrics)
+
+
+def classification_metrics(confusion: Tensor, sums: Tensor, classes: list[str]) -> dict:
+    """Metrics from a confusion matrix (rows: true class, columns: predicted) and sums."""
+    n = float(sums[2])
+    if n == 0:
+        raise CnnlabError("evaluation split is empty")
+    tp = confusion.diag().double()
+    precision = tp / confusion.sum(0).clamp(min=1)
+    recall = tp / confusion.sum(1).clamp(min=1)
+    top1 = float(tp.sum()) / n
+    top5 = float(sums[1]) / n
+    return {"score": top1, "top1": top1, "top5": top5, "top1_error": 1 - top1, "top5_error": 1 - top5,
+            "loss": float(sums[0]) / n, "count": int(n),
+            "per_class": {c: {"precision": float(p), "recall": float(r), "support": int(s)}
+                          for c, p, r, s in zip(classes, precision, recall, confusion.sum(1))},
+            "confusion_matrix": confusion.tolist()}
+
+
+# ---------------------------------------------------------------------- helpers
+def _channel_stats(data) -> tuple[list[float], list[float]]:
+    """Per-channel mean/std on the 0..1 scale, from up to 10,000 training images."""
+    if isinstance(data, TensorImages):
+        x = data.images[:10_000]
+    else:
+        step = max(1, len(data) // 500)
+        x = torch.stack([data[i][0] for i in range(0, len(data), step)])
+    x = x.float().div_(255).transpose(0, 1).flatten(1)  # (C, N*H*W)
+    return x.mean(1).tolist(), x.std(1).clamp(min=1e-3).tolist()
+
+
+def _match_channels(x: Tensor, c: int) -> Tensor:
+    """Gray -> RGB by repetition, RGB -> gray by luminance."""
+    if x.shape[1] == 1:
+        return x.expand(-1, c, -1, -1)
+    if c == 1 and x.shape[1] >= 3:
+        w = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
+        return (x[:, :3] * w).sum(1, keepdim=True)
+    raise CnnlabError(f"cannot feed {x.shape[1]}-channel images to a {c}-channel model")
+
+
+def _head_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Parameters of the classifier head: the module ``forward_head`` uses, else the last Linear."""
+    for name in ("head", "classifier", "fc"):
+        module = getattr(model, name, None)
+        if isinstance(module, nn.Module):
+            return list(module.parameters())
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise CnnlabError("--freeze-backbone: this model has no linear classifier head")
+    return list(linears[-1].parameters())

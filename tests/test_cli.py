@@ -1,0 +1,83 @@
+"""The command line as a user meets it: help, listings, one-line errors, train -> eval -> predict."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def cnnlab(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "cnnlab", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def test_help_lists_the_commands():
+    out = cnnlab("--help").stdout
+    for command in ("train", "eval", "predict", "models", "data", "pixels"):
+        assert command in out
+
+
+def test_models_lists_the_lecture_architectures():
+    proc = cnnlab("models", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    for name in ("lecture_cnn", "lenet5", "alexnet", "zfnet", "vgg16", "vgg19_bn", "googlenet",
+                 "resnet18", "resnet152", "resnet20", "efficientnet_lite0"):
+        assert name in rows
+    assert rows["alexnet"]["parameters"] == pytest.approx(61.1e6, rel=0.01)
+
+
+def test_models_summary_shows_volumes_and_receptive_fields():
+    proc = cnnlab("models", "summary", "lecture_cnn", "--input", "1x28x28")
+    assert proc.returncode == 0, proc.stderr
+    assert "28 x 28 x 32" in proc.stdout.replace("28x28x32", "28 x 28 x 32")
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "empty"),
+    (b"hello, I am text", "not an image"),
+])
+def test_bad_images_give_one_line_and_exit_2(tmp_path, content, problem):
+    f = tmp_path / "photo.jpg"
+    f.write_bytes(content)
+    proc = cnnlab("pixels", f)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "photo.jpg" in lines[0] and problem in lines[0].lower()
+
+
+def test_unknown_option_values_name_the_option(tmp_path):
+    proc = cnnlab("train", "--data", "no-such-data", "--out", tmp_path / "x")
+    assert proc.returncode == 2 and "no-such-data" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cnnlab("train", "--set", "epoch=3", "--out", tmp_path / "x")
+    assert proc.returncode == 2 and "unknown config key 'epoch'" in proc.stderr
+
+
+def test_pixels_prints_the_matrix(tmp_path):
+    from PIL import Image
+    import numpy as np
+
+    arr = (np.arange(12, dtype=np.uint8).reshape(3, 4) * 20)
+    Image.fromarray(arr).save(tmp_path / "g.png")
+    proc = cnnlab("pixels", tmp_path / "g.png")
+    assert proc.returncode == 0, proc.stderr
+    assert "220" in proc.stdout and "3 x 4 x 1" in proc.stdout
+
+
+def test_train_eval_predict_from_the_command_line(tmp_path):
+    proc = cnnlab("train", "--data", "digits", "--epochs", "3", "--out", "runs/d", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["test"]["top1"] > 0.85
+    proc = cnnlab("eval", "runs/d/best.pt", "--data", "digits", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(proc.stdout)
+    assert 0 <= m["top1"] <= m["top5"] <= 1 and m["top1"] == pytest.approx(summary["test"]["top1"])
+    proc = cnnlab("data", "info", "digits", "--split", "test", "--grid", "grid.png", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "grid.png").exists()
+    proc = cnnlab("predict", "runs/d/best.pt", "grid.png", "--topk", "5", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    top = json.loads(proc.stdout)["top"]
+    assert len(top) == 5 and sorted((t["prob"] for t in top), reverse=True) == [t["prob"] for t in top]

@@ -1,0 +1,93 @@
+"""The trainer end to end on the built-in digits: learns, checkpoints, resumes exactly."""
+import json
+
+import pytest
+import torch
+
+import cnnlab
+from cnnlab.engine.checkpoint import load_checkpoint
+from cnnlab.errors import CnnlabError
+from cnnlab.tasks.classify import ClassifyTask
+
+FAST = dict(data="digits", batch_size=64, plots=False, workers=0)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "digits"
+    return cnnlab.train(epochs=6, out=str(out), **{**FAST, "plots": True}), out
+
+
+def test_training_learns_digits_and_leaves_a_run_folder(digits_run):
+    result, out = digits_run
+    assert result.test["top1"] > 0.93  # 8x8 digits; chance is 0.10
+    assert result.test["top5"] >= result.test["top1"]
+    for name in ("best.pt", "last.pt", "metrics.csv", "metrics.json", "config.json",
+                 "curves.png", "confusion_matrix.png", "predictions.png"):
+        assert (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == 6 and metrics["test"]["top1"] == result.test["top1"]
+    losses = [r["train_loss"] for r in metrics["epochs"]]
+    assert losses[-1] < losses[0] / 2
+
+
+def test_checkpoint_holds_everything_to_resume_and_loads_weights_only(digits_run):
+    _, out = digits_run
+    state = load_checkpoint(out / "last.pt")
+    for key in ("model", "optimizer", "scheduler", "epoch", "step", "rng", "config", "task", "version"):
+        assert key in state
+    assert state["epoch"] == 6 and state["task"]["classes"] == [str(i) for i in range(10)]
+    torch.load(out / "best.pt", weights_only=True)
+
+
+def test_evaluate_and_predict_agree_with_training(digits_run, tmp_path):
+    result, out = digits_run
+    m = cnnlab.evaluate(out / "best.pt")
+    assert m["top1"] == pytest.approx(result.test["top1"], abs=1e-9)
+    assert sum(m["confusion_matrix"][i][i] for i in range(10)) == round(m["top1"] * m["count"])
+    # Predict a real test digit written as a PNG: the top class is right for most of them.
+    from PIL import Image
+    data = cnnlab.load_dataset("digits", "test")
+    paths = []
+    for i in range(20):
+        p = tmp_path / f"d{i}.png"
+        Image.fromarray(data.images[i, 0].numpy()).save(p)
+        paths.append(p)
+    preds = cnnlab.predict(out / "best.pt", paths, topk=3)
+    hits = sum(r["top"][0]["class"] == str(int(data.labels[i])) for i, r in enumerate(preds))
+    assert hits >= 17
+    assert all(len(r["top"]) == 3 and abs(sum(t["prob"] for t in r["top"]) - 1) < 1.0 for r in preds)
+
+
+def test_interrupt_saves_and_resume_continues_exactly(tmp_path, monkeypatch):
+    straight = cnnlab.train(epochs=3, out=str(tmp_path / "a"), translate=1, **FAST)
+    calls = {"n": 0}
+    original = ClassifyTask.training_step
+
+    def interrupted(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 25:  # in the middle of epoch 2 (19 steps an epoch)
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(ClassifyTask, "training_step", interrupted)
+    stopped = cnnlab.train(epochs=3, out=str(tmp_path / "b"), translate=1, **FAST)
+    assert stopped.interrupted
+    saved = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert (saved["epoch"], saved["step"]) == (1, 5)
+    monkeypatch.setattr(ClassifyTask, "training_step", original)
+    resumed = cnnlab.train(resume=tmp_path / "b" / "last.pt")
+    a = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    assert resumed.best["top1"] == pytest.approx(straight.best["top1"])
+
+
+def test_bad_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CnnlabError, match="bad.pt: not a readable cnnlab checkpoint"):
+        cnnlab.evaluate(bad)
+    with pytest.raises(CnnlabError, match="checkpoint not found"):
+        cnnlab.evaluate(tmp_path / "missing.pt")

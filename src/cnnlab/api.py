@@ -24,7 +24,7 @@ from cnnlab.models import format_summary, model_info, summarize
 
 
 def train(config: str | Path | None = None, overrides: list[str] | None = None,
-          resume: str | Path | None = None, log=print, **options) -> RunResult:
+          resume: str | Path | None = None, log=print, on_epoch=None, **options) -> RunResult:
     """Train a model; options are ``TrainConfig`` fields (``data``, ``model``, ``epochs``, ...).
 
     With ``resume``, the checkpoint's config is used and only the options given here change it.
@@ -36,7 +36,7 @@ def train(config: str | Path | None = None, overrides: list[str] | None = None,
         cfg = TrainConfig.from_sources(config, overrides, **{**saved, **_given(options)})
     else:
         cfg = TrainConfig.from_sources(config, overrides, **options)
-    return fit(cfg, resume=resume, log=log)
+    return fit(cfg, resume=resume, log=log, on_epoch=on_epoch)
 
 
 def load(checkpoint: str | Path | None = None, *, model: str | None = None,
@@ -93,7 +93,7 @@ def pixels(image: str | Path, crop: tuple[int, int, int, int] | None = None,
     """The image as a grid of 0-255 numbers (the lecture's Lincoln slide) and its H x W x C shape."""
     img = read_image(image)
     c, h, w = img.shape
-    return format_pixels(pixel_matrix(img, crop=crop, size=size)), (h, w, c)
+    return format_pixels(pixel_matrix(img, crop=crop, size=size, name=str(image))), (h, w, c)
 
 
 def data_info(spec: str, split: str = "train", grid: str | Path | None = None, **opts) -> dict:

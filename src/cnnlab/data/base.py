@@ -51,7 +51,7 @@ class FileImages(torch.utils.data.Dataset):
     Each item is ``(uint8 (C, H, W) tensor resized to image_shape, label)``.
     """
 
-    def __init__(self, files: list[Path], labels: list[int], classes: list[str],
+    def __init__(self, files: list[str | Path], labels: list[int], classes: list[str],
                  image_shape: tuple[int, int, int], name: str = ""):
         self.files, self.labels_list, self.classes = list(files), list(labels), classes
         self.image_shape, self.name = tuple(image_shape), name

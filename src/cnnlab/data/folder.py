@@ -1,0 +1,331 @@
+"""Image-folder trees: ``root/<class>/*.jpg`` (torchvision's ImageFolder layout).
+
+Two layouts:
+
+* split folders: ``root/train/<class>/...`` with ``val/`` (or ``valid/``, ``validation/``) and
+  ``test/`` beside it; either may be absent. A missing val split is carved out of train
+  (``val_fraction``, stratified, deterministic by seed); a missing test split is an error
+  that says so (evaluate on val instead).
+* one tree: ``root/<class>/...``, split by ratio: ``test_fraction`` then ``val_fraction``
+  of each class (stratified, deterministic by seed), the rest is train.
+
+Small images of one size (say CIFAR's 32x32 JPEGs) are decoded once, in a pool of worker
+processes, into a ``TensorImages`` that is cached as a ``.pt`` file under ``$CNNLAB_CACHE``
+(default ``~/.cache/cnnlab``), keyed by the folder, its file list and mtimes; the next load
+reads the cache. Large or mixed-size images become a ``FileImages`` that DataLoader workers
+decode and resize per item. Passing ``image_size`` resizes every image to that square size
+and keeps the set in memory when it fits ``memory_budget``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from dataclasses import dataclass
+from operator import attrgetter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnnlab.data.base import FileImages, TensorImages
+from cnnlab.errors import CnnlabError
+from cnnlab.images import ImageError, peek_image, read_image, resize
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp",
+                              ".tif", ".tiff", ".ppm", ".pgm"})
+SPLIT_DIRS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
+DEFAULT_IMAGE_SIZE = 224          # pixels, square: file-backed sets of large or mixed-size images
+SMALL_SIDE = 256                  # pixels: one-size images up to this side stay at their size in memory
+DEFAULT_MEMORY_BUDGET = 2 << 30   # bytes of decoded uint8 pixels one in-memory split may take
+PROBE_FILES = 256                 # headers read to decide the image size and channel count
+POOL_MIN_FILES = 2_000            # fewer files decode faster in this process than in a pool
+CACHE_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# finding files
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Tree:
+    """One class-folder tree: files in sorted order with labels and (mtime_ns, size) stats."""
+
+    root: Path
+    classes: list[str]
+    files: list[str]  # str, not Path: a million Path objects take seconds to build
+    labels: list[int]
+    stats: list[tuple[int, int]]
+
+
+def split_dirs(root: Path) -> dict[str, Path]:
+    """The split folders (train / val / test) that ``root`` has."""
+    found = {}
+    for split, names in SPLIT_DIRS.items():
+        for name in names:
+            if (root / name).is_dir():
+                found[split] = root / name
+                break
+    return found
+
+
+def class_dirs(folder: Path) -> list[str]:
+    """Class names: the sorted sub-folder names (hidden ones left out)."""
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
+def _image_entries(folder: str) -> list[os.DirEntry]:
+    """Image files under ``folder``, recursively (hidden ones left out), in path order."""
+    found, stack = [], [folder]
+    while stack:
+        for entry in os.scandir(stack.pop()):
+            name = entry.name
+            if name.startswith("."):
+                continue
+            if entry.is_dir():
+                stack.append(entry.path)
+            elif name[name.rfind("."):].lower() in IMAGE_EXTENSIONS and entry.is_file():
+                found.append(entry)
+    found.sort(key=attrgetter("path"))
+    return found
+
+
+def scan_tree(folder: Path, classes: list[str]) -> Tree:
+    """All image files of ``folder/<class>/`` for the given classes."""
+    unknown = sorted(set(class_dirs(folder)) - set(classes))
+    if unknown:
+        raise CnnlabError(f"{folder}: class folders {', '.join(unknown)} are not among the "
+                          f"training classes ({', '.join(classes)})")
+    files, labels, stats = [], [], []
+    for label, name in enumerate(classes):
+        if not (folder / name).is_dir():
+            continue
+        for entry in _image_entries(str(folder / name)):
+            st = entry.stat()
+            files.append(entry.path)
+            labels.append(label)
+            stats.append((st.st_mtime_ns, st.st_size))
+    if not files:
+        raise CnnlabError(f"{folder}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) "
+                          f"in class folders {folder}/<class>/")
+    return Tree(folder, classes, files, labels, stats)
+
+
+def is_image_folder(path: Path) -> bool:
+    """True when ``path`` holds ``<class>/<image>`` (directly or under train/val/test)."""
+    roots = list(split_dirs(path).values()) or [path]
+    for root in roots:
+        for name in class_dirs(root):
+            if _image_entries(str(root / name)):
+                return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# splitting
+# ---------------------------------------------------------------------------------------------
+
+def stratified_split(labels, val_fraction: float, test_fraction: float = 0.0,
+                     seed: int = 0) -> dict[str, np.ndarray]:
+    """Indices of train / val / test, taking the fractions of each class.
+
+    Totals are round(N * fraction), shared among classes by largest remainder.
+    Deterministic given the labels and the seed; each array is sorted."""
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise CnnlabError(f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) "
+                          f"must be in [0, 1) with a sum below 1")
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    n_test, n_val = _allocate(counts, test_fraction), _allocate(counts, val_fraction)
+    rng = np.random.default_rng(seed)
+    parts = {"train": [], "val": [], "test": []}
+    for c, t, v in zip(classes, n_test, n_val):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        parts["test"].append(idx[:t])
+        parts["val"].append(idx[t:t + v])
+        parts["train"].append(idx[t + v:])
+    return {k: np.sort(np.concatenate(v)) if v else np.zeros(0, np.int64) for k, v in parts.items()}
+
+
+def _allocate(counts: np.ndarray, fraction: float) -> np.ndarray:
+    """Per-class shares of round(total * fraction), by largest remainder."""
+    quota = counts * fraction
+    share = np.floor(quota).astype(int)
+    extra = int(round(counts.sum() * fraction)) - share.sum()
+    share[np.argsort(-(quota - share), kind="stable")[:extra]] += 1
+    return share
+
+
+def _locate(root: Path, split: str, val_fraction: float, test_fraction: float):
+    """(folder to read, classes, (val_fraction, test_fraction) to carve or None for all of it)."""
+    dirs = split_dirs(root)
+    if not dirs:
+        return root, class_dirs(root), (val_fraction, test_fraction)
+    have = ", ".join(f"{p.name}/" for p in dirs.values())
+    if "train" in dirs:
+        classes = class_dirs(dirs["train"])
+    else:
+        classes = sorted(set().union(*(class_dirs(p) for p in dirs.values())))
+    if split in dirs:
+        carve = (val_fraction, 0.0) if split == "train" and "val" not in dirs else None
+        return dirs[split], classes, carve
+    if split == "val" and "train" in dirs:
+        return dirs["train"], classes, (val_fraction, 0.0)
+    if split == "test":
+        raise CnnlabError(f"{root}: no test/ folder (found {have}); evaluate on the val split, "
+                          f"or add {root}/test/<class>/ images")
+    raise CnnlabError(f"{root}: no {SPLIT_DIRS[split][0]}/ folder for the {split} split (found {have})")
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding and caching
+# ---------------------------------------------------------------------------------------------
+
+def cache_root() -> Path:
+    """``$CNNLAB_CACHE`` or ``~/.cache/cnnlab``."""
+    return Path(os.environ.get("CNNLAB_CACHE") or Path.home() / ".cache" / "cnnlab")
+
+
+def _cache_key(tree: Tree, channels, image_size) -> str:
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, str(tree.root), tree.classes, channels,
+                                   image_size]).encode())
+    skip = len(str(tree.root)) + 1
+    h.update("".join(f"{f[skip:]}\0{mtime}\0{size}\n"
+                     for f, (mtime, size) in zip(tree.files, tree.stats)).encode())
+    return h.hexdigest()[:24]
+
+
+def _plan(tree: Tree, channels: int | None, image_size: tuple[int, int] | None,
+          memory_budget: int) -> tuple[tuple[int, int, int], bool]:
+    """((C, H, W), in_memory) from the headers of a spread sample of the files."""
+    pick = np.unique(np.linspace(0, len(tree.files) - 1, min(PROBE_FILES, len(tree.files))).astype(int))
+    shapes = []
+    for i in pick:
+        try:
+            shapes.append(peek_image(tree.files[i]))
+        except ImageError:
+            continue  # found again, and reported, when decoding
+    c = channels or (1 if shapes and all(s[0] == 1 for s in shapes) else 3)
+    sizes = {s[1:] for s in shapes}
+    if image_size is not None:
+        h, w = image_size
+    elif len(sizes) == 1 and max(next(iter(sizes))) <= SMALL_SIDE:
+        h, w = next(iter(sizes))
+    else:
+        return (c, DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE), False
+    return (c, h, w), len(tree.files) * c * h * w <= memory_budget
+
+
+def _decode_one(job: tuple[str, tuple[int, int, int]]):
+    """Worker: one file -> uint8 (C, H, W) numpy array, or the ImageError message."""
+    path, (c, h, w) = job
+    try:
+        return resize(read_image(path, channels=c), (h, w)).numpy()
+    except ImageError as e:
+        return str(e)
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # as DataLoader workers do: one thread per process
+
+
+def _decode_all(files: list[str], shape: tuple[int, int, int], workers: int):
+    """Decode every file; returns (images of the good files, ok mask, error messages)."""
+    images = torch.empty((len(files), *shape), dtype=torch.uint8)  # (N, C, H, W)
+    ok = torch.ones(len(files), dtype=torch.bool)
+    errors = []
+
+    def fill(results):
+        for i, r in enumerate(results):
+            if isinstance(r, str):
+                ok[i] = False
+                errors.append(r)
+            else:
+                images[i] = torch.from_numpy(r)
+
+    jobs = [(f, shape) for f in files]
+    fork = "fork" in multiprocessing.get_all_start_methods()  # Linux; elsewhere decode here
+    if workers > 1 and len(files) >= POOL_MIN_FILES and fork:
+        # fork: workers start at once and need no `if __name__ == "__main__"` guard in scripts
+        with multiprocessing.get_context("fork").Pool(workers, _init_worker) as pool:
+            fill(pool.imap(_decode_one, jobs, chunksize=256))
+    else:
+        fill(map(_decode_one, jobs))
+    return (images if ok.all() else images[ok]), ok, errors
+
+
+def _decode_to_cache(tree: Tree, shape, path: Path, workers: int) -> dict:
+    """Decode the tree and write it to the cache file ``path`` atomically."""
+    images, ok, errors = _decode_all(tree.files, shape, workers)
+    data = {"images": images, "ok": ok, "errors": errors}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(data, tmp)
+    os.replace(tmp, path)  # a reader never sees half a cache file
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------------
+
+def load_folder(root: str | Path, split: str, seed: int = 0, *, val_fraction: float = 0.1,
+                test_fraction: float = 0.2, skip_bad: bool = False,
+                image_size: int | tuple[int, int] | None = None, channels: int | None = None,
+                name: str | None = None, cache_dir: Path | None = None,
+                memory_budget: int = DEFAULT_MEMORY_BUDGET, workers: int = 2):
+    """Split ``split`` of an image-folder tree as TensorImages (cached) or FileImages.
+
+    skip_bad: leave unreadable files out and list them in ``.skipped`` (default: raise a
+    CnnlabError naming the first bad file). test_fraction only applies to a one-tree layout.
+    """
+    root = Path(root).expanduser().resolve()
+    name = f"{name or root.name}/{split}"
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    folder, classes, carve = _locate(root, split, val_fraction, test_fraction)
+    tree = scan_tree(folder, classes)
+    pick = np.arange(len(tree.files))
+    if carve is not None:
+        pick = stratified_split(tree.labels, *carve, seed=seed)[split]
+        if len(pick) == 0:
+            raise CnnlabError(f"{folder}: the {split} split is empty (val_fraction={carve[0]}, "
+                              f"test_fraction={carve[1]})")
+    cached = (cache_dir or cache_root()) / "folders" / f"{_cache_key(tree, channels, image_size)}.pt"
+    if cached.is_file():
+        data = torch.load(cached, weights_only=True, mmap=True)  # pages are read on first use
+    else:
+        shape, in_memory = _plan(tree, channels, image_size, memory_budget)
+        if not in_memory:
+            return _file_images(tree, pick, shape, name, skip_bad)
+        data = _decode_to_cache(tree, shape, cached, workers)
+    ok = data["ok"].numpy()
+    bad = pick[~ok[pick]]
+    if len(bad) and not skip_bad:
+        message = dict(zip(np.flatnonzero(~ok), data["errors"]))[bad[0]]  # errors: one per bad file
+        raise CnnlabError(f"{message} ({len(bad)} bad file(s) in the {split} split of {folder}; "
+                          f"skip_bad=True / --skip-bad leaves them out)")
+    keep = pick[ok[pick]]
+    images = data["images"]
+    if len(keep) < len(images):
+        rows = np.cumsum(ok) - 1  # file index -> row in data["images"]
+        flat = images.view(len(images), -1).index_select(0, torch.from_numpy(rows[keep]))
+        images = flat.view(len(keep), *images.shape[1:])
+    labels = torch.tensor(tree.labels, dtype=torch.int64)[torch.from_numpy(keep)]
+    out = TensorImages(images, labels, tree.classes, name)
+    out.skipped = [tree.files[i] for i in bad]
+    return out
+
+
+def _file_images(tree: Tree, pick: np.ndarray, shape, name: str, skip_bad: bool) -> FileImages:
+    """A file-backed split; empty files are caught here, other bad files when read."""
+    empty = [i for i in pick if tree.stats[i][1] == 0]
+    if empty and not skip_bad:
+        raise CnnlabError(f"{tree.files[empty[0]]}: empty file (0 bytes) ({len(empty)} empty "
+                          f"file(s); skip_bad=True / --skip-bad leaves them out)")
+    keep = [i for i in pick if tree.stats[i][1] > 0]
+    out = FileImages([tree.files[i] for i in keep], [tree.labels[i] for i in keep],
+                     tree.classes, shape, name)
+    out.skipped = [tree.files[i] for i in empty]
+    return out

@@ -49,16 +49,21 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
     return (seed * 1_000_003 + epoch * 10_007 + step) % (2**63 - 1)
 
 
-def fit(cfg: TrainConfig, resume: str | Path | None = None, log=print) -> RunResult:
-    """Train ``cfg.model`` on ``cfg.data`` for ``cfg.task``; see ``cnnlab.train`` for the API."""
+def fit(cfg: TrainConfig, resume: str | Path | None = None, log=print, on_epoch=None) -> RunResult:
+    """Train ``cfg.model`` on ``cfg.data`` for ``cfg.task``; see ``cnnlab.train`` for the API.
+
+    ``on_epoch(row, model, task)``, if given, runs on rank 0 after each epoch's checkpoint
+    (benchmarks use it to measure test accuracy against training time).
+    """
     d, device_name = init_distributed(cfg.device)
     try:
-        return _fit(cfg, d, pick_device(device_name), resume, log if d.main else (lambda *a, **k: None))
+        return _fit(cfg, d, pick_device(device_name), resume, log if d.main else (lambda *a, **k: None),
+                    on_epoch)
     finally:
         shutdown(d)
 
 
-def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log) -> RunResult:
+def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch) -> RunResult:
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
@@ -173,6 +178,8 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log) -> RunRes
                 checkpoint(out / "last.pt", epoch + 1, 0)
                 if improved:
                     checkpoint(out / "best.pt", epoch + 1, 0)
+                if on_epoch:
+                    on_epoch(row, model, task)
             barrier(d)
             start_step = 0
     except KeyboardInterrupt:

@@ -34,8 +34,8 @@ def cmd_train(a) -> int:
                   f"({result.test['count']} images)")
         print(f"best val top-1 {result.best.get('top1', float('nan')):.4f} at epoch {result.best.get('epoch')}; "
               f"{result.seconds:.1f} s")
-        print(f"run folder: {result.out}  (best.pt, last.pt, metrics.csv, metrics.json, "
-              + ", ".join(p.split('/')[-1] for p in result.plots) + ")")
+        files = ["best.pt", "last.pt", "metrics.csv", "metrics.json"] + [p.split("/")[-1] for p in result.plots]
+        print(f"run folder: {result.out}  ({', '.join(files)})")
     return 0
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +132,8 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
     try:
         for epoch in range(start_epoch, cfg.epochs):
             train_model.train()
+            if cfg.freeze_backbone:
+                _freeze_norm_statistics(model)
             progress = Progress(f"epoch {epoch + 1}/{cfg.epochs}", steps, enabled=d.main)
             totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
             t0, seen = time.perf_counter(), 0
@@ -214,6 +215,13 @@ def _test_split(cfg, opts):
     except CnnlabError:
         return None
     return data if len(data) else None
+
+
+def _freeze_norm_statistics(model: nn.Module) -> None:
+    """Keep frozen batch-norm layers in eval mode: a frozen backbone keeps its running statistics."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
+            m.eval()
 
 
 def _short(metrics: dict) -> str:

@@ -1,0 +1,198 @@
+"""Hand-made filters on a real image, and the lecture's convolution walk-through as text.
+
+    result = convolve_image("photo.jpg", ["sharpen", "edge", "strong-edge"])
+    plot_feature_maps(result, "feature_maps.png")   # the "Producing Feature Maps" slide
+    print(explain_convolution())                    # the 5x5 image / 3x3 filter slides
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cnnlab.errors import CnnlabError  # noqa: E402
+from cnnlab.explain.conv_numpy import conv2d_im2col, output_size  # noqa: E402
+from cnnlab.explain.kernels import parse_kernel, parse_matrix  # noqa: E402
+from cnnlab.images import read_image  # noqa: E402
+
+# The lecture's "Convolution Operation" slides: a 5x5 binary image and a 3x3 filter
+# (the numbers are drawn on the slides; feature map [[4, 3, 4], [2, 4, 3], [2, 3, 4]]).
+LECTURE_IMAGE = np.array([[1, 1, 1, 0, 0],
+                          [0, 1, 1, 1, 0],
+                          [0, 0, 1, 1, 1],
+                          [0, 0, 1, 1, 0],
+                          [0, 1, 1, 0, 0]], dtype=np.float64)
+LECTURE_FILTER = np.array([[1, 0, 1],
+                           [0, 1, 0],
+                           [1, 0, 1]], dtype=np.float64)
+MAX_EXPLAINED_POSITIONS = 100  # the walk-through writes every output position out
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601, as read_image(channels=1)
+
+# ---------------------------------------------------------------------------------------
+# Feature maps of an image
+# ---------------------------------------------------------------------------------------
+
+
+def convolve_image(image, kernels: list, stride: int = 1, padding: int | None = None) -> dict:
+    """Convolve a grayscale image with each kernel (a name, "a,b,c;d,e,f;..." or a 2-D array).
+
+    image: a file path, or an array (H, W) or (C, H, W); uint8 is scaled to [0, 1].
+    padding: zeros on each side, or None for "same": the feature map keeps the image
+    size at stride 1 (ceil(size / stride) otherwise; an even kernel pads one more at the end).
+    Returns ``{"input": (H, W) float, "stride", "padding", "feature_maps": [{"kernel",
+    "weights", "feature_map", "size"}]}``.
+    """
+    gray = _gray(image)
+    if not kernels:
+        raise CnnlabError("kernels: give at least one kernel (a name or a matrix)")
+    maps = []
+    for text in kernels:
+        weights = parse_kernel(text) if isinstance(text, str) else _small_matrix(text, "kernel")
+        kh, kw = weights.shape
+        x = gray[None, None]  # (1, 1, H, W)
+        if padding is None:  # "same": (k - 1) // 2 zeros before, k // 2 after
+            x = np.pad(x, ((0, 0), (0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)))
+        feature_map = conv2d_im2col(x, weights[None, None], stride=stride,
+                                    padding=padding or 0)[0, 0]  # (H', W')
+        maps.append({"kernel": text if isinstance(text, str) else "custom", "weights": weights,
+                     "feature_map": feature_map, "size": feature_map.shape})
+    return {"input": gray, "stride": stride, "padding": "same" if padding is None else padding,
+            "feature_maps": maps}
+
+
+def plot_feature_maps(result: dict, path: str | Path) -> Path:
+    """One figure: the input beside each feature map, each with a colour bar."""
+    panels = [("input", result["input"], f"input {_hw(result['input'].shape)}")]
+    for m in result["feature_maps"]:
+        kh, kw = m["weights"].shape
+        panels.append((m["kernel"], m["feature_map"],
+                       f"{m['kernel']} ({kh}x{kw})\nfeature map {_hw(m['size'])}, "
+                       f"stride {result['stride']}, padding {result['padding']}"))
+    ncols = min(len(panels), 4)
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.8 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for i, (ax, (_, values, title)) in enumerate(zip(axes.flat, panels)):
+        # Feature maps: grey levels span the 1st-99th percentile, so a few extremes don't wash out edges.
+        low, high = (values.min(), values.max()) if i == 0 else np.percentile(values, [1, 99])
+        shown = ax.imshow(values, cmap="gray", vmin=low, vmax=high)
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, extend="neither" if i == 0 else "both")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _gray(image) -> np.ndarray:
+    """A path or an array -> (H, W) float64."""
+    if isinstance(image, (str, Path)):
+        return read_image(image, channels=1)[0].numpy() / 255.0
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4):
+        a = a[0] if a.shape[0] == 1 else np.tensordot(LUMA, a[:3].astype(np.float64), axes=1)
+    if a.ndim != 2 or min(a.shape) < 1:
+        raise CnnlabError(f"image: expected a path or an array (H, W) or (C, H, W), got shape {a.shape}")
+    return a / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
+
+
+def _hw(shape) -> str:
+    return f"{shape[0]}x{shape[1]}"
+
+
+# ---------------------------------------------------------------------------------------
+# The walk-through: patch, products, sum, at every output position
+# ---------------------------------------------------------------------------------------
+
+
+def explain_convolution(image=None, kernel=None, stride: int = 1, padding: int = 0) -> str:
+    """The lecture's step-by-step convolution as text (default: its 5x5 image and 3x3 filter).
+
+    image: an (H, W) array or a matrix string "a,b;c,d"; kernel: a kernel name, a matrix
+    string or an array. At each output position: the patch, the element-wise products and
+    their sum; then the output size (W - F + 2P)/S + 1 and the whole feature map.
+    """
+    x = LECTURE_IMAGE if image is None else _small_matrix(image, "image")
+    w = LECTURE_FILTER if kernel is None else (
+        parse_kernel(kernel) if isinstance(kernel, str) else _small_matrix(kernel, "kernel"))
+    (h, wd), (kh, kw) = x.shape, w.shape
+    sizes = [output_size(n, k, padding, stride, exact=False) for n, k in ((h, kh), (wd, kw))]
+    out_h, out_w = sizes
+    if out_h * out_w > MAX_EXPLAINED_POSITIONS:
+        raise CnnlabError(f"image: {h}x{wd} with a {kh}x{kw} kernel gives {out_h * out_w} output "
+                          f"positions; the walk-through writes at most {MAX_EXPLAINED_POSITIONS}: "
+                          f"use a smaller image or a larger stride")
+    xp = np.pad(x, padding)
+    lines = [f"Convolution of a {_hw(x.shape)} image with a {kh}x{kw} filter "
+             f"(stride {stride}, padding {padding})", "", f"image ({_hw(x.shape)}):", *_rows(x), "",
+             f"filter ({kh}x{kw}):", *_rows(w), ""]
+    if padding:
+        lines += [f"image with {padding} pixel(s) of zero padding ({_hw(xp.shape)}):", *_rows(xp), ""]
+    lines += ["We slide the filter over the image, element-wise multiply, and add the outputs.", ""]
+
+    feature_map = np.full((out_h, out_w), np.nan)
+    for p in range(out_h):
+        for q in range(out_w):
+            top, left = p * stride, q * stride
+            patch = xp[top:top + kh, left:left + kw]
+            products = patch * w
+            feature_map[p, q] = products.sum()
+            terms = " + ".join(_num(v) if v >= 0 else f"({_num(v)})" for v in products.flat)
+            lines += [f"feature_map[{p}, {q}]: receptive field rows {top}-{top + kh - 1}, "
+                      f"columns {left}-{left + kw - 1} of the {'padded ' if padding else ''}image",
+                      *_side_by_side([("patch", patch), ("x filter", w), ("= products", products)]),
+                      f"  sum = {terms} = {_num(feature_map[p, q])}  -> feature_map[{p}, {q}]",
+                      "  feature map so far:", *_rows(feature_map), ""]
+
+    lines += ["Output volume: (W - F + 2P)/S + 1"]
+    for label, n, k, size in (("height", h, kh, out_h), ("width", wd, kw, out_w)):
+        exact = (n - k + 2 * padding) / stride + 1
+        note = "" if exact == size else (f" (not an integer: the stride leaves {n - k + 2 * padding} "
+                                         f"% {stride} pixels over; frameworks drop them: {size})")
+        lines.append(f"  {label + ':':7} ({n} - {k} + 2*{padding})/{stride} + 1 = {_num(exact)}{note}")
+    lines += ["", f"feature map ({_hw(feature_map.shape)}):", *_rows(feature_map)]
+    return "\n".join(lines)
+
+
+def _small_matrix(value, what: str) -> np.ndarray:
+    a = parse_matrix(value, what) if isinstance(value, str) else np.asarray(value, dtype=np.float64)
+    if a.ndim != 2 or min(a.shape) < 1:
+        raise CnnlabError(f"{what}: expected a 2-D matrix, got shape {a.shape}")
+    return a
+
+
+def _num(v: float) -> str:
+    """1.0 -> "1", 0.25 -> "0.25", nan (not computed yet) -> "."."""
+    if np.isnan(v):
+        return "."
+    return str(int(v)) if float(v).is_integer() else f"{v:.4g}"
+
+
+def _cells(m: np.ndarray) -> list[list[str]]:
+    return [[_num(v) for v in row] for row in m]
+
+
+def _rows(m: np.ndarray, indent: str = "  ") -> list[str]:
+    cells = _cells(m)
+    width = max(len(c) for row in cells for c in row)
+    return [indent + " ".join(c.rjust(width) for c in row) for row in cells]
+
+
+def _side_by_side(blocks: list[tuple[str, np.ndarray]]) -> list[str]:
+    """Titled matrices next to each other, one text line per matrix row."""
+    columns = []
+    for title, m in blocks:
+        rows = _rows(m, indent="")
+        width = max(len(title), *(len(r) for r in rows))
+        columns.append([title.ljust(width)] + [r.ljust(width) for r in rows])
+    return ["  " + "   ".join(parts).rstrip() for parts in zip(*columns)]

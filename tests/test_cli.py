@@ -81,3 +81,25 @@ def test_train_eval_predict_from_the_command_line(tmp_path):
     assert proc.returncode == 0, proc.stderr
     top = json.loads(proc.stdout)["top"]
     assert len(top) == 5 and sorted((t["prob"] for t in top), reverse=True) == [t["prob"] for t in top]
+
+
+def test_convolve_explain_and_figure(tmp_path):
+    proc = cnnlab("convolve", "--explain")
+    assert proc.returncode == 0, proc.stderr
+    assert "(W - F + 2P)/S + 1" in proc.stdout and "(5 - 3 + 2*0)/1 + 1 = 3" in proc.stdout
+    from PIL import Image
+    import numpy as np
+
+    Image.fromarray(np.tile(np.arange(0, 250, 10, dtype=np.uint8), (20, 1))).save(tmp_path / "ramp.png")
+    proc = cnnlab("convolve", tmp_path / "ramp.png", "--kernel", "sobel-x", "--kernel", "0,0,0;0,1,0;0,0,0",
+                  "--out", tmp_path / "maps.png")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "maps.png").stat().st_size > 0 and "20 x 25" in proc.stdout
+    proc = cnnlab("convolve", tmp_path / "ramp.png", "--kernel", "1,2;3")
+    assert proc.returncode == 2 and "rectangular" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_xo_case_study_without_training(tmp_path):
+    proc = cnnlab("xo", "--no-train", "--out", tmp_path / "xo")
+    assert proc.returncode == 0, proc.stderr
+    assert "diagonal" in proc.stdout and (tmp_path / "xo" / "xo_case_study.png").exists()

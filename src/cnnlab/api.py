@@ -118,3 +118,36 @@ def model_summary(name: str, input_shape: tuple[int, int, int] | None = None, **
 
 def _given(options: dict) -> dict:
     return {k: v for k, v in options.items() if v is not None}
+
+
+def convolve(image, kernels: list[str], stride: int = 1, padding: int | None = None,
+             out: str | Path | None = "feature_maps.png") -> dict:
+    """Slide hand-made kernels over an image; the feature maps as arrays (and a figure at ``out``).
+
+    ``kernels``: names (``cnnlab.explain.KERNELS``: sharpen, edge, sobel-x, ...) or matrices
+    written ``"a,b,c;d,e,f;g,h,i"``. ``padding`` None keeps the image size ("same").
+    """
+    from cnnlab.explain import convolve_image, plot_feature_maps
+
+    result = convolve_image(image, kernels, stride=stride, padding=padding)
+    if out:
+        result["figure"] = str(plot_feature_maps(result, out))
+    return result
+
+
+def explain_convolution(image: str | None = None, kernel: str | None = None, stride: int = 1,
+                        padding: int = 0) -> str:
+    """The lecture's step-by-step walk-through (default: its 5x5 image and 3x3 filter), as text."""
+    from cnnlab.explain import explain_convolution as walk_through
+
+    return walk_through(image=image, kernel=kernel, stride=stride, padding=padding)
+
+
+def xo(out: str | Path = "runs/xo", epochs: int = 2, seed: int = 0, train: bool = True, log=None) -> dict:
+    """The "X or X?" case study; with ``train``, also a small CNN trained on the built-in xo data."""
+    from cnnlab.explain import train_xo_cnn, xo_case_study
+
+    result = {"case_study": xo_case_study(out)}
+    if train:
+        result["cnn"] = train_xo_cnn(out, epochs=epochs, seed=seed, log=log)
+    return result

@@ -126,6 +126,35 @@ def cmd_pixels(a) -> int:
     return 0
 
 
+def cmd_convolve(a) -> int:
+    if a.explain:
+        print(api.explain_convolution(image=a.image if a.image and ";" in a.image else None,
+                                      kernel=a.kernel[0] if a.kernel else None,
+                                      stride=a.stride, padding=a.padding or 0))
+        return 0
+    if not a.image:
+        raise CnnlabError("convolve: give an IMAGE (or --explain for the lecture's 5x5 walk-through)")
+    r = api.convolve(a.image, a.kernel or ["edge"], stride=a.stride, padding=a.padding, out=a.out)
+    h, w = r["input"].shape
+    print(f"{a.image}: {h} x {w} input, stride {r['stride']}, padding {r['padding']}")
+    for m in r["feature_maps"]:
+        fm = m["feature_map"]
+        print(f"  {m['kernel']:>16}: feature map {fm.shape[0]} x {fm.shape[1]}, values {fm.min():.2f} .. {fm.max():.2f}")
+    print(f"figure: {r['figure']}")
+    return 0
+
+
+def cmd_xo(a) -> int:
+    r = api.xo(a.out, epochs=a.epochs, seed=a.seed, train=not a.no_train)
+    print(r["case_study"]["report"])
+    print(f"figure: {r['case_study']['figure']}")
+    if "cnn" in r:
+        print()
+        print(r["cnn"]["report"])
+        print(f"figure: {r['cnn']['figure']}")
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cnnlab", description="Convolutional neural networks for computer "
@@ -181,6 +210,23 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--crop", metavar="X,Y,W,H", help="a crop box in pixels")
     x.add_argument("--size", type=int, help="resize so the longer side is N pixels")
     x.set_defaults(fn=cmd_pixels)
+
+    c = sub.add_parser("convolve", help="slide hand-made kernels over an image; --explain walks through it")
+    c.add_argument("image", nargs="?", help="an image file (with --explain: a matrix 'a,b;c,d')")
+    c.add_argument("--kernel", action="append", metavar="NAME|MATRIX",
+                   help="a kernel name (sharpen, edge, strong-edge, sobel-x, x-crossing, ...) or 'a,b,c;d,e,f;g,h,i'; repeat for more")
+    c.add_argument("--stride", type=int, default=1)
+    c.add_argument("--padding", type=int, help="zero padding (default: same size for images, 0 with --explain)")
+    c.add_argument("--out", default="feature_maps.png", help="the figure to write")
+    c.add_argument("--explain", action="store_true", help="print the lecture's step-by-step computation")
+    c.set_defaults(fn=cmd_convolve)
+
+    o = sub.add_parser("xo", help='the lecture\'s "X or X?" case study, then a CNN trained on X versus O')
+    o.add_argument("--out", default="runs/xo")
+    o.add_argument("--epochs", type=int, default=2)
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--no-train", action="store_true", help="only the hand-made filters, no training")
+    o.set_defaults(fn=cmd_xo)
     return p
 
 

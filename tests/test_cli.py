@@ -103,3 +103,18 @@ def test_xo_case_study_without_training(tmp_path):
     proc = cnnlab("xo", "--no-train", "--out", tmp_path / "xo")
     assert proc.returncode == 0, proc.stderr
     assert "diagonal" in proc.stdout and (tmp_path / "xo" / "xo_case_study.png").exists()
+
+
+def test_export_onnx_then_predict_with_it(tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    proc = cnnlab("train", "--data", "digits", "--epochs", "1", "--no-plots", "--out", "r", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = cnnlab("export", "r/best.pt", "--format", "onnx", "--out", "m.onnx", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "parity: max |logit difference|" in proc.stdout
+    from PIL import Image
+    Image.new("L", (8, 8), 0).save(tmp_path / "blank.png")
+    onnx = json.loads(cnnlab("predict", "m.onnx", "blank.png", "--json", cwd=tmp_path).stdout)
+    torch_ = json.loads(cnnlab("predict", "r/best.pt", "blank.png", "--json", cwd=tmp_path).stdout)
+    assert onnx["top"][0]["class"] == torch_["top"][0]["class"]
+    assert onnx["top"][0]["prob"] == pytest.approx(torch_["top"][0]["prob"], abs=1e-4)

@@ -41,10 +41,13 @@ def train(config: str | Path | None = None, overrides: list[str] | None = None,
 
 def load(checkpoint: str | Path | None = None, *, model: str | None = None,
          pretrained: bool = False, device: str = "auto") -> LoadedModel:
-    """A model ready to predict: from a checkpoint, or ``model=NAME, pretrained=True``."""
+    """A model ready to predict: from a checkpoint (``.pt``, or an exported ``.onnx`` run by
+    onnxruntime), or ``model=NAME, pretrained=True``."""
     if checkpoint is not None:
         if str(checkpoint).endswith(".onnx"):
-            raise CnnlabError(f"{checkpoint}: ONNX files are not supported yet")
+            from cnnlab.engine.onnx_model import OnnxModel
+
+            return OnnxModel.from_file(checkpoint)
         return LoadedModel.from_checkpoint(checkpoint, device)
     if model and pretrained:
         return LoadedModel.from_pretrained(model, device)
@@ -74,7 +77,7 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
 
 def predict(model: str | Path | LoadedModel, images: list[str | Path], topk: int = 5) -> list[dict]:
     """Class probabilities for each image file: ``[{"image", "top": [{"class", "prob"}...]}]``."""
-    lm = model if isinstance(model, LoadedModel) else load(model)
+    lm = model if hasattr(model, "logits") else load(model)
     if not images:
         raise CnnlabError("give at least one IMAGE to predict")
     batch = torch.stack([lm.read(p) for p in images])  # (B, C, H, W) uint8
@@ -86,6 +89,22 @@ def predict(model: str | Path | LoadedModel, images: list[str | Path], topk: int
         results.append({"image": str(path), "top": [{"class": lm.task.classes[i], "prob": round(float(v), 6)}
                                                     for v, i in zip(values, idx.tolist())]})
     return results
+
+
+def export(checkpoint: str | Path, format: str = "onnx", out: str | Path | None = None,
+           atol: float = 1e-4, device: str = "auto") -> dict:
+    """Export a checkpoint to ONNX (dynamic batch axis) or TorchScript, then check parity.
+
+    The same inputs go through PyTorch fp32 and the export (onnxruntime for ONNX); above ``atol``
+    the export is refused (the file is kept as ``*.failed``). Returns path, max_abs_diff, atol.
+    """
+    from cnnlab.engine.export import export_model
+
+    suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}.get(format)
+    if suffix is None:
+        raise CnnlabError(f"--format {format!r}: expected onnx or torchscript")
+    out = out or Path(checkpoint).with_suffix("").with_suffix(suffix)
+    return export_model(load(checkpoint, device=device), out, format=format, atol=atol)
 
 
 def pixels(image: str | Path, crop: tuple[int, int, int, int] | None = None,

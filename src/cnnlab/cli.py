@@ -70,6 +70,14 @@ def cmd_predict(a) -> int:
     return 0
 
 
+def cmd_export(a) -> int:
+    r = api.export(a.checkpoint, format=a.format, out=a.out, atol=a.atol, device=a.device)
+    print(f"wrote {r['path']} ({r['format']})")
+    print(f"parity: max |logit difference| {r['max_abs_diff']:.2g} <= {r['atol']:g} "
+          f"(PyTorch fp32 vs the export, batch sizes {', '.join(map(str, r['batch_sizes']))})")
+    return 0
+
+
 def cmd_models(a) -> int:
     from cnnlab.models import get_model, list_models, model_info
 
@@ -180,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_eval)
 
     r = sub.add_parser("predict", help="class probabilities for images")
-    r.add_argument("checkpoint", nargs="?", help="a checkpoint (.pt); or use --model NAME --pretrained")
+    r.add_argument("checkpoint", nargs="?", help="a checkpoint (.pt) or an exported .onnx; or use --model NAME --pretrained")
     r.add_argument("images", nargs="*", metavar="IMAGE")
     r.add_argument("--model", help="a registered model name (with --pretrained)")
     r.add_argument("--pretrained", action="store_true", help="use the model's offline ImageNet weights")
@@ -188,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto")
     r.add_argument("--json", action="store_true")
     r.set_defaults(fn=cmd_predict)
+
+    x = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript, with a parity check")
+    x.add_argument("checkpoint")
+    x.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+    x.add_argument("--out", help="output file (default: beside the checkpoint)")
+    x.add_argument("--atol", type=float, default=1e-4, help="largest logit difference accepted")
+    x.add_argument("--device", default="auto")
+    x.set_defaults(fn=cmd_export)
 
     m = sub.add_parser("models", help="list models; `models summary NAME` for layer volumes and receptive fields")
     m.add_argument("action", nargs="?", choices=["list", "summary"], default="list")

@@ -61,9 +61,9 @@ class LoadedModel:
         return resize(read_image(path, channels=c), (h, w))
 
     @torch.no_grad()
-    def logits(self, images: Tensor) -> Tensor:
-        """uint8 (B, C, H, W) -> float logits (B, K)."""
-        with autocast(self.device, self.config.amp if self.config else True):
+    def logits(self, images: Tensor, amp: bool = False) -> Tensor:
+        """uint8 (B, C, H, W) -> float logits (B, K); fp32 unless ``amp`` (bf16 can flip near-ties)."""
+        with autocast(self.device, amp):
             return self.task.logits(self.model, images.to(self.device))
 
 

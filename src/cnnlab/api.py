@@ -162,6 +162,26 @@ def explain_convolution(image: str | None = None, kernel: str | None = None, str
     return walk_through(image=image, kernel=kernel, stride=stride, padding=padding)
 
 
+def explain(checkpoint: str | Path | LoadedModel | None = None, image: str | Path | None = None,
+            out: str | Path = "explain", *, model: str | None = None, pretrained: bool = False,
+            method: str = "gradcam", layer: str | None = None, target_class: str | int | None = None,
+            hierarchy: str | None = None, device: str = "auto") -> dict:
+    """Open up a model on one image: feature maps of every conv layer, first-layer filters,
+    a class activation map (gradcam, gradcam++ or saliency) and, given a dataset, the feature
+    hierarchy (the patches that most excite early, middle and late layers). Figures go to ``out``.
+    """
+    from cnnlab.explain.report import explain_image
+
+    if image is None:
+        raise CnnlabError("explain: give an IMAGE")
+    lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(
+        checkpoint, model=model, pretrained=pretrained, device=device)
+    if not isinstance(lm, LoadedModel):
+        raise CnnlabError(f"{checkpoint}: explain needs a PyTorch checkpoint (.pt), not an export")
+    return explain_image(lm, image, out, method=method, layer=layer, target_class=target_class,
+                         dataset=hierarchy)
+
+
 def xo(out: str | Path = "runs/xo", epochs: int = 2, seed: int = 0, train: bool = True, log=None) -> dict:
     """The "X or X?" case study; with ``train``, also a small CNN trained on the built-in xo data."""
     from cnnlab.explain import train_xo_cnn, xo_case_study

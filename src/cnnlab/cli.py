@@ -152,6 +152,21 @@ def cmd_convolve(a) -> int:
     return 0
 
 
+def cmd_explain(a) -> int:
+    if a.checkpoint and a.model:  # `explain --model NAME --pretrained IMG`: argparse took IMG as the checkpoint
+        a.checkpoint, a.image = None, a.checkpoint
+    r = api.explain(a.checkpoint, a.image, a.out, model=a.model, pretrained=a.pretrained, method=a.method,
+                    layer=a.layer, target_class=a.target_class, hierarchy=a.hierarchy, device=a.device)
+    print(f"{a.image}:")
+    for t in r["prediction"]:
+        print(f"  {t['class'][:28]:>28} {t['prob']:.3f}")
+    c = r["cam"]
+    print(f"{c['method']} for class {c['class']!r} (p={c['prob']:.3f}) at layer {c['layer']}")
+    for path in r["files"].values():
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_xo(a) -> int:
     r = api.xo(a.out, epochs=a.epochs, seed=a.seed, train=not a.no_train)
     print(r["case_study"]["report"])
@@ -236,6 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default="feature_maps.png", help="the figure to write")
     c.add_argument("--explain", action="store_true", help="print the lecture's step-by-step computation")
     c.set_defaults(fn=cmd_convolve)
+
+    ex = sub.add_parser("explain", help="feature maps, filters, Grad-CAM and the feature hierarchy of a model")
+    ex.add_argument("checkpoint", nargs="?", help="a checkpoint (.pt); or use --model NAME --pretrained")
+    ex.add_argument("image", nargs="?", metavar="IMAGE")
+    ex.add_argument("--model", help="a registered model name (with --pretrained)")
+    ex.add_argument("--pretrained", action="store_true")
+    ex.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++", "saliency"])
+    ex.add_argument("--layer", help="the layer for the class activation map (default: the last conv layer)")
+    ex.add_argument("--class", dest="target_class", help="explain this class (default: the predicted one)")
+    ex.add_argument("--hierarchy", metavar="DATA", help="a dataset whose patches most excite early/middle/late layers")
+    ex.add_argument("--out", default="explain", help="folder for the figures")
+    ex.add_argument("--device", default="auto")
+    ex.set_defaults(fn=cmd_explain)
 
     o = sub.add_parser("xo", help='the lecture\'s "X or X?" case study, then a CNN trained on X versus O')
     o.add_argument("--out", default="runs/xo")

@@ -4,3 +4,8 @@ from cnnlab.explain.conv_numpy import (avg_pool2d, conv2d_direct, conv2d_im2col,
 from cnnlab.explain.convolve import convolve_image, explain_convolution, plot_feature_maps
 from cnnlab.explain.kernels import KERNELS, parse_kernel
 from cnnlab.explain.xo_case import train_xo_cnn, xo_case_study
+from cnnlab.explain.cams import METHODS, cam, cam_layer, last_conv_layer, overlay, plot_cam
+from cnnlab.explain.features import (LayerPatches, conv_layers, feature_maps, first_layer_filters,
+                                     plot_filters, plot_top_patches, top_patches)
+from cnnlab.explain.features import plot_feature_maps as plot_layer_feature_maps
+from cnnlab.explain.report import explain_image

@@ -10,7 +10,7 @@ import torch
 from cnnlab.engine.checkpoint import load_checkpoint
 
 # No batch norm and no dropout: their per-process statistics and masks would differ by design.
-ARGS = ["train", "--data", "digits", "--epochs", "2", "--no-amp", "--no-plots", "--workers", "0",
+ARGS = ["train", "--data", "digits", "--epochs", "2", "--amp", "off", "--no-plots", "--workers", "0",
         "--set", "model_args={batch_norm: false, dropout: 0.0}"]
 
 

@@ -161,9 +161,9 @@ def _shapes_boxes(n: int, split: str = "test", seed: int = 0) -> tuple[torch.Ten
 def shapes_model(tmp_path_factory) -> LoadedModel:
     """A small lecture CNN trained on shapes for ~15 s: ~96% test top-1. Its head is global average
     pooling + one linear layer (hidden=0), after which Grad-CAM is close to the original CAM;
-    fp32 (amp=False): bf16 does not pay on 32x32 images."""
+    fp32 (amp="off"): bf16 does not pay on 32x32 images."""
     out = tmp_path_factory.mktemp("shapes")
-    cnnlab.train(data="shapes", model="lecture_cnn", epochs=6, batch_size=64, amp=False, plots=False, workers=0,
+    cnnlab.train(data="shapes", model="lecture_cnn", epochs=6, batch_size=64, amp="off", plots=False, workers=0,
                  model_args={"widths": [16, 32, 64], "hidden": 0}, out=str(out), log=lambda *a: None)
     return LoadedModel.from_checkpoint(out / "best.pt")
 

@@ -32,6 +32,19 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
+AMP_POLICIES = ("auto", "bf16", "off")
+MIN_CPU_BF16_SIDE = 64  # CPU: smaller inputs lose more to bf16 conversions than they gain (see benchmarks/RESULTS.md)
+
+
+def use_bf16(device: torch.device, policy: str, image_side: int) -> bool:
+    """Whether training takes bf16 autocast under ``policy`` for square-ish inputs of ``image_side``."""
+    if policy not in AMP_POLICIES:
+        raise CnnlabError(f"amp {policy!r}: expected one of {', '.join(AMP_POLICIES)}")
+    if policy == "off" or not bf16_supported(device):
+        return False
+    return policy == "bf16" or device.type == "cuda" or image_side >= MIN_CPU_BF16_SIDE
+
+
 def autocast(device: torch.device, enabled: bool = True):
     """bf16 autocast where supported, else a no-op context."""
     if enabled and bf16_supported(device):

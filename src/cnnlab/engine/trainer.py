@@ -21,7 +21,7 @@ from cnnlab.data import load_dataset
 from cnnlab.data.loader import Batches
 from cnnlab.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.device import autocast, bf16_supported, pick_device
+from cnnlab.engine.device import autocast, pick_device, use_bf16
 from cnnlab.engine.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
 from cnnlab.engine.metrics_log import MetricsLog
 from cnnlab.engine.optim import build_optimizer, build_schedule
@@ -82,6 +82,7 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     task.channels_last = cfg.channels_last
+    bf16 = use_bf16(device, cfg.amp, min(task.input_shape[1:]))
 
     train_batches = Batches(train_data, cfg.batch_size, device, shuffle=True, seed=cfg.seed,
                             rank=d.rank, world=d.world, workers=cfg.workers, drop_last=True)
@@ -125,7 +126,7 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
         n_params = sum(p.numel() for p in model.parameters())
         log(f"{cfg.task} {cfg.model} ({n_params:,} parameters) on {cfg.data}: {len(train_data)} train, "
             f"{len(val_data)} val images; {device.type}"
-            f"{', bf16 autocast' if cfg.amp and bf16_supported(device) else ''}"
+            f"{', bf16 autocast' if bf16 else ''}"
             f"{f', {d.world} processes' if d.enabled else ''}")
 
     epoch, step = start_epoch, start_step
@@ -142,7 +143,7 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
                 seed = step_seed(cfg.seed, epoch, step)
                 torch.manual_seed(seed)  # dropout etc.
                 gen = torch.Generator(device=device).manual_seed(seed)  # augmentation
-                with autocast(device, cfg.amp):
+                with autocast(device, bf16):
                     losses, stats = task.training_step(train_model, batch, gen)
                 loss = sum(losses.values())
                 if not torch.isfinite(loss):

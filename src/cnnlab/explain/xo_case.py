@@ -133,7 +133,7 @@ def train_xo_cnn(out_dir: str | Path, epochs: int = 2, seed: int = 0,
 
     A first conv of few 3x3 filters (``widths[0]``) keeps them readable; the third block grows
     the receptive field from 10 to 22 pixels, so the head sees whole strokes (two blocks stop
-    near 98% test accuracy). fp32 (``amp=False``): bf16 autocast is slower on images this small.
+    near 98% test accuracy). fp32 (``amp="off"``): bf16 autocast is slower on images this small.
     ``log``: where the trainer's lines go (default: nowhere). Writes the run under
     ``out_dir/xo_cnn`` and ``out_dir/xo_filters.png``. Returns ``{"test_top1", "test_top1_error",
     "seconds", "run", "checkpoint", "figure", "learned_filters", "closest", "report"}``.
@@ -141,7 +141,7 @@ def train_xo_cnn(out_dir: str | Path, epochs: int = 2, seed: int = 0,
     out = Path(out_dir)
     cfg = TrainConfig(data="xo", model="lecture_cnn", model_args={"widths": list(widths)},
                       epochs=epochs, batch_size=32, lr=0.1,  # 125 steps per epoch; SGD peak lr
-                      amp=False, workers=0, seed=seed, out=str(out / "xo_cnn"))
+                      amp="off", workers=0, seed=seed, out=str(out / "xo_cnn"))
     run = fit(cfg, log=log or (lambda *args, **kwargs: None))
     checkpoint = run.out / "best.pt"
     weight = load_checkpoint(checkpoint)["model"]["features.block1.conv.weight"]  # (F, 1, 3, 3)

@@ -4,7 +4,7 @@
     model = get_model("resnet20", num_classes=10)
     print(format_summary(summarize(model, (3, 32, 32))))
 """
-from cnnlab.models import alexnet, efficientnet, googlenet, lecture_cnn, lenet, resnet, vgg  # noqa: F401  (register)
+from cnnlab.models import airbench, alexnet, efficientnet, googlenet, lecture_cnn, lenet, resnet, vgg  # noqa: F401  (register)
 from cnnlab.models.registry import ModelInfo, get_model, list_models, model_info, register_model
 from cnnlab.models.summary import LayerRow, format_summary, summarize
 

@@ -43,7 +43,7 @@ class TrainConfig:
     translate: int = 0                # random translation of up to this many pixels (zero-padded)
     # --- speed and reproducibility
     device: str = "auto"              # auto | cpu | cuda | cuda:N
-    amp: str = "auto"                 # bf16 autocast: auto (CUDA; bf16 CPUs for inputs >= 64x64) | bf16 | off
+    amp: str = "auto"                 # bf16 autocast: auto (CUDA; bf16 CPUs for inputs >= 16x16) | bf16 | off
     channels_last: bool = True        # NHWC memory format for conv nets
     compile: bool = False             # torch.compile the model (pays back on long runs)
     workers: int = 2                  # DataLoader workers for file-backed datasets

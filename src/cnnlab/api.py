@@ -64,8 +64,8 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
     cfg = lm.config
     spec = data or cfg.data
     opts = {k: v for k, v in cfg.data_options().items() if k != "download"}
-    dataset = load_dataset(spec, split, seed=cfg.seed, **opts)
-    if list(dataset.classes) != list(lm.task.classes):
+    dataset = load_dataset(spec, split, seed=cfg.seed, task=lm.task.name, **opts)
+    if list(getattr(dataset, "classes", [])) != list(getattr(lm.task, "classes", [])):
         raise CnnlabError(f"--data {spec}: its classes {dataset.classes[:5]}... differ from the "
                           f"checkpoint's {lm.task.classes[:5]}...")
     batches = Batches(dataset, batch_size, lm.device, shuffle=False, workers=cfg.workers)
@@ -75,20 +75,16 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
     return metrics
 
 
-def predict(model: str | Path | LoadedModel, images: list[str | Path], topk: int = 5) -> list[dict]:
-    """Class probabilities for each image file: ``[{"image", "top": [{"class", "prob"}...]}]``."""
-    lm = model if hasattr(model, "logits") else load(model)
+def predict(model: str | Path | LoadedModel, images: list[str | Path], **options) -> list[dict]:
+    """The task's prediction for each image file, one dict per image.
+
+    Classification: ``[{"image", "top": [{"class", "prob"}...]}]`` (option ``topk=5``); other
+    tasks document their own shape and options in ``cnnlab.tasks``.
+    """
+    lm = model if hasattr(model, "task") else load(model)
     if not images:
         raise CnnlabError("give at least one IMAGE to predict")
-    batch = torch.stack([lm.read(p) for p in images])  # (B, C, H, W) uint8
-    probs = lm.logits(batch).softmax(1).cpu()
-    k = min(topk, probs.shape[1])
-    results = []
-    for path, p in zip(images, probs):
-        values, idx = p.topk(k)
-        results.append({"image": str(path), "top": [{"class": lm.task.classes[i], "prob": round(float(v), 6)}
-                                                    for v, i in zip(values, idx.tolist())]})
-    return results
+    return lm.task.predict(lm, list(images), **options)
 
 
 def export(checkpoint: str | Path, format: str = "onnx", out: str | Path | None = None,
@@ -115,9 +111,10 @@ def pixels(image: str | Path, crop: tuple[int, int, int, int] | None = None,
     return format_pixels(pixel_matrix(img, crop=crop, size=size, name=str(image))), (h, w, c)
 
 
-def data_info(spec: str, split: str = "train", grid: str | Path | None = None, **opts) -> dict:
+def data_info(spec: str, split: str = "train", grid: str | Path | None = None, task: str = "classify",
+              **opts) -> dict:
     """Counts, classes and image size of a dataset split; optionally a sample-grid PNG."""
-    dataset = load_dataset(spec, split, **opts)
+    dataset = load_dataset(spec, split, task=task, **opts)
     info = describe(dataset)
     info.update(data=str(spec), split=split)
     if grid:

@@ -3,6 +3,6 @@ from cnnlab.data.base import FileImages, TensorImages
 from cnnlab.data.registry import list_datasets, load_dataset, register_dataset
 
 # Importing these modules registers their datasets.
-from cnnlab.data import digits, xo, shapes, named  # noqa: E402,F401
+from cnnlab.data import digits, xo, shapes, named, paths  # noqa: E402,F401
 
 __all__ = ["FileImages", "TensorImages", "list_datasets", "load_dataset", "register_dataset"]

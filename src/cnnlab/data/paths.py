@@ -23,6 +23,7 @@ from cnnlab.data.base import TensorImages
 from cnnlab.data.cifar import cifar_variant, load_cifar_folder
 from cnnlab.data.folder import is_image_folder, load_folder, stratified_split
 from cnnlab.data.idx import find_idx_files, load_idx_folder
+from cnnlab.data.registry import register_path_loader
 from cnnlab.errors import CnnlabError
 from cnnlab.images import resize
 
@@ -31,6 +32,7 @@ LAYOUTS = ("an IDX folder (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte
            "or an image-folder tree (<class>/<image>, optionally under train/ val/ test/)")
 
 
+@register_path_loader("classify")
 def load_path(path: str | Path, split: str, seed: int = 0, *, skip_bad: bool = False,
               val_fraction: float = 0.1, test_fraction: float = 0.2,
               image_size: int | tuple[int, int] | None = None, channels: int | None = None,

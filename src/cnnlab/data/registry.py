@@ -5,6 +5,10 @@
 
     train = load_dataset("digits", "train")
     test = load_dataset("../shared/data/cifar10", "test")
+    scenes = load_dataset("shapes", "val", task="segment")   # one name, one builder per task
+
+A name may be registered once per task. A path is read by the loader registered for the
+task (``register_path_loader``); classification's is ``cnnlab.data.paths.load_path``.
 """
 from __future__ import annotations
 
@@ -25,33 +29,48 @@ class DatasetInfo:
     tasks: tuple[str, ...] = ("classify",)
 
 
-_DATASETS: dict[str, DatasetInfo] = {}
+_DATASETS: dict[tuple[str, str], DatasetInfo] = {}    # (name, task) -> builder
+_PATH_LOADERS: dict[str, Callable[..., object]] = {}  # task -> fn(path, split, seed=0, **opts)
 
 
 def register_dataset(name: str, *, description: str = "", tasks: tuple[str, ...] = ("classify",)):
-    """Decorator that registers a dataset builder ``fn(split, seed=0, **opts)``."""
+    """Decorator that registers a dataset builder ``fn(split, seed=0, **opts)`` for ``tasks``."""
 
     def wrap(fn):
-        if name in _DATASETS:
-            raise ValueError(f"dataset {name!r} is registered twice")
-        _DATASETS[name] = DatasetInfo(name, fn, description, tuple(tasks))
+        for task in tasks:
+            if (name, task) in _DATASETS:
+                raise ValueError(f"dataset {name!r} is registered twice for task {task!r}")
+            _DATASETS[name, task] = DatasetInfo(name, fn, description, tuple(tasks))
         return fn
 
     return wrap
 
 
-def list_datasets() -> list[str]:
+def register_path_loader(task: str):
+    """Decorator that registers how a dataset on disk is read for ``task``."""
+
+    def wrap(fn):
+        if task in _PATH_LOADERS:
+            raise ValueError(f"a path loader for task {task!r} is registered twice")
+        _PATH_LOADERS[task] = fn
+        return fn
+
+    return wrap
+
+
+def list_datasets(task: str | None = None) -> list[str]:
+    """Names of the built-in datasets (for ``task``, or for any task)."""
     _load_builtin()
-    return sorted(_DATASETS)
+    return sorted({name for name, t in _DATASETS if task in (None, t)})
 
 
-def dataset_info(name: str) -> DatasetInfo:
+def dataset_info(name: str, task: str = "classify") -> DatasetInfo:
     _load_builtin()
-    return _DATASETS[name]
+    return _DATASETS[name, task]
 
 
-def load_dataset(spec: str | Path, split: str = "train", *, seed: int = 0, **opts):
-    """Load split ``split`` of a registered dataset name or of a dataset on disk.
+def load_dataset(spec: str | Path, split: str = "train", *, seed: int = 0, task: str = "classify", **opts):
+    """Load split ``split`` of a registered dataset name or of a dataset on disk, for ``task``.
 
     ``opts`` go to the builder: ``skip_bad`` (leave unreadable files out and count them),
     ``download`` (torchvision downloaders, needs internet), ``val_fraction`` (carve a
@@ -61,15 +80,18 @@ def load_dataset(spec: str | Path, split: str = "train", *, seed: int = 0, **opt
         raise CnnlabError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     _load_builtin()
     key = str(spec)
-    if key in _DATASETS:
-        return _DATASETS[key].builder(split, seed=seed, **opts)
+    if (key, task) in _DATASETS:
+        return _DATASETS[key, task].builder(split, seed=seed, **opts)
+    if any(name == key for name, _ in _DATASETS):
+        tasks = sorted(t for name, t in _DATASETS if name == key)
+        raise CnnlabError(f"--data {key!r} has no {task!r} variant; it serves --task {', '.join(tasks)}")
     path = Path(key).expanduser()
     if path.exists():
-        from cnnlab.data.paths import load_path
-
-        return load_path(path, split, seed=seed, **opts)
-    known = ", ".join(sorted(_DATASETS))
-    raise CnnlabError(f"--data {key!r}: not a built-in dataset ({known}) and no such file or folder")
+        if task not in _PATH_LOADERS:
+            raise CnnlabError(f"--data {key}: no dataset layout on disk is known for --task {task}")
+        return _PATH_LOADERS[task](path, split, seed=seed, **opts)
+    known = ", ".join(list_datasets(task))
+    raise CnnlabError(f"--data {key!r}: not a built-in {task} dataset ({known}) and no such file or folder")
 
 
 def _load_builtin() -> None:

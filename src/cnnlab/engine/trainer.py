@@ -70,8 +70,8 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
     ckpt = load_checkpoint(resume) if resume else None
     out = Path(cfg.out)
     opts = cfg.data_options()
-    train_data = load_dataset(cfg.data, "train", seed=cfg.seed, **opts)
-    val_data = load_dataset(cfg.data, "val", seed=cfg.seed, **opts)
+    train_data = load_dataset(cfg.data, "train", seed=cfg.seed, task=cfg.task, **opts)
+    val_data = load_dataset(cfg.data, "val", seed=cfg.seed, task=cfg.task, **opts)
     skipped = len(getattr(train_data, "skipped", [])) + len(getattr(val_data, "skipped", []))
     if skipped:
         log(f"skipped {skipped} unreadable image files (--skip-bad)")
@@ -212,7 +212,7 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
 def _test_split(cfg, opts):
     """The data's test split, or None when it has none."""
     try:
-        data = load_dataset(cfg.data, "test", seed=cfg.seed, **opts)
+        data = load_dataset(cfg.data, "test", seed=cfg.seed, task=cfg.task, **opts)
     except CnnlabError:
         return None
     return data if len(data) else None

@@ -6,6 +6,7 @@ trainer (``cnnlab.engine``) owns the loop, checkpoints, devices and processes.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Protocol
 
 import torch
@@ -29,14 +30,21 @@ class Task(Protocol):
     def evaluate(self, model: nn.Module, batches, dist) -> dict:
         """Metrics on a split; ``score`` (higher is better) picks the best checkpoint."""
 
-    def write_plots(self, run_dir, history: list[dict], model: nn.Module, data) -> list[str]: ...
+    def predict(self, lm, images: list, **options) -> list[dict]:
+        """One JSON-ready dict per image file, for ``cnnlab predict`` and the web service."""
+
+    def write_plots(self, run_dir, history: list[dict], model: nn.Module, data, metrics: dict) -> list[str]: ...
+
+
+# task name -> "module:Class", imported on first use (a task's dependencies load only when used)
+TASKS = {
+    "classify": "cnnlab.tasks.classify:ClassifyTask",
+}
 
 
 def task_class(name: str):
     """The task class registered as ``name``."""
-    from cnnlab.tasks.classify import ClassifyTask
-
-    tasks = {"classify": ClassifyTask}
-    if name not in tasks:
-        raise CnnlabError(f"--task {name!r}: expected one of {', '.join(tasks)}")
-    return tasks[name]
+    if name not in TASKS:
+        raise CnnlabError(f"--task {name!r}: expected one of {', '.join(TASKS)}")
+    module, cls = TASKS[name].split(":")
+    return getattr(importlib.import_module(module), cls)

@@ -94,6 +94,19 @@ class ClassifyTask:
     def logits(self, model: nn.Module, images: Tensor) -> Tensor:
         return model(self.prepare(images)).float()
 
+    def predict(self, lm, images: list, topk: int = 5) -> list[dict]:
+        """``[{"image", "top": [{"class", "prob"}, ...]}]`` for image files (or uint8 tensors)."""
+        batch = torch.stack([lm.read(p) for p in images])  # (B, C, H, W) uint8
+        probs = lm.logits(batch).softmax(1).cpu()
+        k = min(topk, probs.shape[1])
+        results = []
+        for path, p in zip(images, probs):
+            values, idx = p.topk(k)
+            results.append({"image": str(path),
+                            "top": [{"class": self.classes[i], "prob": round(float(v), 6)}
+                                    for v, i in zip(values, idx.tolist())]})
+        return results
+
     # ------------------------------------------------------------------ metrics
     @torch.no_grad()
     def evaluate(self, model, batches, dist) -> dict:

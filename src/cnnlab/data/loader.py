@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from cnnlab.data.base import FileImages, TensorImages
+from cnnlab.data.detection import DetectionImages
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
@@ -20,12 +21,13 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
 
 
 class Batches:
-    """Iterate (images uint8 (B, C, H, W), labels (B,)) on ``device``.
+    """Iterate (images uint8 (B, C, H, W), labels (B,)) on ``device``; for detection data,
+    (images, targets: list of B dicts of boxes (K, 4) and labels (K,)), K varying per image.
 
     shuffle=False walks the data in order (evaluation); ``rank``/``world`` shard it for DDP.
     """
 
-    def __init__(self, data: TensorImages | FileImages, batch_size: int, device: torch.device,
+    def __init__(self, data: TensorImages | FileImages | DetectionImages, batch_size: int, device: torch.device,
                  shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1, workers: int = 2,
                  drop_last: bool = False):
         self.data, self.batch_size, self.device = data, batch_size, device
@@ -34,6 +36,9 @@ class Batches:
         if isinstance(data, TensorImages):  # move the whole uint8 set to the device once
             self._images = data.images.to(device)
             self._labels = data.labels.to(device)
+        elif isinstance(data, DetectionImages):
+            self._images = data.images.to(device)
+            self._targets = [{k: v.to(device) for k, v in t.items()} for t in data.targets]
 
     def _indices(self, epoch: int) -> Tensor:
         n = len(self.data)
@@ -44,7 +49,7 @@ class Batches:
         n = len(self._indices(0))
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[Tensor, Tensor | list[dict]]]:
         """The batches of ``epoch``, beginning at step ``start_step`` (for resume)."""
         idx = self._indices(epoch)
         steps = self.steps_per_epoch()
@@ -53,6 +58,9 @@ class Batches:
             for chunk in chunks:
                 chunk = chunk.to(self.device)
                 yield self._images[chunk], self._labels[chunk]
+        elif isinstance(self.data, DetectionImages):
+            for chunk in chunks:
+                yield self._images[chunk.to(self.device)], [self._targets[i] for i in chunk.tolist()]
         else:
             loader = torch.utils.data.DataLoader(
                 self.data, batch_sampler=[c.tolist() for c in chunks], num_workers=self.workers,

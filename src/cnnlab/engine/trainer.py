@@ -75,6 +75,8 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
     skipped = len(getattr(train_data, "skipped", [])) + len(getattr(val_data, "skipped", []))
     if skipped:
         log(f"skipped {skipped} unreadable image files (--skip-bad)")
+    for line in getattr(train_data, "report", []) + getattr(val_data, "report", []):
+        log(line)  # what the annotation checks of detection data changed
 
     Task = task_class(cfg.task)
     task = Task.from_state(ckpt["task"]) if ckpt else Task.from_data(cfg, train_data)
@@ -82,7 +84,7 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     task.channels_last = cfg.channels_last
-    bf16 = use_bf16(device, cfg.amp, min(task.input_shape[1:]))
+    bf16 = use_bf16(device, cfg.amp, min(task.input_shape[1:])) and getattr(task, "autocast", True)
 
     train_batches = Batches(train_data, cfg.batch_size, device, shuffle=True, seed=cfg.seed,
                             rank=d.rank, world=d.world, workers=cfg.workers, drop_last=True)
@@ -137,6 +139,7 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
                 _freeze_norm_statistics(model)
             progress = Progress(f"epoch {epoch + 1}/{cfg.epochs}", steps, enabled=d.main)
             totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+            has_acc = True  # tasks without a per-image accuracy (detection) leave "correct" out
             t0, seen = time.perf_counter(), 0
             first = start_step if epoch == start_epoch else 0
             for step, batch in enumerate(train_batches.epoch(epoch, first), start=first):
@@ -154,25 +157,26 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
                 optimizer.step()
                 schedule.step()
                 n = stats["count"]
-                totals += torch.tensor([loss.item() * n, float(stats["correct"]), n], dtype=torch.float64,
+                has_acc = "correct" in stats
+                totals += torch.tensor([loss.item() * n, float(stats.get("correct", 0)), n], dtype=torch.float64,
                                        device=device)
-                seen += n * d.world
-                progress.update(loss=totals[0].item() / totals[2].item(),
-                                acc=totals[1].item() / totals[2].item(),
+                seen += len(batch[0]) * d.world  # images (count may be pixels or tokens)
+                acc = {"acc": totals[1].item() / totals[2].item()} if has_acc else {}
+                progress.update(loss=totals[0].item() / totals[2].item(), **acc,
                                 img_s=seen / (time.perf_counter() - t0))
             step = steps
             train_seconds = time.perf_counter() - t0
             all_reduce_sum(totals, d)
             val = task.evaluate(model, val_batches, d)
             row = {"epoch": epoch + 1, "train_loss": totals[0].item() / totals[2].item(),
-                   "train_acc": totals[1].item() / totals[2].item(),
+                   **({"train_acc": totals[1].item() / totals[2].item()} if has_acc else {}),
                    **{f"val_{k}": v for k, v in val.items() if isinstance(v, (int, float))},
                    "lr": schedule.get_last_lr()[0], "seconds": train_seconds,
                    "images_per_s": seen / train_seconds}
             history.append(row)
             improved = not best or val["score"] > best["score"]
             if improved:
-                best = {k: v for k, v in val.items() if k not in ("confusion_matrix", "per_class")}
+                best = {k: v for k, v in val.items() if not isinstance(v, (dict, list))}
                 best["epoch"] = epoch + 1
             progress.close(f"val {_short(val)}" + ("  *" if improved else ""))
             if d.main:
@@ -226,5 +230,5 @@ def _freeze_norm_statistics(model: nn.Module) -> None:
 
 
 def _short(metrics: dict) -> str:
-    keys = [k for k in ("loss", "top1", "top5", "miou", "map50", "bleu4") if k in metrics]
+    keys = [k for k in ("loss", "top1", "top5", "miou", "map", "map50", "bleu4") if k in metrics]
     return " ".join(f"{k} {metrics[k]:.4f}" for k in keys if not math.isnan(metrics[k]))

@@ -1,0 +1,217 @@
+"""The one internal format for detection data, and the annotation checks every reader runs.
+
+``DetectionImages``: images held in memory as one uint8 (N, C, H, W) tensor (batches are
+sliced by index, as for classification) and, per image, a target dict in torchvision's
+detection format: ``boxes`` float (K, 4) as (x0, y0, x1, y1) in pixels, ``labels`` int64 (K,)
+with 1..len(classes) (0 is the background class, as in torchvision's R-CNN models).
+
+Readers (COCO JSON, Pascal VOC XML, YOLO txt; ``cnnlab.data.box_formats``) first collect
+``Annotated`` records in each image's own pixel coordinates, then ``check_annotations`` cleans
+them and writes a report, and ``to_detection_images`` resizes images and boxes to one size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from cnnlab.errors import CnnlabError
+
+OUT_OF_IMAGE = ("clip", "reject")  # what to do with boxes that leave the image
+
+
+@dataclass
+class DetectionImages:
+    """A detection split held in memory.
+
+    images: (N, C, H, W) uint8; targets: per image {"boxes": (K, 4) float, "labels": (K,) int64};
+    classes: names of labels 1..len(classes); files: the source of each image (for reports).
+    """
+
+    images: Tensor
+    targets: list[dict[str, Tensor]]
+    classes: list[str]
+    name: str = ""
+    files: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # unreadable images left out (--skip-bad)
+    report: list[str] = field(default_factory=list)   # what the annotation checks changed
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"{self.name}: images must be a uint8 (N, C, H, W) tensor, "
+                             f"got {self.images.dtype} {tuple(self.images.shape)}")
+        if len(self.images) != len(self.targets):
+            raise ValueError(f"{self.name}: {len(self.images)} images but {len(self.targets)} targets")
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # (C, H, W)
+
+    @property
+    def labels(self) -> Tensor:
+        """All box labels, shifted to 0..K-1 (for per-class counts)."""
+        return torch.cat([t["labels"] for t in self.targets] + [torch.zeros(0, dtype=torch.int64)]) - 1
+
+    def subset(self, index: Tensor, name: str | None = None) -> "DetectionImages":
+        idx = index.tolist()
+        return DetectionImages(self.images[index], [self.targets[i] for i in idx], self.classes,
+                               name or self.name, [self.files[i] for i in idx] if self.files else [])
+
+    def box_counts(self) -> dict[str, int]:
+        counts = torch.bincount(self.labels, minlength=len(self.classes)).tolist()
+        return dict(zip(self.classes, counts))
+
+    def describe(self) -> dict:
+        """For ``cnnlab data info``: images, boxes per class, negatives, the checks' report."""
+        return {"name": self.name, "count": len(self), "classes": list(self.classes),
+                "class_counts": self.box_counts(), "boxes": int(sum(len(t["boxes"]) for t in self.targets)),
+                "negatives": sum(1 for t in self.targets if not len(t["boxes"])),
+                "image_shape": self.image_shape, "in_memory": True, "skipped": len(self.skipped),
+                "report": list(self.report)}
+
+    def sample_grid(self, path, n: int = 16, seed: int = 0):
+        """A PNG grid of up to 16 random images (by seed) with their boxes and class names drawn."""
+        import math
+
+        from torchvision.utils import draw_bounding_boxes, make_grid
+
+        from cnnlab.images import save_image
+
+        index = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:min(n, 16)].tolist()
+        tiles = []
+        for i in index:
+            img = self.images[i, :3] if self.images.shape[1] >= 3 else self.images[i, :1].expand(3, -1, -1)
+            k = max(1, math.ceil(128 / max(img.shape[1:])))  # enlarge small images (nearest) for legible labels
+            img = img.repeat_interleave(k, 1).repeat_interleave(k, 2).contiguous()
+            t = self.targets[i]
+            if len(t["boxes"]):
+                img = draw_bounding_boxes(img, t["boxes"] * k, [self.classes[j - 1] for j in t["labels"].tolist()],
+                                          colors="yellow", width=2)
+            tiles.append(img)
+        side = max(max(t.shape[1:]) for t in tiles)
+        tiles = [torch.nn.functional.pad(t, (0, side - t.shape[2], 0, side - t.shape[1]), value=255) for t in tiles]
+        return save_image(make_grid(torch.stack(tiles), nrow=math.ceil(math.sqrt(len(tiles))), padding=2,
+                                    pad_value=255), path)
+
+
+@dataclass
+class Annotated:
+    """One image as a reader found it: file, size, and boxes (x0, y0, x1, y1) in its pixels.
+
+    ``categories`` are the file's own category ids or names, mapped to labels by the checks.
+    """
+
+    file: str
+    width: int
+    height: int
+    boxes: list[list[float]]
+    categories: list
+    image_id: object = None
+
+
+# ---------------------------------------------------------------------------------------
+# Annotation checks
+# ---------------------------------------------------------------------------------------
+
+
+def check_annotations(records: list[Annotated], category_ids: dict, source: str,
+                      out_of_image: str = "clip") -> tuple[list[dict[str, Tensor]], list[str]]:
+    """Validate and clean boxes; returns per-record targets and the report lines.
+
+    Errors (one ``CnnlabError`` naming the files and counts): duplicate image ids, unknown
+    category ids, and, with ``out_of_image="reject"``, boxes that leave the image. Cleaned
+    and reported: boxes clipped to the image (``"clip"``), boxes of zero or negative area
+    (dropped). Images without boxes are kept as negatives and counted.
+    """
+    if out_of_image not in OUT_OF_IMAGE:
+        raise CnnlabError(f"out_of_image {out_of_image!r}: expected one of {', '.join(OUT_OF_IMAGE)}")
+    seen: dict = {}
+    duplicates = []
+    for r in records:
+        if r.image_id is not None:
+            if r.image_id in seen:
+                duplicates.append(f"{r.image_id} ({seen[r.image_id]}, {r.file})")
+            seen[r.image_id] = r.file
+    if duplicates:
+        raise CnnlabError(f"{source}: {len(duplicates)} duplicate image ids: {_few(duplicates)}")
+    unknown = {}
+    for r in records:
+        bad = [c for c in r.categories if c not in category_ids]
+        if bad:
+            unknown[r.file] = bad
+    if unknown:
+        ids = sorted({str(c) for v in unknown.values() for c in v})
+        raise CnnlabError(f"{source}: unknown category ids {_few(ids)} in {len(unknown)} files: "
+                          f"{_few([f'{f} ({len(v)})' for f, v in unknown.items()])}; "
+                          f"known: {', '.join(map(str, category_ids))}")
+
+    clipped, dropped, outside, negatives = {}, {}, {}, 0
+    targets = []
+    for r in records:
+        b = torch.tensor(r.boxes, dtype=torch.float32).reshape(-1, 4)  # (K, 4)
+        labels = torch.tensor([category_ids[c] for c in r.categories], dtype=torch.int64)
+        inside = b.clone()
+        inside[:, 0::2] = inside[:, 0::2].clamp(0, r.width)
+        inside[:, 1::2] = inside[:, 1::2].clamp(0, r.height)
+        moved = (inside != b).any(1) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        if moved.any():
+            (outside if out_of_image == "reject" else clipped)[r.file] = int(moved.sum())
+        keep = (inside[:, 2] > inside[:, 0]) & (inside[:, 3] > inside[:, 1])
+        if (~keep).any():
+            dropped[r.file] = int((~keep).sum())
+        if not len(b) or not keep.any():
+            negatives += 1
+        targets.append({"boxes": inside[keep], "labels": labels[keep]})
+    if outside:
+        raise CnnlabError(f"{source}: {sum(outside.values())} boxes outside the image in {len(outside)} "
+                          f"files: {_few([f'{f} ({n})' for f, n in outside.items()])} "
+                          f"(use out_of_image='clip' to clip them)")
+    report = []
+    if clipped:
+        report.append(f"{source}: clipped {sum(clipped.values())} boxes to the image in {len(clipped)} files: "
+                      f"{_few([f'{f} ({n})' for f, n in clipped.items()])}")
+    if dropped:
+        report.append(f"{source}: dropped {sum(dropped.values())} boxes of zero or negative area in "
+                      f"{len(dropped)} files: {_few([f'{f} ({n})' for f, n in dropped.items()])}")
+    if negatives:
+        report.append(f"{source}: {negatives} images without boxes, kept as negatives")
+    return targets, report
+
+
+def _few(items: list[str], n: int = 5) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+# ---------------------------------------------------------------------------------------
+# Resizing to one size
+# ---------------------------------------------------------------------------------------
+
+
+def to_detection_images(records: list[Annotated], targets: list[dict[str, Tensor]], classes: list[str],
+                        size: tuple[int, int], channels: int = 3, name: str = "", report=(),
+                        skip_bad: bool = False) -> DetectionImages:
+    """Decode every image, resize it to ``size`` (H, W) and scale its boxes alike."""
+    from cnnlab.images import ImageError, read_image, resize
+
+    h, w = size
+    images, kept, files, skipped = [], [], [], []
+    for r, t in zip(records, targets):
+        try:
+            img = read_image(r.file, channels=channels)
+        except ImageError:
+            if not skip_bad:
+                raise
+            skipped.append(r.file)
+            continue
+        ih, iw = img.shape[1:]
+        scale = torch.tensor([w / iw, h / ih, w / iw, h / ih])
+        images.append(resize(img, (h, w)))
+        kept.append({"boxes": t["boxes"] * scale, "labels": t["labels"]})
+        files.append(r.file)
+    if not images:
+        raise CnnlabError(f"{name}: no readable images")
+    return DetectionImages(torch.stack(images), kept, classes, name, files, skipped, list(report))

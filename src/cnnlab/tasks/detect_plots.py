@@ -1,0 +1,84 @@
+"""Detection figures: boxes with labels and scores, region proposals beside them, curves."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+from torchvision.utils import draw_bounding_boxes, make_grid  # noqa: E402
+
+from cnnlab.images import save_image  # noqa: E402
+
+MIN_SIDE = 256  # pixels: small images are enlarged (nearest) so that labels stay legible
+PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
+           "#fabed4", "#469990", "#dcbeff", "#9a6324"]
+
+
+def draw_boxes(image: Tensor, boxes: Tensor, labels: list[str], colors: list[str]) -> Tensor:
+    """uint8 (C, H, W) -> RGB uint8 (3, kH, kW) with ``boxes`` (x0, y0, x1, y1) drawn and labelled."""
+    img = image[:3] if image.shape[0] >= 3 else image[:1].expand(3, -1, -1)
+    k = max(1, math.ceil(MIN_SIDE / max(img.shape[1:])))
+    img = img.repeat_interleave(k, 1).repeat_interleave(k, 2)  # nearest: keep pixels square
+    if not len(boxes):
+        return img.contiguous()
+    return draw_bounding_boxes(img.contiguous(), boxes.reshape(-1, 4) * k, labels=labels, colors=colors, width=2)
+
+
+def draw_prediction(image: Tensor, result: dict, out: Path, classes: list[str]) -> Path:
+    """``<out>/<stem>_detections.png``: final boxes, and the proposals beside them if present."""
+    dets = result["detections"]
+    boxes = torch.tensor([d["box"] for d in dets], dtype=torch.float32)
+    panels = [draw_boxes(image, boxes, [f"{d['class']} {d['score']:.2f}" for d in dets],
+                         [PALETTE[classes.index(d["class"]) % len(PALETTE)] for d in dets])]
+    if "proposals" in result:
+        props = torch.tensor(result["proposals"], dtype=torch.float32)
+        panels.insert(0, draw_boxes(image, props, [str(i + 1) for i in range(len(props))], ["#ffe119"] * len(props)))
+    stem = Path(result["image"]).stem if result["image"] != "tensor" else "image"
+    return save_image(make_grid(torch.stack(panels), nrow=len(panels), padding=4, pad_value=255),
+                      Path(out) / f"{stem}_detections.png")
+
+
+def write_all(task, run_dir, history: list[dict], model, data, metrics: dict) -> list[str]:
+    """curves.png (loss, mAP per epoch) and detections.png (8 images of ``data``, true | predicted)."""
+    run_dir = Path(run_dir)
+    paths = [plot_curves(history, run_dir / "curves.png")]
+    model.eval()
+    device = next(model.parameters()).device
+    tiles = []
+    with torch.no_grad():
+        preds = model(task.prepare(data.images[:8].to(device)))
+    for img, t, p in zip(data.images[:8], data.targets[:8], preds):
+        keep = p["scores"] >= 0.5
+        tiles.append(draw_boxes(img, t["boxes"], [task.classes[i - 1] for i in t["labels"].tolist()],
+                                [PALETTE[(i - 1) % len(PALETTE)] for i in t["labels"].tolist()]))
+        labels = p["labels"][keep].tolist()
+        tiles.append(draw_boxes(img, p["boxes"][keep].float().cpu(),
+                                [f"{task.classes[i - 1]} {s:.2f}" for i, s in zip(labels, p["scores"][keep].tolist())],
+                                [PALETTE[(i - 1) % len(PALETTE)] for i in labels]))
+    paths.append(save_image(make_grid(torch.stack(tiles), nrow=4, padding=4, pad_value=255),
+                            run_dir / "detections.png"))
+    return [str(p) for p in paths]
+
+
+def plot_curves(history: list[dict], path: Path) -> Path:
+    """Training loss and validation mAP per epoch."""
+    epochs = [r["epoch"] for r in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax1.plot(epochs, [r["train_loss"] for r in history], "o-")
+    ax1.set(xlabel="epoch", ylabel="sum of R-CNN losses", title="training loss")
+    ax2.plot(epochs, [r.get("val_map50") for r in history], "o-", label="val mAP@.5")
+    ax2.plot(epochs, [r.get("val_map") for r in history], "o-", label="val mAP@[.5:.95]")
+    ax2.set(xlabel="epoch", ylabel="mAP", title="validation mAP", ylim=(0, 1))
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    ax2.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

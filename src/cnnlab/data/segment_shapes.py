@@ -1,0 +1,39 @@
+"""The built-in ``shapes`` scenes with their pixel masks, for ``--task segment``.
+
+64x64 RGB scenes of 1..3 coloured shapes (``cnnlab.data.shapes.generate_scenes``); the mask
+holds 0 for background and 1 + the shape's index in ``SHAPES`` where a shape is visible.
+Train 4,000 / val 500 / test 500 scenes, each split from its own seed stream.
+"""
+from __future__ import annotations
+
+import torch
+
+from cnnlab.data.masks import SegmentationImages
+from cnnlab.data.registry import SPLITS, register_dataset
+from cnnlab.data.shapes import SHAPES, generate_scenes
+from cnnlab.errors import CnnlabError
+
+SEGMENT_SPLIT_SIZES = {"train": 4000, "val": 500, "test": 500}
+CLASSES = ["background", *SHAPES]
+COLORS = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+          (145, 30, 180)]  # background black, then one distinct colour per shape kind
+
+
+@register_dataset("shapes", tasks=("segment",),
+                  description="scenes of 1-3 coloured shapes, 64x64 RGB, with pixel masks: background + "
+                  "6 shape classes; train 4000 / val 500 / test 500")
+def shapes_segment(split: str, seed: int = 0, *, image_size: int = 64, **opts) -> SegmentationImages:
+    """Split ``split`` of the shapes scenes with semantic masks (N, H, W) uint8."""
+    opts.pop("skip_bad", None)  # generated data: nothing to skip or download
+    opts.pop("download", None)
+    if opts:
+        raise CnnlabError(f"dataset 'shapes' (segment) takes only image_size, got {', '.join(sorted(opts))}")
+    if split not in SPLITS:
+        raise CnnlabError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if not isinstance(image_size, int) or image_size < 32:
+        raise CnnlabError(f"shapes: image_size must be an integer >= 32, got {image_size!r}")
+    scenes = generate_scenes(SEGMENT_SPLIT_SIZES[split], seed=seed * 1009 + 101 + SPLITS.index(split),
+                             size=image_size)
+    images = torch.stack([s.image for s in scenes])  # (N, 3, H, W) uint8
+    masks = torch.stack([s.semantic_mask() for s in scenes]).to(torch.uint8)  # (N, H, W)
+    return SegmentationImages(images, masks, CLASSES, f"shapes/{split}", colors=COLORS)

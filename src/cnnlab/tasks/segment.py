@@ -1,0 +1,235 @@
+"""Semantic segmentation: a class for every pixel; per-pixel cross-entropy, IoU from a confusion matrix.
+
+Batches arrive as (images (B, C, H, W) uint8, masks (B, H, W) uint8 with IGNORE = 255).
+``--model`` names a segmentation model (fcn8s, fcn16s, fcn32s, unet) or a classifier, which then
+becomes the backbone of an FCN-8s; ``--backbone`` picks the FCN backbone explicitly.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+from cnnlab.data.masks import IGNORE, SegmentationImages
+from cnnlab.data.seg_augment import augment_pairs
+from cnnlab.engine.distributed import all_reduce_sum
+from cnnlab.errors import CnnlabError
+from cnnlab.models import get_model, list_models, model_info
+
+CLASS_WEIGHTS = ("none", "median", "inverse")
+EVAL_PIXELS = 1 << 21  # pixels per forward pass when evaluating (bounds memory at 480x360)
+
+
+class SegmentTask:
+    """Per-pixel classification into ``classes`` (``colors`` draw them).
+
+    mean/std: per-channel normalisation on the 0..1 scale; input_shape: (C, H, W) of the
+    training images (predict resizes to it); class_weights: per-class loss weights or None.
+    """
+
+    name = "segment"
+
+    def __init__(self, classes: list[str], colors: list, mean: list[float], std: list[float],
+                 input_shape: tuple[int, int, int], class_weights: list[float] | None = None,
+                 flip: bool = False, scale: float = 0.0, translate: int = 0):
+        self.classes, self.colors = list(classes), [tuple(c) for c in colors]
+        self.mean, self.std = list(mean), list(std)
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.class_weights = list(class_weights) if class_weights else None
+        self.flip, self.scale, self.translate = flip, scale, translate
+        self.channels_last = True
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_data(cls, cfg, train) -> "SegmentTask":
+        if not isinstance(train, SegmentationImages):
+            raise CnnlabError(f"--data {cfg.data}: holds no pixel masks; --task segment needs a segmentation "
+                              f"dataset (shapes, camvid, a CamVid/VOC folder or images/ + masks/)")
+        if cfg.pretrained:
+            info = model_info(_backbone_name(cfg))
+            if info.mean is None:
+                raise CnnlabError(f"--pretrained: {info.name!r} has no offline pretrained weights "
+                                  f"(use --backbone efficientnet_lite0)")
+            mean, std = list(info.mean), list(info.std)
+        else:
+            x = train.images[:2000].float().div_(255).transpose(0, 1).flatten(1)  # (C, N*H*W)
+            mean, std = x.mean(1).tolist(), x.std(1).clamp(min=1e-3).tolist()
+        weights = class_weights(train.pixel_counts(), cfg.class_weights)
+        return cls(train.classes, train.colors, mean, std, train.image_shape, weights, cfg.flip,
+                   cfg.scale, cfg.translate)
+
+    @classmethod
+    def from_state(cls, state: dict) -> "SegmentTask":
+        return cls(state["classes"], state["colors"], state["mean"], state["std"], tuple(state["input_shape"]),
+                   state.get("class_weights"), state.get("flip", False), state.get("scale", 0.0),
+                   state.get("translate", 0))
+
+    def state(self) -> dict:
+        return {"name": self.name, "classes": self.classes, "colors": [list(c) for c in self.colors],
+                "mean": self.mean, "std": self.std, "input_shape": list(self.input_shape),
+                "class_weights": self.class_weights, "flip": self.flip, "scale": self.scale,
+                "translate": self.translate}
+
+    def build_model(self, cfg) -> nn.Module:
+        kwargs = dict(cfg.model_args)
+        name = cfg.model
+        if model_info(name).task != "segment":  # a classifier: the backbone of an FCN-8s
+            kwargs.setdefault("backbone", name)
+            name = "fcn8s"
+        if cfg.backbone:
+            if not name.startswith("fcn"):
+                raise CnnlabError(f"--backbone: model {name!r} has its own encoder; backbones go with "
+                                  f"{', '.join(n for n in list_models(task='segment') if n.startswith('fcn'))}")
+            kwargs["backbone"] = cfg.backbone
+        model = get_model(name, num_classes=len(self.classes), in_channels=self.input_shape[0],
+                          pretrained=cfg.pretrained, **kwargs)
+        if cfg.freeze_backbone:
+            if not hasattr(model, "backbone"):
+                raise CnnlabError(f"--freeze-backbone: model {name!r} has no backbone")
+            for p in model.backbone.parameters():
+                p.requires_grad_(False)
+        return model
+
+    # ------------------------------------------------------------------ tensors
+    def prepare(self, images: Tensor) -> Tensor:
+        """uint8 (or float 0..255) (B, C, H, W) on the device -> normalised float input."""
+        x = images.float() / 255
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        x = (x - mean) / std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def training_step(self, model, batch, generator):
+        images, masks = batch
+        images, masks = augment_pairs(images, masks.long(), generator, self.flip, self.scale, self.translate)
+        logits = model(self.prepare(images)).float()  # (B, K, H, W)
+        weight = torch.tensor(self.class_weights, device=logits.device) if self.class_weights else None
+        loss = F.cross_entropy(logits, masks, weight=weight, ignore_index=IGNORE)
+        valid = masks != IGNORE
+        correct = ((logits.argmax(1) == masks) & valid).sum()
+        return {"loss": loss}, {"correct": int(correct), "count": int(valid.sum())}
+
+    @torch.no_grad()
+    def logits(self, model: nn.Module, images: Tensor) -> Tensor:
+        return model(self.prepare(images)).float()  # (B, K, H, W)
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, lm, images: list, out: str | Path | None = None, alpha: float = 0.5) -> list[dict]:
+        """``[{"image", "size", "shares": {class: fraction of pixels}, "mask", "overlay"}]``.
+
+        Each image is resized to the training size, segmented, and the class scores resized
+        back to the image's own size. With ``out``, writes ``<stem>_mask.png`` (colours and a
+        legend) and ``<stem>_overlay.png`` (the mask blended over the image, ``alpha``) there.
+        """
+        from cnnlab.images import read_image, resize
+        from cnnlab.tasks import segment_plots
+
+        c, h, w = self.input_shape
+        results = []
+        for path in images:
+            img = read_image(path, channels=c) if not isinstance(path, Tensor) else path
+            logits = lm.logits(resize(img, (h, w))[None])  # (1, K, h, w)
+            logits = F.interpolate(logits.float(), size=img.shape[-2:], mode="bilinear", align_corners=False)
+            pred = logits[0].argmax(0).cpu()  # (H, W)
+            counts = torch.bincount(pred.flatten(), minlength=len(self.classes)).tolist()
+            shares = sorted(((n / pred.numel(), name) for name, n in zip(self.classes, counts) if n),
+                            reverse=True)
+            r = {"image": str(path) if not isinstance(path, Tensor) else "<tensor>", "size": list(pred.shape),
+                 "shares": {name: round(s, 6) for s, name in shares}}
+            if out is not None:
+                stem = Path(r["image"]).stem if not isinstance(path, Tensor) else f"image{len(results)}"
+                r.update(segment_plots.save_prediction(img, pred, self.classes, self.colors, Path(out), stem,
+                                                       alpha))
+            results.append(r)
+        return results
+
+    # ------------------------------------------------------------------ metrics
+    @torch.no_grad()
+    def evaluate(self, model, batches, dist) -> dict:
+        """Mean IoU (the score), per-class IoU, pixel accuracy, class-average accuracy, loss."""
+        k = len(self.classes)
+        device = batches.device
+        confusion = torch.zeros(k, k, dtype=torch.int64, device=device)
+        sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum over pixels, images
+        model.eval()
+        for images, masks in batches.epoch(0):
+            chunk = max(1, EVAL_PIXELS // images[0, 0].numel())
+            for i in range(0, len(images), chunk):
+                x, y = images[i:i + chunk], masks[i:i + chunk].long()
+                logits = self.logits(model, x)
+                confusion += confusion_matrix(logits.argmax(1), y, k)
+                loss = F.cross_entropy(logits, y, ignore_index=IGNORE, reduction="sum")
+                sums += torch.stack([loss.double(), torch.tensor(float(len(x)), device=device,
+                                                                  dtype=torch.float64)])
+        all_reduce_sum(confusion, dist)
+        all_reduce_sum(sums, dist)
+        m = segmentation_metrics(confusion.cpu(), self.classes)
+        m["loss"] = float(sums[0]) / max(1, m["pixels"])
+        m["count"] = int(sums[1])
+        return m
+
+    def write_plots(self, run_dir, history, model, data, metrics) -> list[str]:
+        from cnnlab.tasks import segment_plots
+
+        return segment_plots.write_all(self, run_dir, history, model, data, metrics)
+
+
+# ---------------------------------------------------------------------- metrics
+def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int, ignore_index: int = IGNORE) -> Tensor:
+    """(K, K) int64 pixel counts, rows = true class, columns = predicted; ``ignore_index`` left out."""
+    return multiclass_confusion_matrix(pred, target, num_classes, ignore_index=ignore_index,
+                                       validate_args=False).long()
+
+
+def segmentation_metrics(confusion: Tensor, classes: list[str]) -> dict:
+    """IoU per class = TP / (TP + FP + FN); mIoU averages the classes that occur (in truth or
+    prediction); pixel accuracy = TP / pixels; class-average accuracy averages TP / true pixels."""
+    c = confusion.double()
+    tp, truth, predicted = c.diag(), c.sum(1), c.sum(0)
+    union = truth + predicted - tp
+    pixels = float(c.sum())
+    if pixels == 0:
+        raise CnnlabError("evaluation split has no labelled pixels")
+    iou = tp / union  # NaN where a class is neither present nor predicted
+    acc = tp / truth
+    present = union > 0
+    return {"score": float(iou[present].mean()), "miou": float(iou[present].mean()),
+            "pixel_acc": float(tp.sum()) / pixels, "mean_class_acc": float(acc[truth > 0].mean()),
+            "pixels": int(pixels), "task": "segment",
+            "per_class_iou": {name: (round(float(v), 6) if p else None)
+                              for name, v, p in zip(classes, iou, present)},
+            "per_class": {name: {"iou": round(float(v), 6) if p else None,
+                                 "acc": round(float(a), 6) if t > 0 else None, "pixels": int(t)}
+                          for name, v, p, a, t in zip(classes, iou, present, acc, truth)},
+            "confusion_matrix": confusion.tolist()}
+
+
+def class_weights(pixel_counts: Tensor, mode: str) -> list[float] | None:
+    """Loss weights from the training split's pixel counts per class.
+
+    median: median frequency balancing (Eigen & Fergus 2015, as SegNet uses), median(f) / f_c;
+    inverse: 1 / f_c scaled to mean 1; none: no weights. Classes absent from train get weight 0.
+    """
+    if mode not in CLASS_WEIGHTS:
+        raise CnnlabError(f"class_weights {mode!r}: expected one of {', '.join(CLASS_WEIGHTS)}")
+    if mode == "none":
+        return None
+    f = pixel_counts.double() / pixel_counts.sum().clamp(min=1)
+    seen = f > 0
+    w = torch.zeros_like(f)
+    w[seen] = f[seen].median() / f[seen] if mode == "median" else 1 / f[seen]
+    if mode == "inverse":
+        w[seen] /= w[seen].mean()
+    return [round(float(v), 6) for v in w]
+
+
+def _backbone_name(cfg) -> str:
+    """The model whose pretrained weights (and normalisation) a run uses."""
+    if cfg.backbone:
+        return cfg.backbone
+    if model_info(cfg.model).task != "segment":
+        return cfg.model
+    return cfg.model_args.get("backbone", cfg.model)

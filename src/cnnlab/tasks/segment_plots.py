@@ -1,0 +1,138 @@
+"""Segmentation pictures: colour masks with a legend, overlays, per-class IoU bars, sample panels."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from cnnlab.data.masks import IGNORE, colorize  # noqa: E402
+from cnnlab.images import to_pil  # noqa: E402
+
+SWATCH = 12   # pixels: legend colour box
+ROW = 16      # pixels: legend row height
+SAMPLES = 4   # image / truth / prediction rows in predictions.png
+MIN_WIDTH = 256  # pixels: narrower predictions are enlarged (nearest-neighbour) for display
+
+
+# ---------------------------------------------------------------------- predict output
+def with_legend(color_mask: Tensor, mask: Tensor, classes: list[str], colors: list) -> Image.Image:
+    """The colour mask with a legend strip below: a swatch and name per class present."""
+    present = [i for i in torch.unique(mask).tolist() if i != IGNORE and i < len(classes)]
+    img = to_pil(color_mask)
+    font = ImageFont.load_default()
+    col_w = 8 + SWATCH + 6 * max((len(classes[i]) for i in present), default=4)
+    per_row = max(1, img.width // col_w)
+    rows = -(-len(present) // per_row)
+    canvas = Image.new("RGB", (img.width, img.height + rows * ROW + 4), (255, 255, 255))
+    canvas.paste(img, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for n, i in enumerate(present):
+        x, y = 4 + (n % per_row) * col_w, img.height + 2 + (n // per_row) * ROW
+        draw.rectangle([x, y + 2, x + SWATCH, y + 2 + SWATCH], fill=tuple(colors[i]), outline=(0, 0, 0))
+        draw.text((x + SWATCH + 4, y + 2), classes[i], fill=(0, 0, 0), font=font)
+    return canvas
+
+
+def overlay(image: Tensor, color_mask: Tensor, alpha: float = 0.5) -> Tensor:
+    """(3, H, W) uint8 image blended with the colour mask (``alpha`` = mask weight)."""
+    rgb = image[:3] if image.shape[0] >= 3 else image[:1].expand(3, -1, -1)
+    return (rgb.float() * (1 - alpha) + color_mask.float() * alpha).round().to(torch.uint8)
+
+
+def save_prediction(image: Tensor, pred: Tensor, classes: list[str], colors: list, out: Path, stem: str,
+                    alpha: float = 0.5) -> dict:
+    """Write ``<stem>_mask.png`` (colour mask + legend) and ``<stem>_overlay.png``; their paths.
+    Images narrower than MIN_WIDTH are enlarged by a whole factor, so small scenes stay legible."""
+    out.mkdir(parents=True, exist_ok=True)
+    k = -(-MIN_WIDTH // pred.shape[-1])
+    if k > 1:
+        pred = pred.repeat_interleave(k, 0).repeat_interleave(k, 1)
+        image = image.repeat_interleave(k, 1).repeat_interleave(k, 2)
+    color_mask = colorize(pred, colors)
+    mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
+    with_legend(color_mask, pred, classes, colors).save(mask_path)
+    to_pil(overlay(image, color_mask, alpha)).save(overlay_path)
+    return {"mask": str(mask_path), "overlay": str(overlay_path)}
+
+
+# ---------------------------------------------------------------------- run / eval plots
+def write_all(task, run_dir, history, model, data, metrics: dict) -> list[str]:
+    """curves.png (when there is a history), per_class_iou.png and predictions.png."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    if history:
+        paths.append(plot_curves(history, run_dir / "curves.png"))
+    paths.append(plot_class_iou(metrics["per_class_iou"], task.colors, metrics["miou"],
+                                run_dir / "per_class_iou.png"))
+    paths.append(plot_samples(task, model, data, run_dir / "predictions.png"))
+    return [str(p) for p in paths]
+
+
+def plot_curves(history: list[dict], path: Path) -> Path:
+    """Loss per epoch (train, val) and val mean IoU / train pixel accuracy."""
+    epochs = [r["epoch"] for r in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    ax1.plot(epochs, [r.get("val_loss") for r in history], "o-", label="val")
+    ax1.set(xlabel="epoch", ylabel="cross-entropy per pixel", title="loss")
+    ax2.plot(epochs, [r["train_acc"] for r in history], "o-", label="train pixel accuracy")
+    ax2.plot(epochs, [r.get("val_miou") for r in history], "o-", label="val mean IoU")
+    ax2.set(xlabel="epoch", title="accuracy and IoU", ylim=(0, 1))
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)
+
+
+def plot_class_iou(per_class: dict, colors: list, miou: float, path: Path) -> Path:
+    """A horizontal bar per class (its colour), the mean IoU as a dashed line."""
+    names = list(per_class)
+    values = [v if v is not None else 0.0 for v in per_class.values()]
+    fig, ax = plt.subplots(figsize=(6, 0.9 + 0.32 * len(names)))
+    ax.barh(range(len(names))[::-1], values, color=[tuple(v / 255 for v in c) for c in colors],
+            edgecolor="black", linewidth=0.5)
+    for y, v, raw in zip(range(len(names))[::-1], values, per_class.values()):
+        ax.text(min(v, 0.9) + 0.01, y, "n/a" if raw is None else f"{v:.3f}", va="center", fontsize=8)
+    ax.axvline(miou, color="black", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(names))[::-1], names, fontsize=8)
+    ax.set(xlim=(0, 1), xlabel="IoU", title=f"per-class IoU (mean {miou:.3f})")
+    return _save(fig, path)
+
+
+@torch.no_grad()
+def plot_samples(task, model, data, path: Path, n: int = SAMPLES) -> Path:
+    """Rows of image | ground truth | prediction for ``n`` evenly spaced samples of ``data``."""
+    index = torch.linspace(0, len(data) - 1, min(n, len(data))).long()
+    images, masks = data.images[index], data.labels[index]
+    model.eval()
+    device = next(model.parameters()).device
+    preds = task.logits(model, images.to(device)).argmax(1).cpu()
+    rows = len(index)
+    fig, axes = plt.subplots(rows, 3, figsize=(9, 2.6 * rows * images.shape[-2] / images.shape[-1] + 0.6))
+    axes = axes.reshape(rows, 3)
+    for r in range(rows):
+        panels = [images[r], colorize(masks[r], task.colors), colorize(preds[r], task.colors)]
+        for c, (img, title) in enumerate(zip(panels, ("image", "ground truth", "prediction"))):
+            axes[r, c].imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
+            axes[r, c].axis("off")
+            if r == 0:
+                axes[r, c].set_title(title, fontsize=9)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=tuple(v / 255 for v in c)) for c in task.colors]
+    fig.legend(handles, task.classes, loc="lower center", ncol=min(6, len(task.classes)), fontsize=7,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -1,0 +1,223 @@
+"""Image captioning: a CNN encoder and an LSTM decoder write a sentence about the image.
+
+Batches arrive as (images uint8 (B, C, H, W), references (B, R, L) ids into the dataset's
+word table, see ``cnnlab.data.caption_text``). Training picks one reference per image per
+step and trains the decoder by teacher forcing (cross-entropy on each next word); evaluation
+writes captions by beam search and scores them against all references: corpus BLEU-1..4
+(``score`` = BLEU-4) and CIDEr-D. The vocabulary, built from the training captions with a
+minimum word count, travels inside the checkpoint.
+
+    cnnlab train --task caption --data shapes --config recipes/caption-shapes.yaml
+    cnnlab predict runs/cap/best.pt --task caption scene.png --beam 5 --attention
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from cnnlab.data.caption_text import END_ID, PAD_ID, START_ID, UNK_ID, Vocabulary
+from cnnlab.engine.distributed import Dist
+from cnnlab.errors import CnnlabError
+from cnnlab.models import get_model, model_info
+from cnnlab.models.caption_search import beam_search
+from cnnlab.tasks.caption_metrics import caption_metrics
+from cnnlab.tasks.classify import _channel_stats, _match_channels
+
+DEFAULT_DECODER = "show_attend_tell"  # when --model names a classifier, it becomes the encoder
+
+
+class CaptionTask:
+    """Captioning with vocabulary ``vocab``; ``words`` is the data's id table (its ``classes``).
+
+    mean/std: per-channel normalisation on the 0..1 scale; input_shape: (C, H, W) fed to the
+    encoder; max_len: most words a caption may have; beam_size, length_penalty: decoding for
+    evaluation and the default for prediction.
+    """
+
+    name = "caption"
+
+    def __init__(self, words: list[str], vocab: list[str], mean: list[float], std: list[float],
+                 input_shape: tuple[int, int, int], max_len: int = 20, beam_size: int = 3,
+                 length_penalty: float = 1.0):
+        self.classes, self.vocab = list(words), Vocabulary(tuple(vocab))
+        self.mean, self.std = list(mean), list(std)
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.max_len, self.beam_size, self.length_penalty = max_len, beam_size, length_penalty
+        self.channels_last = True
+        index = self.vocab.index()
+        self._remap = torch.tensor([index.get(w, UNK_ID) for w in self.classes])  # data id -> vocab id
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_data(cls, cfg, train) -> "CaptionTask":
+        refs = _references(train)  # (N, R, L) ids into train.classes
+        words = list(train.classes)
+        tokens = [[words[i] for i in row if i > UNK_ID] for row in refs.flatten(0, 1).tolist()]
+        vocab = Vocabulary.build(tokens, min_count=cfg.min_word_count)
+        c, h, w = train.image_shape
+        if cfg.image_size:
+            h = w = cfg.image_size
+        encoder = _encoder_name(cfg)
+        if cfg.pretrained:
+            info = model_info(encoder)
+            if info.mean is None:
+                raise CnnlabError(f"--pretrained: encoder {encoder!r} has no offline pretrained weights")
+            c, mean, std = info.input_size[0], list(info.mean), list(info.std)
+        else:
+            mean, std = _channel_stats(train)
+        return cls(words, list(vocab.words), mean, std, (c, h, w), max_len=refs.shape[-1] - 2)
+
+    @classmethod
+    def from_state(cls, state: dict) -> "CaptionTask":
+        return cls(state["words"], state["vocab"], state["mean"], state["std"], tuple(state["input_shape"]),
+                   state["max_len"], state["beam_size"], state["length_penalty"])
+
+    def state(self) -> dict:
+        return {"name": self.name, "words": self.classes, "vocab": list(self.vocab.words),
+                "mean": self.mean, "std": self.std, "input_shape": list(self.input_shape),
+                "max_len": self.max_len, "beam_size": self.beam_size, "length_penalty": self.length_penalty}
+
+    def build_model(self, cfg) -> nn.Module:
+        name, kwargs = cfg.model, dict(cfg.model_args)
+        if _task_of(name) == "classify":
+            name, kwargs = DEFAULT_DECODER, {"encoder": cfg.model, **kwargs}
+        return get_model(name, vocab_size=len(self.vocab), in_channels=self.input_shape[0],
+                         pretrained=cfg.pretrained, freeze_encoder=cfg.freeze_backbone, **kwargs)
+
+    # ------------------------------------------------------------------ tensors
+    def prepare(self, images: Tensor) -> Tensor:
+        """uint8 (B, C, H, W) on the device -> normalised float encoder input."""
+        c, h, w = self.input_shape
+        x = images.float().div_(255)
+        if x.shape[1] != c:
+            x = _match_channels(x, c)
+        if x.shape[-2:] != (h, w):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        x = (x - mean) / std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def to_vocab(self, ids: Tensor) -> Tensor:
+        """Data ids (any shape) -> vocabulary ids (words below the minimum count -> <unk>)."""
+        if self._remap.device != ids.device:
+            self._remap = self._remap.to(ids.device)
+        return self._remap[ids]
+
+    def training_step(self, model, batch, generator):
+        images, refs = batch
+        refs = refs[:, None] if refs.ndim == 2 else refs  # (B, R, L)
+        valid = (refs[:, :, 0] != PAD_ID).float()  # (B, R) which references exist
+        pick = torch.multinomial(valid, 1, generator=generator).squeeze(1)  # one per image
+        seq = self.to_vocab(refs[torch.arange(len(refs), device=refs.device), pick])  # (B, L)
+        seq = seq[:, :int((seq != PAD_ID).sum(1).max())]
+        inputs, targets = seq[:, :-1], seq[:, 1:]  # teacher forcing: predict word t+1 from words <= t
+        logits, _ = model(self.prepare(images), inputs)  # (B, T, V)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=PAD_ID)
+        mask = targets != PAD_ID
+        correct = ((logits.argmax(-1) == targets) & mask).sum()
+        return {"loss": loss}, {"correct": correct, "count": int(mask.sum())}
+
+    # ------------------------------------------------------------------ decoding
+    @torch.no_grad()
+    def generate(self, model: nn.Module, images: Tensor, beam: int | None = None, max_len: int | None = None,
+                 length_penalty: float | None = None, n_best: int | None = None) -> list[list[dict]]:
+        """Beam search (beam 1: greedy) on uint8 images (B, C, H, W): per image the ``n_best``
+        captions, best first, each ``{"ids", "words", "score", "logprob", "alphas"}``."""
+        beam = self.beam_size if beam is None else beam
+        if beam < 1 or (max_len is not None and max_len < 1):
+            raise CnnlabError(f"--beam {beam} and --max-len {max_len}: expected positive integers")
+        model.eval()
+        beams = beam_search(model, self.prepare(images), start=START_ID, end=END_ID,
+                            beam=beam, max_len=max_len or self.max_len + 1,
+                            length_penalty=self.length_penalty if length_penalty is None else length_penalty,
+                            banned=(PAD_ID, START_ID, UNK_ID), n_best=n_best)
+        for image_beams in beams:
+            for b in image_beams:
+                b["words"] = self.vocab.decode(b["ids"])
+        return beams
+
+    def captions(self, model: nn.Module, batches, beam: int | None = None, **options) -> tuple[list[str], list[list[str]]]:
+        """Generated captions and reference sets (strings) for every image of ``batches``."""
+        hyps, refs = [], []
+        for images, tokens in batches.epoch(0):
+            hyps += [" ".join(b[0]["words"]) for b in self.generate(model, images, beam, **options)]
+            tokens = tokens[:, None] if tokens.ndim == 2 else tokens
+            refs += [[" ".join(self.classes[i] for i in row if i >= UNK_ID)
+                      for row in image if row[0] != PAD_ID] for image in tokens.tolist()]
+        return hyps, refs
+
+    # ------------------------------------------------------------------ metrics
+    @torch.no_grad()
+    def evaluate(self, model, batches, dist: Dist) -> dict:
+        """BLEU-1..4 and CIDEr-D of beam-search captions against all references."""
+        hyps, refs = self.captions(model, batches)
+        if dist.enabled:
+            import torch.distributed as td
+
+            parts = [None] * dist.world
+            td.all_gather_object(parts, (hyps, refs))
+            hyps = [h for p in parts for h in p[0]]
+            refs = [r for p in parts for r in p[1]]
+        return caption_metrics(hyps, refs)
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, lm, images: list, beam: int | None = 5, max_len: int | None = None,
+                length_penalty: float | None = None, n_best: int | None = None,
+                attention: bool = False, out: str | Path = ".", **_) -> list[dict]:
+        """``[{"image", "caption", "beams": [{"caption", "score", "logprob"}], "attention"?}]``.
+
+        attention: write ``<out>/<image stem>_attention.png``, the image under each word's
+        attention map (Show-Attend-and-Tell models only).
+        """
+        if attention and not getattr(lm.model, "attention", False):
+            raise CnnlabError(f"--attention: {lm.name} has no attention (use a show_attend_tell model)")
+        batch = torch.stack([lm.read(p) for p in images]).to(lm.device)  # (B, C, H, W) uint8
+        beams = self.generate(lm.model, batch, beam, max_len, length_penalty, n_best)
+        results = []
+        for path, image, image_beams in zip(images, batch, beams):
+            best = image_beams[0]
+            r = {"image": str(path), "caption": " ".join(best["words"]),
+                 "beams": [{"caption": " ".join(b["words"]), "score": round(b["score"], 4),
+                            "logprob": round(b["logprob"], 4)} for b in image_beams]}
+            if attention:
+                from cnnlab.tasks.caption_plots import plot_attention
+
+                grid = self.feature_grid(lm.model, image[None])
+                target = Path(out) / f"{Path(str(path)).stem}_attention.png"
+                r["attention"] = str(plot_attention(image.cpu(), best["words"], best["alphas"], grid, target))
+            results.append(r)
+        return results
+
+    @torch.no_grad()
+    def feature_grid(self, model: nn.Module, images: Tensor) -> tuple[int, int]:
+        """(h, w) of the encoder's feature map: the grid attention weights live on."""
+        return tuple(model.encoder.forward_features(self.prepare(images)).shape[-2:])
+
+    def write_plots(self, run_dir, history, model, data, metrics) -> list[str]:
+        from cnnlab.tasks import caption_plots
+
+        return caption_plots.write_all(self, run_dir, history, model, data)
+
+
+# ---------------------------------------------------------------------- helpers
+def _references(data) -> Tensor:
+    refs = data.labels
+    if refs.ndim not in (2, 3) or refs.dtype != torch.int64:
+        raise CnnlabError(f"{data.name}: caption labels must be int64 token ids (N, R, L) or (N, L), "
+                          f"got {refs.dtype} {tuple(refs.shape)}")
+    return refs[:, None] if refs.ndim == 2 else refs
+
+
+def _task_of(name: str) -> str:
+    try:
+        return model_info(name).task
+    except KeyError as e:
+        raise CnnlabError(e.args[0]) from None
+
+
+def _encoder_name(cfg) -> str:
+    return cfg.model if _task_of(cfg.model) == "classify" else cfg.model_args.get("encoder", "lecture_cnn")

@@ -1,0 +1,360 @@
+"""The HTTP service and its web page: a thin layer over ``cnnlab.api``.
+
+    app = create_app(["runs/digits/best.pt"], pretrained=["efficientnet_lite0"])
+    uvicorn.run(app, host="127.0.0.1", port=8000)      # or: cnnlab serve runs/digits/best.pt
+
+Endpoints: ``POST /v1/predict`` (the task's own JSON), ``POST /v1/explain`` (feature maps,
+filters, Grad-CAM as PNG data URLs), ``POST /v1/convolve`` (hand-made kernels), ``GET /v1/models``,
+``GET /v1/kernels``, ``GET /healthz``; the page at ``/``; OpenAPI at ``/openapi.json`` and
+``/docs`` (Swagger UI served from the fastapi-offline package: no CDN).
+
+Models load once, in ``create_app``. Each served model has a lock: one request at a time runs it
+(explain hooks the model's layers, so a concurrent forward would mix into its feature maps; and
+PyTorch already spreads one forward over every core). Figures are drawn under one global lock, as
+matplotlib's pyplot is not thread-safe. Errors are ``{"detail": "one line"}`` without server paths
+or tracebacks: 404 unknown model, 413 too large, 415 not an image, 422 malformed, 500 a bug.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cnnlab import __version__, api
+from cnnlab.engine.inference import LoadedModel
+from cnnlab.errors import CnnlabError
+from cnnlab.explain import KERNELS, overlay, parse_kernel
+from cnnlab.images import read_image
+from cnnlab.models import summarize
+from cnnlab.serve import render
+from cnnlab.serve.uploads import BodyLimit, HTTPError, Limits, client_name, decode_upload, save_upload, scrub
+
+STATIC = Path(__file__).parent / "static"
+PLOT_LOCK = threading.Lock()  # matplotlib's pyplot keeps global state: one figure writer at a time
+RUNTIMES = ("pytorch", "onnxruntime")
+PATH_OPTIONS = {"out", "out_dir", "output", "path", "save", "save_dir"}  # never set by a client
+log = logging.getLogger("cnnlab.serve")
+
+
+# ---------------------------------------------------------------------- served models
+@dataclass
+class Served:
+    """One model the service answers for, with the lock that serialises its use."""
+
+    name: str
+    model: object  # LoadedModel, or OnnxModel for an exported .onnx
+    fast: object | None = None  # an onnxruntime twin of a PyTorch classifier that predicts instead
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def task(self):
+        return self.model.task
+
+    @property
+    def predictor(self):
+        return self.fast or self.model
+
+    def options(self) -> dict:
+        """The task's predict options and their defaults (``{"topk": 5}`` for classification)."""
+        return {k: render.jsonable(p.default) for k, p in _option_parameters(self.task).items()
+                if p.kind is not p.VAR_KEYWORD and not _is_path_option(k)}
+
+    def info(self) -> dict:
+        task = self.task
+        return {"name": self.name, "task": task.name, "model": self.model.name,
+                "source": Path(str(self.model.source)).name,
+                "runtime": "pytorch" if isinstance(self.predictor, LoadedModel) else "onnxruntime",
+                "input_shape": list(getattr(task, "input_shape", [])),
+                "classes": list(getattr(task, "classes", [])), "options": self.options(),
+                "colors": render.jsonable(getattr(task, "colors", None)),
+                "explain": self.explainable()}
+
+    def explainable(self) -> bool:
+        return isinstance(self.model, LoadedModel) and self.task.name == "classify"
+
+
+def load_models(checkpoints: Sequence = (), pretrained: Sequence[str] = (), device: str = "auto",
+                runtime: str = "pytorch") -> dict[str, Served]:
+    """``NAME=PATH``, ``PATH`` (named after its run folder for best.pt/last.pt, else its stem), a
+    ``LoadedModel``, or a pretrained registered model name -> {name: Served}.
+
+    runtime: ``pytorch`` (eager fp32, channels_last) or ``onnxruntime``: each PyTorch classifier is
+    exported to ONNX now, parity-checked (logits within 1e-4), and predicts through onnxruntime
+    (the fastest exact CPU path in benchmarks/RESULTS.md); explain keeps the PyTorch model."""
+    if runtime not in RUNTIMES:
+        raise CnnlabError(f"--runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    served: dict[str, Served] = {}
+
+    def add(name: str, model) -> None:
+        unique, i = name, 2
+        while unique in served:
+            unique, i = f"{name}-{i}", i + 1
+        served[unique] = Served(unique, model)
+
+    for spec in checkpoints:
+        if hasattr(spec, "task"):
+            add(spec.name, spec)
+            continue
+        name, sep, path = str(spec).partition("=")
+        if not sep:
+            name, path = _default_name(Path(name)), name
+        add(name, api.load(path, device=device))
+    for name in pretrained:
+        add(name, api.load(model=name, pretrained=True, device=device))
+    if not served:
+        raise CnnlabError("serve: give at least one CHECKPOINT (or --model NAME --pretrained)")
+    if runtime == "onnxruntime":
+        for s in served.values():
+            if isinstance(s.model, LoadedModel) and s.task.name == "classify":
+                s.fast = _onnx_twin(s.model)
+    return served
+
+
+def _onnx_twin(lm: LoadedModel):
+    """``lm`` exported to ONNX (parity-checked) and opened in onnxruntime; the session holds the
+    model in memory, so the file goes when this returns."""
+    from cnnlab.engine.export import export_model
+    from cnnlab.engine.onnx_model import OnnxModel
+
+    with tempfile.TemporaryDirectory(prefix="cnnlab-serve-") as tmp:
+        return OnnxModel.from_file(export_model(lm, Path(tmp) / "model.onnx")["path"])
+
+
+def _default_name(path: Path) -> str:
+    stem = path.name.removesuffix(".onnx").removesuffix(".pt")
+    if stem in ("best", "last") and path.parent.name:
+        return path.parent.name + ("" if stem == "best" else "-last")
+    return stem
+
+
+def _option_parameters(task) -> dict[str, inspect.Parameter]:
+    params = list(inspect.signature(task.predict).parameters.values())[2:]  # after (lm, images)
+    return {p.name: p for p in params if p.kind is not p.VAR_POSITIONAL}
+
+
+def task_options(served: Served, options: str, topk: int | None) -> dict:
+    """The JSON object ``options`` (and ``topk``) checked against the task's predict signature."""
+    try:
+        given = json.loads(options or "{}")
+    except json.JSONDecodeError as e:
+        raise HTTPError(422, f"options: not JSON ({e.msg}); expected an object such as {{\"topk\": 3}}") from None
+    if not isinstance(given, dict):
+        raise HTTPError(422, "options: expected a JSON object such as {\"topk\": 3}")
+    if topk is not None:
+        given["topk"] = topk
+    params = _option_parameters(served.task)
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    for key, value in given.items():
+        if _is_path_option(key):
+            raise HTTPError(422, f"options.{key}: file options are not available over HTTP")
+        if key not in params and not open_ended:
+            known = ", ".join(k for k in served.options()) or "none"
+            raise HTTPError(422, f"options.{key}: unknown option for the {served.task.name} task "
+                                 f"(model {served.name!r}); known: {known}")
+        default = params[key].default if key in params else None
+        if not _same_kind(value, default):
+            raise HTTPError(422, f"options.{key}: expected {type(default).__name__}, got {json.dumps(value)}")
+    return given
+
+
+def _is_path_option(name: str) -> bool:
+    return name in PATH_OPTIONS or name.endswith(("_path", "_dir", "_file"))
+
+
+def _same_kind(value, default) -> bool:
+    if default is None or default is inspect.Parameter.empty:
+        return isinstance(value, (str, int, float, bool, list, type(None)))
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, type(default))
+
+
+# ---------------------------------------------------------------------- the app
+def create_app(checkpoints: Sequence = (), pretrained: Sequence[str] = (), *, limits: Limits = Limits(),
+               device: str = "auto", runtime: str = "pytorch") -> FastAPI:
+    """The service for these models (see ``load_models``), loaded now, once."""
+    from fastapi_offline import FastAPIOffline
+
+    models = load_models(checkpoints, pretrained, device, runtime)
+    default = next(iter(models))
+    app = FastAPIOffline(title="cnnlab", version=__version__, redoc_url=None,
+                         description="Predict, explain and convolve with the CNNs this service was started with.")
+    app.state.models, app.state.limits = models, limits
+    _add_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_upload_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def pick(name: str | None) -> Served:
+        served = models.get(name or default)
+        if served is None:
+            raise HTTPError(404, f"model {name!r} is not served here; models: {', '.join(models)}")
+        return served
+
+    def upload(file: UploadFile) -> tuple[bytes, str]:
+        return file.file.read(), client_name(file.filename)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/healthz", summary="Liveness: ok and the served model names")
+    def healthz() -> dict:
+        return {"status": "ok", "version": __version__, "models": list(models)}
+
+    @app.get("/v1/models", summary="The served models: task, classes, input shape, predict options")
+    def list_served() -> list[dict]:
+        return [m.info() for m in models.values()]
+
+    @app.get("/v1/kernels", summary="The built-in hand-made kernels (the lecture's presets)")
+    def kernels() -> dict[str, list[list[float]]]:
+        return {name: k.tolist() for name, k in KERNELS.items()}
+
+    @app.post("/v1/predict", summary="The task's prediction for one image (top-k, boxes, mask, caption)")
+    def predict(file: Annotated[UploadFile, File(description="an image file")],
+                model: Annotated[str | None, Form(description="a served model name (default: the first)")] = None,
+                topk: Annotated[int | None, Form(ge=1, le=1000, description="classification: classes returned")] = None,
+                options: Annotated[str, Form(description="task options as a JSON object, e.g. {\"topk\": 3}")] = "{}",
+                ) -> dict:
+        served = pick(model)
+        opts = task_options(served, options, topk)
+        data, name = upload(file)
+        decode_upload(data, name, limits)
+        with _request_folder() as tmp:
+            path = save_upload(data, tmp, name)
+            if "out" in _option_parameters(served.task):
+                opts["out"] = str(tmp / "out")  # a task that writes figures writes them here
+            with _client_errors({str(path): name, str(tmp): ""}, options_given=bool(opts)), served.lock:
+                result = api.predict(served.predictor, [path], **opts)[0]
+            return {"model": served.name, "task": served.task.name,
+                    **render.jsonable(result, {str(path): name}, tmp)}
+
+    @app.post("/v1/explain", summary="Feature maps layer by layer, first-layer filters and a CAM, as PNGs")
+    def explain(file: Annotated[UploadFile, File(description="an image file")],
+                model: Annotated[str | None, Form()] = None,
+                method: Annotated[str, Form(pattern="^(gradcam|gradcam\\+\\+|saliency)$")] = "gradcam",
+                layer: Annotated[str | None, Form(description="CAM layer (default: the last conv layer)")] = None,
+                target_class: Annotated[str | None, Form(description="class name or index (default: predicted)")] = None,
+                ) -> dict:
+        served = pick(model)
+        if not served.explainable():
+            raise HTTPError(422, f"model {served.name!r}: explain opens up PyTorch classifiers; this is a "
+                                 f"{served.task.name} model run by "
+                                 f"{'pytorch' if isinstance(served.model, LoadedModel) else 'onnxruntime'}")
+        data, name = upload(file)
+        decode_upload(data, name, limits)
+        with _request_folder() as tmp:
+            path = save_upload(data, tmp, name)
+            with _client_errors({str(path): name, str(tmp): ""}), served.lock, PLOT_LOCK:
+                r = api.explain(served.model, path, tmp / "explain", method=method, layer=layer or None,
+                                target_class=target_class or None)
+                rows = {row.name: row for row in summarize(served.model.model, served.task.input_shape)}
+            return _explain_json(r, rows, read_image(path, channels=served.task.input_shape[0]), served.name)
+
+    @app.post("/v1/convolve", summary="Slide hand-made kernels (names or matrices) over the image in grey")
+    def convolve(file: Annotated[UploadFile, File(description="an image file")],
+                 kernel: Annotated[list[str], Form(description="a kernel name or 'a,b,c;d,e,f;g,h,i'; repeat")] = ["edge"],  # noqa: B006
+                 stride: Annotated[int, Form(ge=1, le=16)] = 1,
+                 padding: Annotated[int | None, Form(ge=0, le=16, description="zeros per side (default: same size)")] = None,
+                 ) -> dict:
+        if len(kernel) > limits.max_kernels:
+            raise HTTPError(422, f"kernel: {len(kernel)} kernels; at most {limits.max_kernels} per request")
+        with _client_errors({}):
+            for k in kernel:
+                if max(parse_kernel(k).shape) > limits.max_kernel_side:
+                    raise HTTPError(422, f"kernel {k[:40]!r}: larger than {limits.max_kernel_side}x"
+                                         f"{limits.max_kernel_side}")
+        data, name = upload(file)
+        image = decode_upload(data, name, limits, channels=1)  # (1, H, W) uint8
+        small = render.fit(image, limits.max_convolve_side)
+        with _client_errors({}):
+            r = api.convolve(small.numpy(), kernel, stride=stride, padding=padding, out=None)
+        h, w = image.shape[-2:]
+        return {"image": name, "stride": r["stride"], "padding": r["padding"],
+                "input": {"shape": list(r["input"].shape), "image": render.gray_png(r["input"], 0.0, 1.0),
+                          "resized_from": [h, w] if small.shape != image.shape else None},
+                "feature_maps": [{"kernel": m["kernel"], "weights": m["weights"].tolist(),
+                                  "shape": list(m["size"]), "min": float(m["feature_map"].min()),
+                                  "max": float(m["feature_map"].max()), "image": render.gray_png(m["feature_map"])}
+                                 for m in r["feature_maps"]]}
+
+    return app
+
+
+def _explain_json(r: dict, rows: dict, original, model: str) -> dict:
+    """api.explain's result as JSON: the CAM overlay, a channel grid per layer, the figures."""
+    image = render.fit(original)
+    cam = {k: v for k, v in r["cam"].items() if k != "heatmap"}
+    heat = r["cam"]["heatmap"]  # float (H, W) in [0, 1] at the image's own size
+    layers = []
+    for name, fmap in r["feature_maps"].items():
+        grid, channels = render.channel_grid(fmap)
+        row = rows.get(name)
+        layers.append({"name": name, "shape": list(fmap.shape), "channels": channels, "image": grid,
+                       "receptive_field": row.receptive_field if row else None, "jump": row.jump if row else None})
+    return {"model": model, "image": Path(r["image"]).name, "prediction": r["prediction"],
+            "cam": {**cam, "overlay": render.png_data_url(overlay(image, heat)),
+                    "heatmap": render.colour_png(render.fit_map(heat), "jet")},
+            "layers": layers,
+            "figures": {k: render.file_data_url(Path(v)) for k, v in r["files"].items()}}
+
+
+# ---------------------------------------------------------------------- errors
+@contextmanager
+def _request_folder() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="cnnlab-serve-") as tmp:
+        yield Path(tmp)
+
+
+@contextmanager
+def _client_errors(names: dict[str, str], options_given: bool = False) -> Iterator[None]:
+    """CnnlabError -> 422 with server paths replaced by public names; with client options, also
+    the ValueError/TypeError/RuntimeError a task raises for a value it cannot use."""
+    try:
+        yield
+    except CnnlabError as e:
+        raise HTTPError(422, scrub(str(e), names)) from None
+    except (ValueError, TypeError, RuntimeError) as e:
+        if not options_given:
+            raise
+        raise HTTPError(422, "options: the task could not use them (" + scrub(str(e), names) + ")") from None
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    def detail(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"detail": message}, status_code=status)
+
+    @app.exception_handler(HTTPError)
+    async def client_error(request: Request, e: HTTPError) -> JSONResponse:
+        return detail(e.status, str(e))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        return detail(e.status_code, scrub(str(e.detail)))
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, e: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(x) for x in err.get('loc', ()) if x != 'body')}: {err.get('msg', 'invalid')}"
+                 for err in e.errors()]
+        return detail(422, scrub("; ".join(parts) or "malformed request"))
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, e: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=e)
+        return detail(500, "internal error while answering this request (details in the server log)")

@@ -1,0 +1,121 @@
+"""Uploads into the service: limits, decoding with a status code per failure, and scrubbed messages.
+
+Every failure is an ``HTTPError`` whose message names the upload (the client's file name, never a
+server path) and what was expected; ``scrub`` takes file-system paths out of any other message.
+"""
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from PIL import Image
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from torch import Tensor
+
+from cnnlab.images import FORMATS, ImageError, read_image
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask of the service."""
+
+    max_upload_bytes: int = 20 * 2**20   # whole request body, bytes (413 above)
+    max_pixels: int = 40_000_000         # width * height of a decoded image (413 above)
+    max_convolve_side: int = 512         # convolve: longer side after downscaling, pixels
+    max_kernels: int = 8                 # convolve: kernels per request
+    max_kernel_side: int = 15            # convolve: largest kernel height or width
+
+
+class HTTPError(Exception):
+    """A client error with its HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` gets 413, by its Content-Length header
+    before anything is read, or (chunked uploads) as soon as the bytes received pass the limit."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    def message(self) -> str:
+        return f"request body over this service's limit of {self.max_bytes:,} bytes"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            return await JSONResponse({"detail": self.message()}, status_code=413)(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:  # FastAPI re-raises HTTPException from body parsing
+                raise HTTPException(413, self.message())
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def client_name(filename: str | None) -> str:
+    """The upload's base name as the client sent it (no folders), for messages and results."""
+    name = PureWindowsPath(PurePosixPath(filename or "upload").name).name
+    name = re.sub(r"[\x00-\x1f]", "", name)[:100]
+    return name or "upload"
+
+
+def decode_upload(data: bytes, name: str, limits: Limits, channels: int | None = None) -> Tensor:
+    """Raw upload bytes -> uint8 (C, H, W); 422 empty, 413 over ``max_pixels``, 415 not an image."""
+    if not data:
+        raise HTTPError(422, f"{name}: empty upload (0 bytes); send an image file")
+    size = _header_size(data)
+    if size and size[0] * size[1] > limits.max_pixels:
+        w, h = size
+        raise HTTPError(413, f"{name}: image is {w}x{h} = {w * h:,} pixels, over this service's "
+                             f"limit of {limits.max_pixels:,}")
+    try:
+        return read_image(data, channels=channels, max_pixels=limits.max_pixels, name=name)
+    except ImageError as e:
+        raise HTTPError(415, scrub(str(e))) from None
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the image header alone, or None when Pillow cannot identify it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=FORMATS) as img:
+                return img.size
+    except Exception:  # not an image: decode_upload's read_image gives the reason
+        return None
+
+
+def save_upload(data: bytes, folder: Path, name: str) -> Path:
+    """The upload's bytes as a file in the request's own temporary ``folder`` (decoded later by the
+    task exactly as a file on disk is by ``cnnlab predict``)."""
+    suffix = Path(name).suffix.lower()
+    if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix):
+        suffix = ""
+    path = folder / f"upload{suffix}"
+    path.write_bytes(data)
+    return path
+
+
+_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?(?:[\\/][\w.@+~-]+){2,}[\\/]?")
+
+
+def scrub(message: str, replacements: dict[str, str] | None = None) -> str:
+    """One line without file-system paths: known paths -> their public names, others -> <path>."""
+    for path, public in sorted((replacements or {}).items(), key=lambda kv: -len(kv[0])):
+        message = message.replace(path, public)
+    return _PATH.sub("<path>", message.splitlines()[0] if message else "")[:500]

@@ -1,0 +1,273 @@
+"""The HTTP service: every endpoint, every error code, concurrency, and no server paths in replies."""
+import dataclasses
+import io
+import json
+import re
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import cnnlab
+from cnnlab.engine.checkpoint import save_checkpoint
+from cnnlab.engine.config import TrainConfig
+from cnnlab.tasks.classify import ClassifyTask
+
+pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
+pytest.importorskip("fastapi_offline", reason="the serve extra (fastapi-offline) is not installed")
+pytest.importorskip("python_multipart", reason="the serve extra (python-multipart) is not installed")
+from fastapi.testclient import TestClient  # noqa: E402  (after the skips)
+
+from cnnlab.serve import create_app  # noqa: E402
+from cnnlab.serve.uploads import Limits  # noqa: E402
+
+
+# ---------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A lecture_cnn checkpoint for 8x8 digits, random weights with non-trivial BN statistics."""
+    torch.manual_seed(0)
+    cfg = TrainConfig(model="lecture_cnn", data="digits")
+    task = ClassifyTask([str(i) for i in range(10)], [0.3], [0.4], (1, 8, 8))
+    model = task.build_model(cfg).train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(task.prepare(torch.randint(0, 256, (32, 1, 8, 8), dtype=torch.uint8)))
+    folder = tmp_path_factory.mktemp("run") / "digits"
+    return save_checkpoint({"model": model.state_dict(), "task": task.state(),
+                            "config": dataclasses.asdict(cfg)}, folder / "best.pt")
+
+
+@pytest.fixture(scope="module")
+def client(checkpoint):
+    with TestClient(create_app([checkpoint], device="cpu")) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def digits_png():
+    """Real digits from scikit-learn's set, as PNG bytes, 8x8 gray."""
+    images = cnnlab.load_dataset("digits", "test").images[:8]  # (8, 1, 8, 8) uint8
+    return [png(img[0].numpy()) for img in images]
+
+
+def png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def post(client, path, data: bytes, name="seven.png", **fields):
+    return client.post(path, files={"file": (name, data, "image/png")}, data=fields)
+
+
+ERRORS: list[str] = []  # every error body seen, checked for paths and tracebacks at the end
+
+
+def error(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"detail"} and isinstance(body["detail"], str) and "\n" not in body["detail"]
+    ERRORS.append(response.text)
+    return body["detail"]
+
+
+# ---------------------------------------------------------------------- endpoints
+def test_health_models_and_kernels(client):
+    assert client.get("/healthz").json() == {"status": "ok", "version": cnnlab.__version__, "models": ["digits"]}
+    (m,) = client.get("/v1/models").json()
+    assert (m["name"], m["task"], m["model"], m["runtime"]) == ("digits", "classify", "lecture_cnn", "pytorch")
+    assert m["classes"] == [str(i) for i in range(10)] and m["input_shape"] == [1, 8, 8]
+    assert m["options"] == {"topk": 5} and m["explain"] is True and m["source"] == "best.pt"
+    kernels = client.get("/v1/kernels").json()
+    assert kernels["sharpen"] == [[0, -1, 0], [-1, 5, -1], [0, -1, 0]] and "sobel-x" in kernels
+
+
+def test_predict_matches_the_python_api(client, checkpoint, digits_png, tmp_path):
+    path = tmp_path / "d.png"
+    path.write_bytes(digits_png[0])
+    expected = cnnlab.predict(cnnlab.load(checkpoint, device="cpu"), [path], topk=5)[0]["top"]
+    r = post(client, "/v1/predict", digits_png[0], name="../../secret/d.png")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "digits" and body["task"] == "classify" and body["image"] == "d.png"
+    assert body["top"] == expected and len(body["top"]) == 5
+    assert post(client, "/v1/predict", digits_png[0], model="digits", topk="3").json()["top"] == expected[:3]
+    assert post(client, "/v1/predict", digits_png[0], options=json.dumps({"topk": 2})).json()["top"] == expected[:2]
+
+
+def test_page_static_files_and_offline_docs(client):
+    page = client.get("/")
+    assert page.status_code == 200 and '<script src="/static/app.js"' in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200
+    assert "https://" not in page.text + client.get("/static/app.js").text
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text and "https://" not in docs.text
+    assets = re.findall(r'(?:src|href)="(/[^"]+swagger-ui[^"]*)"', docs.text)
+    assert len(assets) == 2 and all(client.get(url).status_code == 200 for url in assets), assets
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/predict", "/v1/explain", "/v1/convolve", "/v1/models", "/healthz"} <= set(spec["paths"])
+
+
+def test_explain_returns_images_per_layer(client, digits_png):
+    r = post(client, "/v1/explain", digits_png[1], method="gradcam")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    top1 = post(client, "/v1/predict", digits_png[1]).json()["top"][0]
+    assert body["prediction"][0]["class"] == top1["class"] == body["cam"]["class"]
+    assert body["cam"]["method"] == "gradcam" and body["cam"]["overlay"].startswith("data:image/png;base64,")
+    assert body["layers"] and all(L["image"].startswith("data:image/png") and len(L["shape"]) == 3
+                                  for L in body["layers"])
+    assert {"feature_maps", "filters", "cam"} <= set(body["figures"])
+    assert post(client, "/v1/explain", digits_png[1], method="saliency").json()["cam"]["layer"] == "input"
+
+
+def test_convolve_matches_the_python_api(client, digits_png):
+    image = np.asarray(Image.open(io.BytesIO(digits_png[2])))
+    r = client.post("/v1/convolve", files={"file": ("d.png", digits_png[2], "image/png")},
+                    data={"kernel": ["edge", "0,0,0;0,2,0;0,0,0"]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = cnnlab.convolve(image, ["edge", "0,0,0;0,2,0;0,0,0"], out=None)["feature_maps"]
+    for got, want in zip(body["feature_maps"], expected):
+        assert got["shape"] == [8, 8] and got["image"].startswith("data:image/png")
+        assert got["min"] == pytest.approx(want["feature_map"].min()) and got["max"] == pytest.approx(want["feature_map"].max())
+    assert body["feature_maps"][1]["max"] == pytest.approx(2 * int(image.max()) / 255)
+    strided = client.post("/v1/convolve", files={"file": ("d.png", digits_png[2])}, data={"stride": "2", "padding": "0"})
+    assert strided.json()["feature_maps"][0]["shape"] == [3, 3]  # (8 - 3 + 0)/2 + 1
+
+
+def test_convolve_downscales_large_images(client):
+    big = png(np.random.default_rng(0).integers(0, 256, (600, 1200), dtype=np.uint8))
+    body = post(client, "/v1/convolve", big).json()
+    assert body["input"]["resized_from"] == [600, 1200] and body["input"]["shape"] == [256, 512]
+
+
+# ---------------------------------------------------------------------- errors
+def test_client_errors_have_codes_and_one_line_reasons(client, digits_png):
+    assert "'nope'" in error(post(client, "/v1/predict", digits_png[0], model="nope"), 404)
+    assert "photo.jpg: not an image" in error(post(client, "/v1/predict", b"hello world", name="photo.jpg"), 415)
+    truncated = png(np.zeros((64, 64), np.uint8))[:60]
+    assert "truncated" in error(post(client, "/v1/predict", truncated, name="t.png"), 415)
+    assert "empty" in error(post(client, "/v1/predict", b"", name="e.png"), 422)
+    assert "file" in error(client.post("/v1/predict", data={"model": "digits"}), 422)
+    assert "options" in error(post(client, "/v1/predict", digits_png[0], options="{topk"), 422)
+    assert "beam" in error(post(client, "/v1/predict", digits_png[0], options='{"beam": 3}'), 422)
+    assert "expected int" in error(post(client, "/v1/predict", digits_png[0], options='{"topk": "x"}'), 422)
+    assert "file options" in error(post(client, "/v1/predict", digits_png[0], options='{"out": "/etc"}'), 422)
+    error(post(client, "/v1/predict", digits_png[0], topk="0"), 422)
+    assert "unknown layer" in error(post(client, "/v1/explain", digits_png[0], layer="fc9"), 422)
+    assert "unknown class" in error(post(client, "/v1/explain", digits_png[0], target_class="cat"), 422)
+    error(post(client, "/v1/explain", digits_png[0], method="magic"), 422)
+    assert "unknown name" in error(post(client, "/v1/convolve", digits_png[0], kernel="blurry"), 422)
+    error(post(client, "/v1/convolve", digits_png[0], stride="0"), 422)
+    error(client.get("/v1/nothing"), 404)
+
+
+def test_size_and_pixel_limits(checkpoint, digits_png):
+    limits = Limits(max_upload_bytes=20_000, max_pixels=100 * 100)
+    with TestClient(create_app([f"small={checkpoint}"], device="cpu", limits=limits)) as c:
+        assert post(c, "/v1/predict", digits_png[0], model="small").status_code == 200
+        assert "20,000 bytes" in error(post(c, "/v1/predict", b"x" * 30_000), 413)
+        assert "101x100" in error(post(c, "/v1/predict", png(np.zeros((100, 101), np.uint8)), name="w.png"), 413)
+        chunked = c.post("/v1/predict", content=iter([b"x" * 8_000] * 4),  # no Content-Length
+                         headers={"content-type": "multipart/form-data; boundary=b"})
+        assert "20,000 bytes" in error(chunked, 413)
+
+
+def test_internal_errors_hide_tracebacks_and_paths(checkpoint):
+    app = create_app([checkpoint], device="cpu")
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError(f"failed reading {checkpoint}")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert "internal error" in error(c.get("/boom"), 500)
+
+
+def test_onnx_models_predict_but_do_not_explain(checkpoint, digits_png, tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    pytest.importorskip("onnxscript", reason="onnxscript not installed")
+    exported = cnnlab.export(checkpoint, out=tmp_path / "digits.onnx", device="cpu")
+    with TestClient(create_app([checkpoint, exported["path"]], device="cpu")) as c:
+        names = [m["name"] for m in c.get("/v1/models").json()]
+        assert names == ["digits", "digits-2"]
+        torch_top = post(c, "/v1/predict", digits_png[3], model="digits").json()["top"]
+        onnx_top = post(c, "/v1/predict", digits_png[3], model="digits-2").json()["top"]
+        assert [t["class"] for t in onnx_top] == [t["class"] for t in torch_top]
+        assert onnx_top[0]["prob"] == pytest.approx(torch_top[0]["prob"], abs=1e-4)
+        assert "onnxruntime" in error(post(c, "/v1/explain", digits_png[3], model="digits-2"), 422)
+    with TestClient(create_app([checkpoint], device="cpu", runtime="onnxruntime")) as c:  # export at start
+        assert c.get("/v1/models").json()[0]["runtime"] == "onnxruntime"
+        fast_top = post(c, "/v1/predict", digits_png[3]).json()["top"]
+        assert [t["class"] for t in fast_top] == [t["class"] for t in torch_top]
+        assert post(c, "/v1/explain", digits_png[3]).status_code == 200  # explain keeps PyTorch
+
+
+def test_no_paths_or_tracebacks_in_any_error(checkpoint, tmp_path):
+    assert ERRORS, "the error tests ran first"
+    for text in ERRORS:
+        assert "Traceback" not in text and "/tmp" not in text and str(checkpoint.parent) not in text
+        assert "cnnlab-serve" not in text and str(tmp_path.parent) not in text
+
+
+# ---------------------------------------------------------------------- concurrency
+def test_concurrent_requests_equal_sequential_ones(client, digits_png):
+    """8 threads share one model, predicting while another thread explains (explain hooks the
+    model's layers): every answer equals the one the same request gets alone."""
+    sequential = [post(client, "/v1/predict", d).json() for d in digits_png]
+    explained = post(client, "/v1/explain", digits_png[4]).json()
+    results, failures = {}, []
+
+    def predict(i):
+        try:
+            for _ in range(3):
+                results.setdefault(i, []).append(post(client, "/v1/predict", digits_png[i]).json())
+        except Exception as e:  # surfaced by the assertion below
+            failures.append(e)
+
+    def explain():
+        results["explain"] = post(client, "/v1/explain", digits_png[4]).json()
+
+    threads = [threading.Thread(target=predict, args=(i,)) for i in range(len(digits_png))]
+    threads.append(threading.Thread(target=explain))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+    for i, expected in enumerate(sequential):
+        assert results[i] == [expected] * 3
+    assert results["explain"]["layers"] == explained["layers"]
+    assert results["explain"]["cam"]["overlay"] == explained["cam"]["overlay"]
+
+
+# ---------------------------------------------------------------------- command line
+def test_cli_serve_defaults_to_loopback_and_fails_in_one_line(capsys):
+    from cnnlab.cli import build_parser, main
+
+    a = build_parser().parse_args(["serve", "runs/x/best.pt"])
+    assert (a.host, a.port) == ("127.0.0.1", 8000)
+    assert main(["serve", "no/such/best.pt"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cnnlab: error:") and "\n" not in err
+
+
+def test_page_script_parses():
+    """The page's JavaScript is valid (a syntax error would leave the page blank)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (used only to syntax-check app.js)")
+    import cnnlab.serve
+
+    script = Path(cnnlab.serve.__file__).parent / "static" / "app.js"
+    result = subprocess.run([node, "--check", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

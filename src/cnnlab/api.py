@@ -55,10 +55,12 @@ def load(checkpoint: str | Path | None = None, *, model: str | None = None,
 
 
 def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, split: str = "test",
-             batch_size: int = 256, device: str = "auto") -> dict:
+             batch_size: int = 256, device: str = "auto", plots: str | Path | None = None) -> dict:
     """Top-1/top-5 accuracy and error, loss, per-class precision/recall, confusion matrix.
 
     ``data`` defaults to the data the checkpoint was trained on; accuracies are fractions.
+    Segmentation: mean IoU, per-class IoU, pixel and class-average accuracy. ``plots``: a
+    folder for the task's evaluation figures (their paths come back under ``plots``).
     """
     lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(checkpoint, device=device)
     cfg = lm.config
@@ -71,6 +73,8 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
     batches = Batches(dataset, batch_size, lm.device, shuffle=False, workers=cfg.workers)
     metrics = lm.task.evaluate(lm.model, batches, Dist())
     metrics.pop("score")
+    if plots:
+        metrics["plots"] = lm.task.write_plots(plots, [], lm.model, dataset, metrics)
     metrics.update(data=str(spec), split=split, skipped=len(getattr(dataset, "skipped", [])))
     return metrics
 
@@ -186,4 +190,41 @@ def xo(out: str | Path = "runs/xo", epochs: int = 2, seed: int = 0, train: bool 
     result = {"case_study": xo_case_study(out)}
     if train:
         result["cnn"] = train_xo_cnn(out, epochs=epochs, seed=seed, log=log)
+    return result
+
+
+def experiment(name: str, log=print, **options) -> dict:
+    """Run one of the lecture's arguments as an experiment: ``fc-vs-cnn``, ``pooling`` or ``faces``.
+
+    Options are the experiment's own (``data``, ``epochs``, ``seed``, ``out``...; see
+    ``cnnlab.experiments``). Writes a table (JSON and Markdown) and a figure to ``out``
+    (default ``runs/experiments/NAME``); returns ``{"rows", "files", "notes", ...}``.
+    """
+    from cnnlab.experiments import run_experiment
+
+    return run_experiment(name, log=log, **options)
+
+
+def detect_faces(image: str | Path, checkpoint: str | Path | None = None, *, threshold: float = 0.9,
+                 scales: list[float] | None = None, stride: int = 2, min_face: int | None = None,
+                 max_face: int | None = None, out: str | Path | None = None) -> dict:
+    """Faces in a photo: the face CNN of ``cnnlab experiment faces`` slid over an image pyramid, then NMS.
+
+    ``scales``: shrink factors of the pyramid (a face of ``25 / s`` pixels fills a window);
+    default: faces from a tenth of the shorter side (``min_face``) to all of it (``max_face``).
+    Returns ``{"image", "faces": [{"box": [x1, y1, x2, y2], "score"}], "windows", "scales"}``
+    (boxes in image pixels, best first) and ``"figure"`` when ``out`` is given.
+    """
+    from cnnlab.experiments.detect import plot_detections
+    from cnnlab.experiments.faces import DEFAULT_OUT, DETECTOR, find_faces, load_detector
+
+    lm = load_detector(checkpoint or DEFAULT_OUT / DETECTOR)
+    img = read_image(image, channels=3)
+    found = find_faces(lm, img, threshold=threshold, scales=scales, stride=stride, min_face=min_face,
+                       max_face=max_face)
+    result = {"image": str(image), "faces": [{"box": [round(v, 1) for v in b], "score": round(s, 4)}
+                                             for b, s in zip(found["boxes"].tolist(), found["scores"].tolist())],
+              "windows": found["windows"], "scales": [round(s, 4) for s in found["scales"]]}
+    if out:
+        result["figure"] = plot_detections(img, found, out)
     return result

@@ -28,23 +28,58 @@ def cmd_train(a) -> int:
                "skipped": result.skipped, "seconds": round(result.seconds, 1), "plots": result.plots}
     if a.json:
         print(json.dumps(summary, indent=2))
-    else:
+    elif "miou" in result.best:  # segmentation
         if result.test:
+            print(f"test mean IoU {result.test['miou']:.4f}  pixel accuracy {result.test['pixel_acc']:.4f}  "
+                  f"({result.test['count']} images)")
+        print(f"best val mean IoU {result.best['miou']:.4f} at epoch {result.best['epoch']}; {result.seconds:.1f} s")
+        files = ["best.pt", "last.pt", "metrics.csv", "metrics.json"] + [p.split("/")[-1] for p in result.plots]
+        print(f"run folder: {result.out}  ({', '.join(files)})")
+    elif "bleu4" in result.best:  # captioning
+        if result.test:
+            print(f"test BLEU-4 {result.test['bleu4']:.4f}  BLEU-1 {result.test['bleu1']:.4f}  "
+                  f"CIDEr-D {result.test['cider']:.3f}  ({result.test['count']} images)")
+        print(f"best val BLEU-4 {result.best['bleu4']:.4f} at epoch {result.best['epoch']}; {result.seconds:.1f} s")
+        files = ["best.pt", "last.pt", "metrics.csv", "metrics.json"] + [p.split("/")[-1] for p in result.plots]
+        print(f"run folder: {result.out}  ({', '.join(files)})")
+    else:
+        if result.test and "map" in result.test:  # detection
+            print(f"test mAP@[.5:.95] {result.test['map']:.4f}  mAP@.5 {result.test['map50']:.4f}  "
+                  f"mAP@.75 {result.test['map75']:.4f}  ({result.test['count']} images)")
+        elif result.test:
             print(f"test top-1 accuracy {result.test['top1']:.4f}  top-5 {result.test['top5']:.4f}  "
                   f"({result.test['count']} images)")
-        print(f"best val top-1 {result.best.get('top1', float('nan')):.4f} at epoch {result.best.get('epoch')}; "
-              f"{result.seconds:.1f} s")
+        if "map" in result.best:  # detection
+            print(f"best val mAP@[.5:.95] {result.best['map']:.4f} at epoch {result.best.get('epoch')}; "
+                  f"{result.seconds:.1f} s")
+        else:
+            print(f"best val top-1 {result.best.get('top1', float('nan')):.4f} at epoch {result.best.get('epoch')}; "
+                  f"{result.seconds:.1f} s")
         files = ["best.pt", "last.pt", "metrics.csv", "metrics.json"] + [p.split("/")[-1] for p in result.plots]
         print(f"run folder: {result.out}  ({', '.join(files)})")
     return 0
 
 
 def cmd_eval(a) -> int:
-    m = api.evaluate(a.checkpoint, data=a.data, split=a.split, device=a.device)
+    lm = _check_task(api.load(a.checkpoint, device=a.device), getattr(a, "task", None))
+    if getattr(lm.task, "name", "") == "segment":
+        return _eval_segment(a, lm)
+    m = api.evaluate(lm, data=a.data, split=a.split, device=a.device)
     if a.json:
         print(json.dumps(m if a.full else _scalars(m), indent=2))
         return 0
     print(f"{m['data']} / {m['split']}: {m['count']} images")
+    if "map" in m:  # detection
+        print(f"mAP@[.5:.95] {m['map']:.4f}   mAP@.5 {m['map50']:.4f}   mAP@.75 {m['map75']:.4f}   "
+              f"AR@100 {m['mar_100']:.4f}   ({m['boxes']} boxes)")
+        print(f"{'class':>16} {'AP':>6} {'AP@.5':>6} {'AR@100':>7}")
+        for c, ap in m["per_class_ap"].items():
+            print(f"{c[:16]:>16} {ap:6.3f} {m['per_class_ap50'][c]:6.3f} {m['per_class_ar'][c]:7.3f}")
+        return 0
+    if "bleu4" in m:  # captioning
+        print(f"BLEU-1 {m['bleu1']:.4f}   BLEU-2 {m['bleu2']:.4f}   BLEU-3 {m['bleu3']:.4f}   "
+              f"BLEU-4 {m['bleu4']:.4f}   CIDEr-D {m['cider']:.3f}")
+        return 0
     print(f"top-1 accuracy {m['top1']:.4f} (error {m['top1_error']:.4f})   "
           f"top-5 accuracy {m['top5']:.4f} (error {m['top5_error']:.4f})   loss {m['loss']:.4f}")
     print(f"{'class':>16} {'precision':>9} {'recall':>7} {'support':>7}")
@@ -58,7 +93,14 @@ def cmd_predict(a) -> int:
         # `predict --model NAME --pretrained IMG`: argparse took IMG as the checkpoint
         a.images.insert(0, a.checkpoint)
         a.checkpoint = None
-    lm = api.load(a.checkpoint, model=a.model, pretrained=a.pretrained, device=a.device)
+    lm = _check_task(api.load(a.checkpoint, model=a.model, pretrained=a.pretrained, device=a.device),
+                     getattr(a, "task", None))
+    if getattr(lm.task, "name", "classify") == "detect":
+        return _predict_detect(a, lm)
+    if getattr(lm.task, "name", "classify") == "segment":
+        return _predict_segment(a, lm)
+    if getattr(lm.task, "name", "classify") == "caption":
+        return _predict_caption(a, lm)
     results = api.predict(lm, a.images, topk=a.topk)
     if a.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
@@ -70,11 +112,91 @@ def cmd_predict(a) -> int:
     return 0
 
 
+def _check_task(lm, task: str | None):
+    """``lm``, after checking that its checkpoint was trained for ``--task`` (when given)."""
+    have = getattr(lm.task, "name", "classify")
+    if task and task != have:
+        raise CnnlabError(f"--task {task}: this checkpoint was trained for --task {have}")
+    return lm
+
+
+def _predict_caption(a, lm) -> int:
+    results = api.predict(lm, a.images, beam=a.beam, max_len=a.max_len, length_penalty=a.length_penalty,
+                          attention=a.attention, out=a.out)
+    if a.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        return 0
+    for r in results:
+        print(f"{r['image']}: {r['caption']}")
+        if r.get("attention"):
+            print(f"  attention per word: {r['attention']}")
+    return 0
+
+
+def _predict_segment(a, lm) -> int:
+    results = api.predict(lm, a.images, out=None if a.json else a.out, alpha=a.alpha)
+    if a.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        return 0
+    for r in results:
+        h, w = r["size"]
+        print(f"{r['image']}: {w}x{h} pixels")
+        for name, share in r["shares"].items():
+            print(f"  {name[:20]:>20} {100 * share:5.1f}% {'#' * round(40 * share)}")
+        print(f"  colour mask: {r['mask']}  overlay: {r['overlay']}")
+    return 0
+
+
+def _eval_segment(a, lm) -> int:
+    from pathlib import Path
+
+    plots = a.plots or Path(a.checkpoint).parent / f"eval-{a.split}"
+    m = api.evaluate(lm, data=a.data, split=a.split, device=a.device, plots=plots)
+    if a.json:
+        print(json.dumps(m if a.full else {**_scalars(m), "per_class_iou": m["per_class_iou"]}, indent=2))
+        return 0
+    print(f"{m['data']} / {m['split']}: {m['count']} images, {m['pixels']:,} labelled pixels")
+    print(f"mean IoU {m['miou']:.4f}   pixel accuracy {m['pixel_acc']:.4f}   "
+          f"class-average accuracy {m['mean_class_acc']:.4f}   loss {m['loss']:.4f}")
+    print(f"{'class':>16} {'IoU':>6} {'acc':>6} {'pixels':>10}")
+    for c, r in m["per_class"].items():
+        iou, acc = (f"{v:6.3f}" if v is not None else "   n/a" for v in (r["iou"], r["acc"]))
+        print(f"{c[:16]:>16} {iou} {acc} {r['pixels']:10,}")
+    print(f"plots: {', '.join(m['plots'])}")
+    return 0
+
+
+def _predict_detect(a, lm) -> int:
+    results = api.predict(lm, a.images, score_threshold=a.score_threshold, nms_iou=a.nms_iou,
+                          show_proposals=a.show_proposals, proposals=a.proposals, out=None if a.json else a.out)
+    if a.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        return 0
+    for r in results:
+        print(f"{r['image']}: {len(r['detections'])} objects ({r['width']}x{r['height']})")
+        for d in r["detections"]:
+            print(f"  {d['class'][:20]:>20} {d['score']:.3f}  box {', '.join(f'{v:.1f}' for v in d['box'])}")
+        print(f"  drawn: {r['figure']}")
+    return 0
+
+
 def cmd_export(a) -> int:
     r = api.export(a.checkpoint, format=a.format, out=a.out, atol=a.atol, device=a.device)
     print(f"wrote {r['path']} ({r['format']})")
     print(f"parity: max |logit difference| {r['max_abs_diff']:.2g} <= {r['atol']:g} "
           f"(PyTorch fp32 vs the export, batch sizes {', '.join(map(str, r['batch_sizes']))})")
+    return 0
+
+
+def cmd_serve(a) -> int:
+    from cnnlab.serve import run  # FastAPI and uvicorn load only for this command
+    from cnnlab.serve.uploads import Limits
+
+    if a.model and not a.pretrained:
+        raise CnnlabError("serve: --model NAME needs --pretrained (or give a CHECKPOINT)")
+    limits = Limits(max_upload_bytes=round(a.max_upload_mb * 2**20), max_pixels=a.max_pixels)
+    run(a.checkpoints, a.model or [], host=a.host, port=a.port, limits=limits, device=a.device,
+        runtime=a.runtime)
     return 0
 
 
@@ -111,17 +233,20 @@ def cmd_data(a) -> int:
             print(name)
         return 0
     info = api.data_info(a.spec, a.split, grid=a.grid or f"{_stem(a.spec)}_{a.split}_grid.png",
-                         skip_bad=a.skip_bad)
+                         skip_bad=a.skip_bad, task=a.task)
     if a.json:
         print(json.dumps(info, indent=2))
         return 0
     c, h, w = info["image_shape"]
     print(f"{info['data']} / {info['split']}: {info['count']} images of {h}x{w}x{c} (H x W x C), "
           f"{len(info['classes'])} classes")
+    shares = info.get("class_shares")  # segmentation: pixels per class
     for name, n in info["class_counts"].items():
-        print(f"  {name:>16} {n}")
+        print(f"  {name:>16} {n}" + (f" pixels ({100 * shares[name]:.1f}%)" if shares else ""))
     if info.get("skipped"):
         print(f"skipped {info['skipped']} unreadable files")
+    for line in info.get("report", []):  # detection: what the annotation checks changed
+        print(line)
     print(f"sample grid: {info['grid']}")
     return 0
 
@@ -178,6 +303,40 @@ def cmd_xo(a) -> int:
     return 0
 
 
+def cmd_experiment(a) -> int:
+    log = (lambda *args: print(*args, file=sys.stderr)) if a.json else print  # keep stdout pure JSON
+    r = api.experiment(a.name, log=log, data=a.data, out=a.out, epochs=a.epochs, seed=a.seed,
+                       train_size=a.train_size)
+    if a.json:
+        print(json.dumps({k: r[k] for k in ("name", "rows", "files", "notes")}, indent=2, default=str))
+        return 0
+    print()
+    print(r["files"]["table"])
+    for note in r["notes"]:
+        print(f"- {note}")
+    print(f"wrote {r['files']['markdown']}, {r['files']['json']}, {r['files']['figure']}")
+    return 0
+
+
+def cmd_detect_faces(a) -> int:
+    try:
+        scales = [float(v) for v in a.scales.split(",")] if a.scales else None
+    except ValueError:
+        raise CnnlabError(f"--scales {a.scales!r}: expected shrink factors such as 0.25,0.2,0.16") from None
+    r = api.detect_faces(a.image, a.checkpoint, threshold=a.threshold, scales=scales, stride=a.stride,
+                         min_face=a.min_face, max_face=a.max_face, out=a.out)
+    if a.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"{a.image}: {len(r['faces'])} faces ({r['windows']:,} windows over {len(r['scales'])} scales)")
+    for f in r["faces"]:
+        x1, y1, x2, y2 = f["box"]
+        print(f"  score {f['score']:.3f}  box x {x1:.0f}..{x2:.0f}, y {y1:.0f}..{y2:.0f}")
+    if r.get("figure"):
+        print(f"figure: {r['figure']}")
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cnnlab", description="Convolutional neural networks for computer "
@@ -200,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true")
     e.add_argument("--full", action="store_true", help="with --json: include per-class and confusion matrix")
+    e.add_argument("--task", help="the checkpoint's task (checked; the checkpoint knows it)")
+    e.add_argument("--plots", metavar="DIR", help="segment: folder for the per-class IoU chart and sample "
+                   "panels (default: eval-SPLIT beside the checkpoint)")
     e.set_defaults(fn=cmd_eval)
 
     r = sub.add_parser("predict", help="class probabilities for images")
@@ -208,6 +370,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", help="a registered model name (with --pretrained)")
     r.add_argument("--pretrained", action="store_true", help="use the model's offline ImageNet weights")
     r.add_argument("--topk", type=int, default=5)
+    r.add_argument("--task", help="the checkpoint's task (checked; the checkpoint knows it)")
+    r.add_argument("--score-threshold", type=float, default=0.5, help="detect: keep boxes scoring at least this")
+    r.add_argument("--nms-iou", type=float, default=0.5, help="detect: per-class NMS overlap (IoU) threshold")
+    r.add_argument("--show-proposals", action="store_true", help="detect: draw the top region proposals beside the boxes")
+    r.add_argument("--proposals", type=int, default=10, help="detect: how many proposals --show-proposals draws")
+    r.add_argument("--out", default="predictions", help="detect: folder for the drawn images")
+    r.add_argument("--alpha", type=float, default=0.5, help="segment: mask opacity in the overlay (0..1)")
+    r.add_argument("--beam", type=int, default=5, help="caption: beam size (1: greedy decoding)")
+    r.add_argument("--max-len", type=int, help="caption: most words (default: the longest training caption)")
+    r.add_argument("--length-penalty", type=float, help="caption: GNMT length penalty alpha (default: the checkpoint's)")
+    r.add_argument("--attention", action="store_true",
+                   help="caption: write the image under each word's attention map to --out")
     r.add_argument("--device", default="auto")
     r.add_argument("--json", action="store_true")
     r.set_defaults(fn=cmd_predict)
@@ -219,6 +393,21 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--atol", type=float, default=1e-4, help="largest logit difference accepted")
     x.add_argument("--device", default="auto")
     x.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("serve", help="an HTTP service and web page for checkpoints: predict, explain, convolve")
+    s.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
+                   help="a checkpoint (.pt) or exported .onnx, optionally NAME=PATH; several serve side by side")
+    s.add_argument("--model", action="append", help="a registered model name to serve with --pretrained; repeat")
+    s.add_argument("--pretrained", action="store_true", help="use the --model's offline ImageNet weights")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--max-upload-mb", type=float, default=20, help="largest request body in MiB (413 above)")
+    s.add_argument("--max-pixels", type=int, default=40_000_000, help="largest decoded image, width*height (413 above)")
+    s.add_argument("--runtime", default="pytorch", choices=["pytorch", "onnxruntime"],
+                   help="predict with PyTorch fp32, or export classifiers to ONNX at start (parity-checked) "
+                        "and predict with onnxruntime (faster on CPUs; explain still uses PyTorch)")
+    s.add_argument("--device", default="auto")
+    s.set_defaults(fn=cmd_serve)
 
     m = sub.add_parser("models", help="list models; `models summary NAME` for layer volumes and receptive fields")
     m.add_argument("action", nargs="?", choices=["list", "summary"], default="list")
@@ -233,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--split", default="train", choices=["train", "val", "test"])
     d.add_argument("--grid", help="where to write the sample grid PNG")
     d.add_argument("--skip-bad", action="store_true", help="skip unreadable image files and count them")
+    d.add_argument("--task", default="classify", help="the task whose variant of the data to show (segment: masks)")
     d.add_argument("--json", action="store_true")
     d.set_defaults(fn=cmd_data)
 
@@ -271,6 +461,32 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--no-train", action="store_true", help="only the hand-made filters, no training")
     o.set_defaults(fn=cmd_xo)
+
+    xp = sub.add_parser("experiment", help="the lecture's arguments measured: fc-vs-cnn, pooling, faces "
+                        "(a table and a figure)")
+    xp.add_argument("name", choices=["fc-vs-cnn", "pooling", "faces"])
+    xp.add_argument("--data", help="dataset name or path (fc-vs-cnn, pooling; default digits)")
+    xp.add_argument("--out", help="folder for the table and figure (default runs/experiments/NAME)")
+    xp.add_argument("--epochs", type=int, help="training epochs of every model (default: the experiment's)")
+    xp.add_argument("--train-size", type=int, help="cap on training images (fc-vs-cnn, pooling; default 12000)")
+    xp.add_argument("--seed", type=int, help="seeds weights, sampling, splits and the permutation (default 0)")
+    xp.add_argument("--json", action="store_true", help="print the rows and files as JSON")
+    xp.set_defaults(fn=cmd_experiment)
+
+    df = sub.add_parser("detect-faces", help="find faces in a photo: the faces experiment's CNN slid over "
+                        "an image pyramid, then non-maximum suppression")
+    df.add_argument("image")
+    df.add_argument("--checkpoint", help="a face / non-face model (default: the one `cnnlab experiment faces` "
+                    "wrote to runs/experiments/faces/runs/detector/last.pt)")
+    df.add_argument("--threshold", type=float, default=0.9, help="lowest face probability kept (default 0.9)")
+    df.add_argument("--scales", metavar="S,S,...", help="pyramid shrink factors; a face of 25/S px fills a "
+                    "window (default: faces from a tenth of the shorter side to all of it)")
+    df.add_argument("--min-face", type=int, help="smallest face side in pixels for the default pyramid")
+    df.add_argument("--max-face", type=int, help="largest face side in pixels for the default pyramid")
+    df.add_argument("--stride", type=int, default=2, help="window step in pyramid pixels (default 2)")
+    df.add_argument("--out", help="write a figure of the detections and the face-score heat map here")
+    df.add_argument("--json", action="store_true", help="print the boxes and scores as JSON")
+    df.set_defaults(fn=cmd_detect_faces)
     return p
 
 
@@ -290,7 +506,11 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    a = parser.parse_args(argv)
+    a, extra = parser.parse_known_args(argv)
+    if extra and getattr(a, "fn", None) is cmd_predict and not any(x.startswith("-") for x in extra):
+        a.images += extra  # `predict CKPT --task detect IMG`: images after options
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(a, "fn", None):
         parser.print_help()
         return 0

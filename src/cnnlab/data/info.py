@@ -19,6 +19,8 @@ PAD = 2          # pixels between tiles
 
 def describe(dataset) -> dict:
     """Count, classes, per-class counts, image shape (C, H, W) and skipped files of a split."""
+    if hasattr(dataset, "describe"):  # e.g. segmentation: per-class pixel counts
+        return dataset.describe()
     counts = torch.bincount(dataset.labels, minlength=len(dataset.classes)).tolist()
     return {
         "name": dataset.name,
@@ -33,6 +35,8 @@ def describe(dataset) -> dict:
 
 def save_sample_grid(dataset, path: str | Path, n: int = 64, seed: int = 0) -> Path:
     """A PNG grid of ``n`` random samples (by seed), each captioned with its class name."""
+    if hasattr(dataset, "sample_grid"):  # e.g. segmentation: image beside its colour mask
+        return dataset.sample_grid(path, n, seed)
     g = torch.Generator().manual_seed(seed)
     index = torch.randperm(len(dataset), generator=g)[:n].tolist()
     items = [_item(dataset, i) for i in index]

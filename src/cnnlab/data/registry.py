@@ -82,6 +82,9 @@ def load_dataset(spec: str | Path, split: str = "train", *, seed: int = 0, task:
     key = str(spec)
     if (key, task) in _DATASETS:
         return _DATASETS[key, task].builder(split, seed=seed, **opts)
+    named, colon, root = key.partition(":")  # NAME:PATH, e.g. camvid:../shared/data/camvid
+    if colon and (named, task) in _DATASETS and root:
+        return _DATASETS[named, task].builder(split, seed=seed, root=root, **opts)
     if any(name == key for name, _ in _DATASETS):
         tasks = sorted(t for name, t in _DATASETS if name == key)
         raise CnnlabError(f"--data {key!r} has no {task!r} variant; it serves --task {', '.join(tasks)}")

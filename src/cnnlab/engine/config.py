@@ -27,6 +27,7 @@ class TrainConfig:
     pretrained: bool = False          # start from offline pretrained weights (transfer learning)
     freeze_backbone: bool = False     # train only the classifier head (with pretrained)
     model_args: dict = field(default_factory=dict)  # extra builder kwargs, e.g. {"widths": [32, 64]}
+    backbone: str = ""                # segment: the classifier under an FCN (resnet18, efficientnet_lite0...)
     image_size: int = 0               # resize file-backed images to this side (0: dataset/model default)
     # --- optimisation
     epochs: int = 8                   # passes over the training split
@@ -38,9 +39,12 @@ class TrainConfig:
     schedule: str = "onecycle"        # onecycle | cosine | constant
     warmup_epochs: float = 1.0        # linear warm-up for the cosine schedule, in epochs
     label_smoothing: float = 0.0      # cross-entropy label smoothing, 0..1
+    min_word_count: int = 1           # caption: training words seen fewer times become <unk>
     # --- augmentation (batched, on the training device)
     flip: bool = False                # random horizontal flip (off for digits: a flipped 2 is no 2)
     translate: int = 0                # random translation of up to this many pixels (zero-padded)
+    scale: float = 0.0                # segment: random zoom by up to 1+scale (and out to 1/(1+scale))
+    class_weights: str = "none"       # segment: loss weights per class: none | median | inverse frequency
     # --- speed and reproducibility
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     amp: str = "auto"                 # bf16 autocast: auto (CUDA; bf16 CPUs for inputs >= 16x16) | bf16 | off

@@ -39,6 +39,9 @@ class Task(Protocol):
 # task name -> "module:Class", imported on first use (a task's dependencies load only when used)
 TASKS = {
     "classify": "cnnlab.tasks.classify:ClassifyTask",
+    "detect": "cnnlab.tasks.detect:DetectTask",
+    "segment": "cnnlab.tasks.segment:SegmentTask",
+    "caption": "cnnlab.tasks.caption:CaptionTask",
 }
 
 

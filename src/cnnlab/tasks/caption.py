@@ -24,7 +24,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, model_info
 from cnnlab.models.caption_search import beam_search
 from cnnlab.tasks.caption_metrics import caption_metrics
-from cnnlab.tasks.classify import _channel_stats, _match_channels
+from cnnlab.tasks.tensors import channel_stats, normalise
 
 DEFAULT_DECODER = "show_attend_tell"  # when --model names a classifier, it becomes the encoder
 
@@ -67,7 +67,7 @@ class CaptionTask:
                 raise CnnlabError(f"--pretrained: encoder {encoder!r} has no offline pretrained weights")
             c, mean, std = info.input_size[0], list(info.mean), list(info.std)
         else:
-            mean, std = _channel_stats(train)
+            mean, std = channel_stats(train)
         return cls(words, list(vocab.words), mean, std, (c, h, w), max_len=refs.shape[-1] - 2)
 
     @classmethod
@@ -90,16 +90,7 @@ class CaptionTask:
     # ------------------------------------------------------------------ tensors
     def prepare(self, images: Tensor) -> Tensor:
         """uint8 (B, C, H, W) on the device -> normalised float encoder input."""
-        c, h, w = self.input_shape
-        x = images.float().div_(255)
-        if x.shape[1] != c:
-            x = _match_channels(x, c)
-        if x.shape[-2:] != (h, w):
-            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        x = (x - mean) / std
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return normalise(images, self.input_shape, self.mean, self.std, self.channels_last)
 
     def to_vocab(self, ids: Tensor) -> Tensor:
         """Data ids (any shape) -> vocabulary ids (words below the minimum count -> <unk>)."""

@@ -7,10 +7,10 @@ from torch import Tensor, nn
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from cnnlab.data.augment import augment
-from cnnlab.data.base import TensorImages
 from cnnlab.engine.distributed import all_reduce_sum
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, model_info
+from cnnlab.tasks.tensors import channel_stats, normalise
 
 
 class ClassifyTask:
@@ -43,7 +43,7 @@ class ClassifyTask:
             c = info.input_size[0]
             mean, std = list(info.mean), list(info.std)
         else:
-            mean, std = _channel_stats(train)
+            mean, std = channel_stats(train)
         return cls(train.classes, mean, std, (c, h, w), cfg.flip, cfg.translate, cfg.label_smoothing)
 
     @classmethod
@@ -71,16 +71,7 @@ class ClassifyTask:
     # ------------------------------------------------------------------ tensors
     def prepare(self, images: Tensor) -> Tensor:
         """uint8 (B, C, H, W) on the device -> normalised float model input, on the device."""
-        c, h, w = self.input_shape
-        x = images.float().div_(255)
-        if x.shape[1] != c:
-            x = _match_channels(x, c)
-        if x.shape[-2:] != (h, w):
-            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        x = (x - mean) / std
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return normalise(images, self.input_shape, self.mean, self.std, self.channels_last)
 
     def training_step(self, model, batch, generator):
         images, labels = batch
@@ -151,27 +142,6 @@ def classification_metrics(confusion: Tensor, sums: Tensor, classes: list[str]) 
 
 
 # ---------------------------------------------------------------------- helpers
-def _channel_stats(data) -> tuple[list[float], list[float]]:
-    """Per-channel mean/std on the 0..1 scale, from up to 10,000 training images."""
-    if isinstance(data, TensorImages):
-        x = data.images[:10_000]
-    else:
-        step = max(1, len(data) // 500)
-        x = torch.stack([data[i][0] for i in range(0, len(data), step)])
-    x = x.float().div_(255).transpose(0, 1).flatten(1)  # (C, N*H*W)
-    return x.mean(1).tolist(), x.std(1).clamp(min=1e-3).tolist()
-
-
-def _match_channels(x: Tensor, c: int) -> Tensor:
-    """Gray -> RGB by repetition, RGB -> gray by luminance."""
-    if x.shape[1] == 1:
-        return x.expand(-1, c, -1, -1)
-    if c == 1 and x.shape[1] >= 3:
-        w = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
-        return (x[:, :3] * w).sum(1, keepdim=True)
-    raise CnnlabError(f"cannot feed {x.shape[1]}-channel images to a {c}-channel model")
-
-
 def _head_parameters(model: nn.Module) -> list[nn.Parameter]:
     """Parameters of the classifier head: the module ``forward_head`` uses, else the last Linear."""
     for name in ("head", "classifier", "fc"):

@@ -16,6 +16,7 @@ def test_defaults_yaml_and_overrides_layer(tmp_path):
 
 def test_int_is_accepted_for_float_but_not_the_reverse():
     assert TrainConfig.from_dict({"lr": 1}).lr == 1.0
+    assert TrainConfig.from_sources(overrides=["weight_decay=2e-3"]).weight_decay == 0.002  # YAML 1.1 reads a string
     with pytest.raises(CnnlabError, match="'epochs': expected int"):
         TrainConfig.from_dict({"epochs": 2.5})
 

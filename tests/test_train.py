@@ -60,7 +60,9 @@ def test_evaluate_and_predict_agree_with_training(digits_run, tmp_path):
 
 
 def test_interrupt_saves_and_resume_continues_exactly(tmp_path, monkeypatch):
-    straight = cnnlab.train(epochs=3, out=str(tmp_path / "a"), translate=1, **FAST)
+    # With airbench's schedule shape and lookahead: its average (set at step 20) must survive the stop.
+    FAST = dict(globals()["FAST"], translate=1, lookahead=True, lr_cycle=[0.2, 0.3, 0.1])
+    straight = cnnlab.train(epochs=3, out=str(tmp_path / "a"), **FAST)
     calls = {"n": 0}
     original = ClassifyTask.training_step
 
@@ -71,10 +73,11 @@ def test_interrupt_saves_and_resume_continues_exactly(tmp_path, monkeypatch):
         return original(self, *args)
 
     monkeypatch.setattr(ClassifyTask, "training_step", interrupted)
-    stopped = cnnlab.train(epochs=3, out=str(tmp_path / "b"), translate=1, **FAST)
+    stopped = cnnlab.train(epochs=3, out=str(tmp_path / "b"), **FAST)
     assert stopped.interrupted
     saved = load_checkpoint(tmp_path / "b" / "last.pt")
     assert (saved["epoch"], saved["step"]) == (1, 5)
+    assert saved["lookahead"] is not None
     monkeypatch.setattr(ClassifyTask, "training_step", original)
     resumed = cnnlab.train(resume=tmp_path / "b" / "last.pt")
     a = load_checkpoint(tmp_path / "a" / "last.pt")["model"]

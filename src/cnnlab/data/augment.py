@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-import torch.nn.functional as F
 
 
 def random_flip(images: Tensor, generator: torch.Generator) -> Tensor:
@@ -17,22 +16,28 @@ def random_flip(images: Tensor, generator: torch.Generator) -> Tensor:
     return torch.where(flip, images.flip(-1), images)
 
 
-def random_translate(images: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
-    """Shift each image by up to ``max_shift`` pixels in x and y, filling with zeros.
+def _reflect(index: Tensor, size: int) -> Tensor:
+    """Map indices in [-size+1, 2*size-2] into [0, size-1] by mirroring at the borders."""
+    index = index.abs()
+    return torch.where(index >= size, 2 * (size - 1) - index, index)
 
-    Implemented as a zero pad followed by one random crop per image, gathered in one go.
+
+def random_translate(images: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
+    """Shift each image by up to ``max_shift`` pixels in x and y, filling with the mirrored border.
+
+    The same as a reflect pad followed by one random crop per image (airbench), done as one
+    gather with reflected indices, so nothing is padded.
     """
     if max_shift <= 0:
         return images
-    b, _, h, w = images.shape
-    padded = F.pad(images, (max_shift,) * 4)  # (B, C, H + 2s, W + 2s)
-    shifts = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator,
+    b, c, h, w = images.shape
+    shifts = torch.randint(-max_shift, max_shift + 1, (2, b), generator=generator,
                            device=generator.device).to(images.device)
-    rows = (shifts[0].view(b, 1) + torch.arange(h, device=images.device)).view(b, 1, h, 1)
-    cols = (shifts[1].view(b, 1) + torch.arange(w, device=images.device)).view(b, 1, 1, w)
+    rows = _reflect(shifts[0].view(b, 1) + torch.arange(h, device=images.device), h).view(b, 1, h, 1)
+    cols = _reflect(shifts[1].view(b, 1) + torch.arange(w, device=images.device), w).view(b, 1, 1, w)
     batch = torch.arange(b, device=images.device).view(b, 1, 1, 1)
-    chans = torch.arange(images.shape[1], device=images.device).view(1, -1, 1, 1)
-    return padded[batch, chans, rows, cols]  # (B, C, H, W)
+    chans = torch.arange(c, device=images.device).view(1, -1, 1, 1)
+    return images[batch, chans, rows, cols]  # (B, C, H, W)
 
 
 def augment(images: Tensor, generator: torch.Generator, flip: bool = False, translate: int = 0) -> Tensor:

@@ -38,11 +38,14 @@ class TrainConfig:
     weight_decay: float = 5e-4        # L2 penalty on conv/linear weights (not on biases and norms)
     schedule: str = "onecycle"        # onecycle | cosine | constant
     warmup_epochs: float = 1.0        # linear warm-up for the cosine schedule, in epochs
+    lr_cycle: list = field(default_factory=lambda: [0.0, 0.25, 0.0])  # onecycle: [start, peak at, end]
+                                      # (start and end as fractions of the peak lr, peak at as a fraction of the steps)
     label_smoothing: float = 0.0      # cross-entropy label smoothing, 0..1
+    lookahead: bool = False           # airbench's weight averaging over the last 70% of steps
     min_word_count: int = 1           # caption: training words seen fewer times become <unk>
     # --- augmentation (batched, on the training device)
     flip: bool = False                # random horizontal flip (off for digits: a flipped 2 is no 2)
-    translate: int = 0                # random translation of up to this many pixels (zero-padded)
+    translate: int = 0                # random translation of up to this many pixels (border mirrored)
     scale: float = 0.0                # segment: random zoom by up to 1+scale (and out to 1/(1+scale))
     class_weights: str = "none"       # segment: loss weights per class: none | median | inverse frequency
     # --- speed and reproducibility
@@ -124,6 +127,11 @@ def _coerce(key: str, value, typ):
             raise CnnlabError(f"config key {key!r}: cannot parse {value!r} as {expected}") from None
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if typ is float and isinstance(value, str):
+        try:
+            value = float(value)  # YAML 1.1 reads "2e-3" (no dot) as a string
+        except ValueError:
+            pass
     if typ is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):

@@ -23,6 +23,7 @@ from cnnlab.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.device import autocast, pick_device, use_bf16
 from cnnlab.engine.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
+from cnnlab.engine.lookahead import Lookahead
 from cnnlab.engine.metrics_log import MetricsLog
 from cnnlab.engine.optim import build_optimizer, build_schedule
 from cnnlab.engine.progress import Progress
@@ -95,7 +96,9 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
         raise CnnlabError(f"--batch-size {cfg.batch_size} is larger than the training split "
                           f"({len(train_data)} images over {d.world} processes)")
     optimizer = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
-    schedule = build_schedule(optimizer, cfg.schedule, cfg.epochs * steps, int(cfg.warmup_epochs * steps))
+    schedule = build_schedule(optimizer, cfg.schedule, cfg.epochs * steps, int(cfg.warmup_epochs * steps),
+                              cfg.lr_cycle)
+    lookahead = Lookahead(model, cfg.epochs * steps) if cfg.lookahead else None
 
     start_epoch, start_step, best, history = 0, 0, {}, []
     if ckpt:
@@ -105,6 +108,8 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
         set_rng_state(ckpt["rng"])
         start_epoch, start_step = ckpt["epoch"], ckpt["step"]
         best, history = ckpt.get("best", {}), list(ckpt.get("history", []))
+        if lookahead:
+            lookahead.load_state_dict(ckpt.get("lookahead"))
         log(f"resumed from {resume} at epoch {start_epoch + 1}, step {start_step}")
 
     train_model: nn.Module = model
@@ -118,6 +123,7 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
         save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": schedule.state_dict(), "epoch": epoch, "step": step,
                          "rng": rng_state(), "config": cfg.to_dict(), "task": task.state(),
+                         "lookahead": lookahead.state_dict() if lookahead else None,
                          "model_name": cfg.model, "history": history, "best": best,
                          "version": __version__}, path)
 
@@ -156,6 +162,8 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
                 loss.backward()
                 optimizer.step()
                 schedule.step()
+                if lookahead:
+                    lookahead.step(epoch * steps + step + 1)
                 n = stats["count"]
                 has_acc = "correct" in stats
                 totals += torch.tensor([loss.item() * n, float(stats.get("correct", 0)), n], dtype=torch.float64,
@@ -165,6 +173,8 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
                 progress.update(loss=totals[0].item() / totals[2].item(), **acc,
                                 img_s=seen / (time.perf_counter() - t0))
             step = steps
+            if lookahead:
+                lookahead.end_epoch()
             train_seconds = time.perf_counter() - t0
             all_reduce_sum(totals, d)
             val = task.evaluate(model, val_batches, d)

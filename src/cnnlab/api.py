@@ -55,14 +55,26 @@ def load(checkpoint: str | Path | None = None, *, model: str | None = None,
 
 
 def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, split: str = "test",
-             batch_size: int = 256, device: str = "auto", plots: str | Path | None = None) -> dict:
+             batch_size: int = 256, device: str = "auto", plots: str | Path | None = None,
+             tta: int = 0) -> dict:
     """Top-1/top-5 accuracy and error, loss, per-class precision/recall, confusion matrix.
 
     ``data`` defaults to the data the checkpoint was trained on; accuracies are fractions.
     Segmentation: mean IoU, per-class IoU, pixel and class-average accuracy. ``plots``: a
     folder for the task's evaluation figures (their paths come back under ``plots``).
+    ``tta`` (classification): test-time augmentation, 1 = mirror, 2 = mirror + 1-pixel shifts.
     """
     lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(checkpoint, device=device)
+    if tta and not hasattr(lm.task, "tta"):
+        raise CnnlabError(f"--tta: test-time augmentation is for classification, not {lm.task.name}")
+    if tta not in (0, 1, 2):
+        raise CnnlabError(f"--tta: expected 0 (none), 1 (mirror) or 2 (mirror + shifts), got {tta!r}")
+    if tta:
+        lm.task.tta, before = tta, lm.task.tta
+        try:
+            return {**evaluate(lm, data, split, batch_size, device, plots), "tta": tta}
+        finally:
+            lm.task.tta = before
     cfg = lm.config
     spec = data or cfg.data
     opts = {k: v for k, v in cfg.data_options().items() if k != "download"}

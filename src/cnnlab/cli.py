@@ -64,11 +64,12 @@ def cmd_eval(a) -> int:
     lm = _check_task(api.load(a.checkpoint, device=a.device), getattr(a, "task", None))
     if getattr(lm.task, "name", "") == "segment":
         return _eval_segment(a, lm)
-    m = api.evaluate(lm, data=a.data, split=a.split, device=a.device)
+    m = api.evaluate(lm, data=a.data, split=a.split, device=a.device, tta=a.tta)
     if a.json:
         print(json.dumps(m if a.full else _scalars(m), indent=2))
         return 0
-    print(f"{m['data']} / {m['split']}: {m['count']} images")
+    print(f"{m['data']} / {m['split']}: {m['count']} images"
+          + (f", test-time augmentation level {a.tta}" if a.tta else ""))
     if "map" in m:  # detection
         print(f"mAP@[.5:.95] {m['map']:.4f}   mAP@.5 {m['map50']:.4f}   mAP@.75 {m['map75']:.4f}   "
               f"AR@100 {m['mar_100']:.4f}   ({m['boxes']} boxes)")
@@ -360,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.add_argument("--full", action="store_true", help="with --json: include per-class and confusion matrix")
     e.add_argument("--task", help="the checkpoint's task (checked; the checkpoint knows it)")
+    e.add_argument("--tta", type=int, default=0, choices=[0, 1, 2],
+                   help="classify: test-time augmentation: 1 averages each image with its mirror image, "
+                   "2 also with 1-pixel shifts (airbench; 6 forward passes)")
     e.add_argument("--plots", metavar="DIR", help="segment: folder for the per-class IoU chart and sample "
                    "panels (default: eval-SPLIT beside the checkpoint)")
     e.set_defaults(fn=cmd_eval)

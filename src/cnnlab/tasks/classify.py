@@ -29,6 +29,7 @@ class ClassifyTask:
         self.input_shape = tuple(int(v) for v in input_shape)
         self.flip, self.translate, self.label_smoothing = flip, translate, label_smoothing
         self.channels_last = True
+        self.tta = 0  # test-time augmentation level of logits(): 0 none, 1 mirror, 2 mirror + 1-pixel shifts
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -83,7 +84,11 @@ class ClassifyTask:
 
     @torch.no_grad()
     def logits(self, model: nn.Module, images: Tensor) -> Tensor:
-        return model(self.prepare(images)).float()
+        """Float logits (B, K); averaged over augmented views when ``self.tta`` is set."""
+        x = self.prepare(images)
+        if not self.tta:
+            return model(x).float()
+        return tta_logits(model, x, self.tta)
 
     def predict(self, lm, images: list, topk: int = 5) -> list[dict]:
         """``[{"image", "top": [{"class", "prob"}, ...]}]`` for image files (or uint8 tensors)."""
@@ -122,6 +127,22 @@ class ClassifyTask:
         from cnnlab.tasks import classify_plots
 
         return classify_plots.write_all(self, run_dir, history, model, data, metrics)
+
+
+def tta_logits(model: nn.Module, x: Tensor, level: int) -> Tensor:
+    """airbench's test-time augmentation: level 1 averages the logits of each image and its
+    mirror image; level 2 also averages (with half the weight) those of the mirror pair shifted
+    one pixel up-left and one pixel down-right, border reflected: 6 forward passes."""
+    def mirror(v: Tensor) -> Tensor:
+        return 0.5 * (model(v).float() + model(v.flip(-1)).float())
+
+    logits = mirror(x)
+    if level >= 2:
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        shifted = [mirror(padded[..., :h, :w]), mirror(padded[..., 2:, 2:])]
+        logits = 0.5 * logits + 0.25 * (shifted[0] + shifted[1])
+    return logits
 
 
 def classification_metrics(confusion: Tensor, sums: Tensor, classes: list[str]) -> dict:

@@ -1,0 +1,76 @@
+"""Learning-rate schedules, lookahead averaging and test-time augmentation."""
+import pytest
+import torch
+from torch import nn
+
+import cnnlab
+from cnnlab.engine.lookahead import Lookahead
+from cnnlab.engine.optim import build_schedule
+from cnnlab.errors import CnnlabError
+from cnnlab.tasks.classify import tta_logits
+
+
+def _multipliers(name, total, warmup=0, **kw):
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = build_schedule(opt, name, total, warmup, **kw)
+    values = []
+    for _ in range(total + 1):
+        values.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return values
+
+
+def test_onecycle_is_a_triangle_with_the_given_ends():
+    plain = _multipliers("onecycle", 100)
+    assert (plain[0], plain[25], plain[100]) == (0.0, 1.0, 0.0)
+    air = _multipliers("onecycle", 100, cycle=(0.2, 0.23, 0.07))
+    assert air[0] == pytest.approx(0.2) and air[23] == pytest.approx(1.0) and air[100] == pytest.approx(0.07)
+    assert max(air) == pytest.approx(1.0) and air.index(max(air)) == 23
+
+
+@pytest.mark.parametrize("cycle", [(0.2, 0.3), (2.0, 0.3, 0.0), ("a", 0.3, 0.0)])
+def test_bad_cycle_names_the_key(cycle):
+    with pytest.raises(CnnlabError, match="lr_cycle"):
+        _multipliers("onecycle", 10, cycle=cycle)
+
+
+def test_lookahead_pulls_weights_to_their_average_late_in_training():
+    model = nn.Linear(2, 1, bias=False)
+    la = Lookahead(model, total_steps=100, start=0.5, every=5, decay=0.9, power=0.0)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    la.step(45)
+    assert la.average is None  # before the start: nothing happens
+    la.step(50)  # the first step after the start takes a snapshot
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    la.step(53)  # not a multiple of every
+    assert model.weight.eq(3.0).all()
+    la.step(55)  # rho = 0.9**5: the weights move to 1 + (1 - rho) * 2
+    rho = 0.9 ** 5
+    torch.testing.assert_close(model.weight, torch.full((1, 2), 1 + (1 - rho) * 2))
+    with torch.no_grad():
+        model.weight.fill_(7.0)
+    la.end_epoch()  # the weights become the average again
+    torch.testing.assert_close(model.weight, torch.full((1, 2), 1 + (1 - rho) * 2))
+
+
+def test_tta_level1_averages_mirror_images_and_level2_adds_shifts():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 6 * 6, 4)).eval()
+    x = torch.randn(5, 3, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(tta_logits(model, x, 1), 0.5 * (model(x) + model(x.flip(-1))))
+        level2 = tta_logits(model, x, 2)
+        assert not torch.allclose(level2, tta_logits(model, x, 1))
+        flat = torch.ones(2, 3, 6, 6)  # a flat image looks the same mirrored and shifted
+        torch.testing.assert_close(tta_logits(model, flat, 2), model(flat))
+
+
+def test_evaluate_with_tta_reports_it_and_checks_the_level(tmp_path):
+    run = cnnlab.train(data="digits", epochs=1, batch_size=64, plots=False, workers=0, out=str(tmp_path / "r"))
+    m = cnnlab.evaluate(run.out / "best.pt", tta=1)
+    assert m["tta"] == 1 and 0.0 <= m["top1"] <= 1.0 and m["count"] == 360
+    with pytest.raises(CnnlabError, match="--tta: expected 0"):
+        cnnlab.evaluate(run.out / "best.pt", tta=3)

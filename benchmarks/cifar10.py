@@ -10,6 +10,10 @@ Data: the image-folder tree at ``--data`` (default ``/work/shared/data/cifar10``
 ``seconds`` is cumulative training time (the trainer's per-epoch ``row["seconds"]``), with the
 per-epoch test evaluation left out. The bar: >= 90% test top-1 within 600 s of training.
 
+The final model is also evaluated with airbench's test-time augmentation (each image, its
+mirror image and both shifted by one pixel: 6 forward passes, ``cnnlab eval --tta 2``); the
+bar is reported for the single view and for that.
+
 Also reported: training images/s (the trainer's), and inference images/s on the test set both
 as ``cnnlab evaluate`` runs it (fp32) and under bf16 autocast (as ``cnnlab predict`` runs it).
 Prints tables; appends nothing anywhere (copy the figures into RESULTS.md by hand).
@@ -60,18 +64,6 @@ def inference_images_per_s(model, task, test, device, amp: bool, batch: int = 10
     return n / (time.perf_counter() - t0)
 
 
-@torch.no_grad()
-def flip_tta_top1(model, task, batches) -> float:
-    """Top-1 with the logits of each image and its mirror image averaged (not part of the bar)."""
-    model.eval()
-    correct = total = 0
-    for images, labels in batches.epoch(0):
-        logits = task.logits(model, images) + task.logits(model, images.flip(-1))
-        correct += int((logits.argmax(1) == labels).sum())
-        total += len(labels)
-    return correct / total
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch on 2,048 images (< 1 min)")
@@ -110,7 +102,8 @@ def main(argv=None) -> int:
     print(f"\ncnnlab: {a.recipe.relative_to(ROOT) if a.recipe.is_relative_to(ROOT) else a.recipe}"
           f"{' with ' + ' '.join(overrides[1:]) if overrides[1:] else ''}")
     print(f"  {cfg.model} {cfg.model_args}, {cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr} "
-          f"momentum {cfg.momentum} wd {cfg.weight_decay}, {cfg.schedule}, label smoothing {cfg.label_smoothing}, "
+          f"momentum {cfg.momentum} wd {cfg.weight_decay}, {cfg.schedule} {cfg.lr_cycle}, lookahead {cfg.lookahead}, "
+          f"label smoothing {cfg.label_smoothing}, "
           f"flip {cfg.flip}, translate {cfg.translate}, amp {cfg.amp}, channels_last {cfg.channels_last}, "
           f"val_fraction {cfg.val_fraction}")
     test_batches = Batches(test, 1000, device, shuffle=False)
@@ -120,6 +113,10 @@ def main(argv=None) -> int:
         clock[0] += row["seconds"]
         top1 = task.evaluate(model, test_batches, Dist())["top1"]
         curve.append({"epoch": row["epoch"], "seconds": clock[0], "top1": top1, "images_per_s": row["images_per_s"]})
+        if row["epoch"] == cfg.epochs:  # the trained model, also with test-time augmentation
+            task.tta = 2
+            last.update(tta=task.evaluate(model, test_batches, Dist())["top1"], seconds=clock[0])
+            task.tta = 0
         last.update(model=model, task=task)
         print(f"  epoch {row['epoch']:3d}  {clock[0]:7.1f} s  test top-1 {top1:.4f}  "
               f"({row['images_per_s']:,.0f} training images/s; load {os.getloadavg()[0]:.2f})", flush=True)
@@ -130,21 +127,23 @@ def main(argv=None) -> int:
     model, task = last["model"], last["task"]  # after fit: the weights of best.pt (best val epoch)
 
     # ------------------------------------------------------------------ inference and report
-    tta = flip_tta_top1(model, task, test_batches)
     infer = {amp: inference_images_per_s(model, task, test, device, amp) for amp in (False, True)}
     print_curve(f"cnnlab {cfg.model} recipe on CIFAR-10: test accuracy vs training seconds", curve)
     n_train = sum(len(train) // cfg.batch_size * cfg.batch_size for _ in curve)
     print(f"\ntraining: {clock[0]:.1f} s for {len(curve)} epochs, {n_train / clock[0]:,.0f} images/s overall")
     print(f"inference (test set, batch 1000): fp32 {infer[False]:,.0f} images/s (as evaluate runs), "
           f"bf16 autocast {infer[True]:,.0f} images/s (as predict runs)")
-    print(f"final test top-1 {100 * curve[-1]['top1']:.2f}% (with flip test-time augmentation, "
-          f"not part of the bar: {100 * tta:.2f}%)")
+    print(f"final test top-1 {100 * curve[-1]['top1']:.2f}% single view; {100 * last['tta']:.2f}% with "
+          f"test-time augmentation (airbench's: mirror + 1-pixel shifts, 6 views; `cnnlab eval --tta 2`)")
     t_bar = time_to(curve, BAR_ACCURACY)
     within = [q["top1"] for q in curve if q["seconds"] <= BAR_SECONDS]
     ok = t_bar is not None and t_bar <= BAR_SECONDS
-    print(f"\nbar: >= {100 * BAR_ACCURACY:.0f}% test top-1 within {BAR_SECONDS:.0f} s of training: "
-          f"{'PASS' if ok else 'FAIL'} (" + (f"reached at {t_bar:.1f} s; " if t_bar else "not reached; ")
+    print(f"\nbar: >= {100 * BAR_ACCURACY:.0f}% test top-1 within {BAR_SECONDS:.0f} s of training")
+    print(f"  single view: {'PASS' if ok else 'FAIL'} (" + (f"reached at {t_bar:.1f} s; " if t_bar else "not reached; ")
           + f"best within {BAR_SECONDS:.0f} s: {100 * max(within, default=float('nan')):.2f}%)")
+    ok_tta = last["tta"] >= BAR_ACCURACY and last["seconds"] <= BAR_SECONDS
+    print(f"  with test-time augmentation: {'PASS' if ok_tta else 'FAIL'} ({100 * last['tta']:.2f}% after "
+          f"{last['seconds']:.1f} s of training)")
     print(f"data load ({how}): {load_s:.1f} s, not counted in training time")
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     if tmp_cache:

@@ -31,6 +31,11 @@ def augment_pairs(images: Tensor, masks: Tensor, generator: torch.Generator, fli
     def rand(n: int) -> Tensor:  # uniform in [0, 1), from the step's generator
         return torch.rand(n, generator=generator, device=generator.device).to(dev)
 
+    if not (scale or translate):  # a flip alone moves pixels exactly: no resampling needed
+        mirrored = (rand(b) < 0.5).view(b, 1, 1)
+        return (torch.where(mirrored[:, None], images.flip(-1), images).float(),
+                torch.where(mirrored, masks.flip(-1), masks))
+
     zoom = torch.exp((2 * rand(b) - 1) * math.log1p(scale)) if scale else torch.ones(b, device=dev)
     a = 1 / zoom  # output -> input coordinates (normalised, -1..1)
     room = (1 - a).clamp(min=0)  # how far a zoomed-in crop may move and stay inside the image

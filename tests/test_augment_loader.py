@@ -25,6 +25,7 @@ def test_translate_is_a_reflect_pad_and_crop():
         crops = [pi[:, r:r + 6, c:c + 7] for r in range(5) for c in range(5)]
         assert any(torch.equal(oi.float(), crop) for crop in crops)
     assert not torch.equal(out, x)
+    assert random_translate(x[:, :, :3, :3], 8, torch.Generator().manual_seed(0)).shape == (32, 3, 3, 3)  # shift > size
 
 
 def test_flip_is_a_mirror_or_identity_and_seeded():

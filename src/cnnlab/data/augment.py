@@ -28,9 +28,10 @@ def random_translate(images: Tensor, max_shift: int, generator: torch.Generator)
     The same as a reflect pad followed by one random crop per image (airbench), done as one
     gather with reflected indices, so nothing is padded.
     """
+    b, c, h, w = images.shape
+    max_shift = min(max_shift, h - 1, w - 1)  # one mirror image reaches at most this far
     if max_shift <= 0:
         return images
-    b, c, h, w = images.shape
     shifts = torch.randint(-max_shift, max_shift + 1, (2, b), generator=generator,
                            device=generator.device).to(images.device)
     rows = _reflect(shifts[0].view(b, 1) + torch.arange(h, device=images.device), h).view(b, 1, h, 1)

@@ -118,24 +118,26 @@ class DetectTask:
         model = lm.model.eval()
         model.set_thresholds(score_threshold, nms_iou)
         results = []
-        for source in images:
-            original = source if isinstance(source, Tensor) else read_image(source, channels=c)  # (C, H0, W0)
-            h0, w0 = original.shape[1:]
-            x = self.prepare(resize(original, (h, w))[None].to(lm.device))
-            scale = torch.tensor([w0 / w, h0 / h, w0 / w, h0 / h])
-            p = model(x)[0]
-            boxes = p["boxes"].float().cpu() * scale
-            r = {"image": str(source) if not isinstance(source, Tensor) else "tensor", "width": w0, "height": h0,
-                 "detections": [{"class": self.classes[int(lab) - 1], "score": round(float(s), 4),
-                                 "box": [round(float(v), 1) for v in b]}
-                                for b, lab, s in zip(boxes, p["labels"], p["scores"])]}
-            if show_proposals:
-                props = model.propose(x, top=proposals)[0].float().cpu() * scale
-                r["proposals"] = [[round(float(v), 1) for v in b] for b in props]
-            if out is not None:
-                r["figure"] = str(detect_plots.draw_prediction(original, r, Path(out), self.classes))
-            results.append(r)
-        model.set_thresholds(0.05, 0.5)  # back to the evaluation defaults
+        try:
+            for source in images:
+                original = source if isinstance(source, Tensor) else read_image(source, channels=c)  # (C, H0, W0)
+                h0, w0 = original.shape[1:]
+                x = self.prepare(resize(original, (h, w))[None].to(lm.device))
+                scale = torch.tensor([w0 / w, h0 / h, w0 / w, h0 / h])
+                p = model(x)[0]
+                boxes = p["boxes"].float().cpu() * scale
+                r = {"image": str(source) if not isinstance(source, Tensor) else "tensor", "width": w0, "height": h0,
+                     "detections": [{"class": self.classes[int(lab) - 1], "score": round(float(s), 4),
+                                     "box": [round(float(v), 1) for v in b]}
+                                    for b, lab, s in zip(boxes, p["labels"], p["scores"])]}
+                if show_proposals:
+                    props = model.propose(x, top=proposals)[0].float().cpu() * scale
+                    r["proposals"] = [[round(float(v), 1) for v in b] for b in props]
+                if out is not None:
+                    r["figure"] = str(detect_plots.draw_prediction(original, r, Path(out), self.classes))
+                results.append(r)
+        finally:
+            model.set_thresholds(0.05, 0.5)  # back to the evaluation defaults, also after an error
         return results
 
     def write_plots(self, run_dir, history, model, data, metrics) -> list[str]:

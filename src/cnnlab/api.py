@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 from cnnlab.data import load_dataset
 from cnnlab.data.info import describe, save_sample_grid

@@ -12,6 +12,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from cnnlab.data.base import TensorImages  # noqa: E402
+from cnnlab.tasks import curves  # noqa: E402
 
 
 def write_all(task, run_dir, history: list[dict], model, data) -> list[str]:
@@ -32,21 +33,9 @@ def write_all(task, run_dir, history: list[dict], model, data) -> list[str]:
 
 def plot_curves(history: list[dict], path: Path) -> Path:
     """Training loss and token accuracy, validation BLEU-4 and CIDEr-D, per epoch."""
-    epochs = [r["epoch"] for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train loss")
-    ax1.plot(epochs, [r.get("train_acc") for r in history], "o-", label="train next-word accuracy")
-    ax1.set(xlabel="epoch", title="teacher forcing")
-    ax2.plot(epochs, [r.get("val_bleu4") for r in history], "o-", label="val BLEU-4")
-    ax2.plot(epochs, [r.get("val_cider", 0) / 10 for r in history], "o-", label="val CIDEr-D / 10")
-    ax2.set(xlabel="epoch", title="captions (beam search)")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return curves.plot_curves(history, path, [
+        ("teacher forcing", "", [("train_loss", "train loss"), ("train_acc", "train next-word accuracy")]),
+        ("captions (beam search)", "", [("val_bleu4", "val BLEU-4"), ("val_cider", "val CIDEr-D / 10", 0.1)])])
 
 
 def plot_captions(images: Tensor, captions: list[str], truth: list[str], path: Path) -> Path:

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from cnnlab.data.base import TensorImages  # noqa: E402
+from cnnlab.tasks import curves  # noqa: E402
 
 
 def write_all(task, run_dir, history, model, data, metrics: dict) -> list[str]:
@@ -27,18 +28,9 @@ def write_all(task, run_dir, history, model, data, metrics: dict) -> list[str]:
 
 def plot_curves(history: list[dict], path: Path) -> Path:
     """Loss and accuracy per epoch, train against val."""
-    epochs = [r["epoch"] for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    ax1.plot(epochs, [r.get("val_loss") for r in history], "o-", label="val")
-    ax1.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
-    ax2.plot(epochs, [r["train_acc"] for r in history], "o-", label="train")
-    ax2.plot(epochs, [r.get("val_top1") for r in history], "o-", label="val top-1")
-    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    return _save(fig, path)
+    return curves.plot_curves(history, path, [
+        ("loss", "cross-entropy loss", [("train_loss", "train"), ("val_loss", "val")]),
+        ("accuracy", "accuracy", [("train_acc", "train"), ("val_top1", "val top-1")])])
 
 
 def plot_confusion(confusion: torch.Tensor, classes: list[str], path: Path) -> Path:

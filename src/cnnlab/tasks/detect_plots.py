@@ -4,15 +4,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import torch
+from torch import Tensor
+from torchvision.utils import draw_bounding_boxes, make_grid
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
-from torchvision.utils import draw_bounding_boxes, make_grid  # noqa: E402
-
-from cnnlab.images import save_image  # noqa: E402
+from cnnlab.images import save_image
+from cnnlab.tasks import curves
 
 MIN_SIDE = 256  # pixels: small images are enlarged (nearest) so that labels stay legible
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
@@ -67,18 +64,7 @@ def write_all(task, run_dir, history: list[dict], model, data, metrics: dict) ->
 
 def plot_curves(history: list[dict], path: Path) -> Path:
     """Training loss and validation mAP per epoch."""
-    epochs = [r["epoch"] for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax1.plot(epochs, [r["train_loss"] for r in history], "o-")
-    ax1.set(xlabel="epoch", ylabel="sum of R-CNN losses", title="training loss")
-    ax2.plot(epochs, [r.get("val_map50") for r in history], "o-", label="val mAP@.5")
-    ax2.plot(epochs, [r.get("val_map") for r in history], "o-", label="val mAP@[.5:.95]")
-    ax2.set(xlabel="epoch", ylabel="mAP", title="validation mAP", ylim=(0, 1))
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-    ax2.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return curves.plot_curves(history, path, [
+        ("training loss", "sum of R-CNN losses", [("train_loss", "train")]),
+        ("validation mAP", "mAP", [("val_map50", "val mAP@.5"), ("val_map", "val mAP@[.5:.95]")])],
+        ylim=(0, 1))

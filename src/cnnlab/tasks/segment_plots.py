@@ -13,6 +13,7 @@ from torch import Tensor  # noqa: E402
 
 from cnnlab.data.masks import IGNORE, colorize  # noqa: E402
 from cnnlab.images import to_pil  # noqa: E402
+from cnnlab.tasks import curves  # noqa: E402
 
 SWATCH = 12   # pixels: legend colour box
 ROW = 16      # pixels: legend row height
@@ -77,18 +78,10 @@ def write_all(task, run_dir, history, model, data, metrics: dict) -> list[str]:
 
 def plot_curves(history: list[dict], path: Path) -> Path:
     """Loss per epoch (train, val) and val mean IoU / train pixel accuracy."""
-    epochs = [r["epoch"] for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    ax1.plot(epochs, [r.get("val_loss") for r in history], "o-", label="val")
-    ax1.set(xlabel="epoch", ylabel="cross-entropy per pixel", title="loss")
-    ax2.plot(epochs, [r["train_acc"] for r in history], "o-", label="train pixel accuracy")
-    ax2.plot(epochs, [r.get("val_miou") for r in history], "o-", label="val mean IoU")
-    ax2.set(xlabel="epoch", title="accuracy and IoU", ylim=(0, 1))
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    return _save(fig, path)
+    return curves.plot_curves(history, path, [
+        ("loss", "cross-entropy per pixel", [("train_loss", "train"), ("val_loss", "val")]),
+        ("accuracy and IoU", "", [("train_acc", "train pixel accuracy"), ("val_miou", "val mean IoU")])],
+        ylim=(0, 1))
 
 
 def plot_class_iou(per_class: dict, colors: list, miou: float, path: Path) -> Path:

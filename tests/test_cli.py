@@ -52,6 +52,9 @@ def test_unknown_option_values_name_the_option(tmp_path):
     assert proc.returncode == 2 and "no-such-data" in proc.stderr and "Traceback" not in proc.stderr
     proc = cnnlab("train", "--set", "epoch=3", "--out", tmp_path / "x")
     assert proc.returncode == 2 and "unknown config key 'epoch'" in proc.stderr
+    # a list option arrives whole, as YAML: this one fails on its value, not character by character
+    proc = cnnlab("train", "--data", "digits", "--lr-cycle", "[2, 0.3]", "--out", tmp_path / "x")
+    assert proc.returncode == 2 and "got [2, 0.3]" in proc.stderr
 
 
 def test_pixels_prints_the_matrix(tmp_path):

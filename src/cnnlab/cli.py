@@ -505,7 +505,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         if typ is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
         else:
-            parser.add_argument(flag, dest=f.name, type=typ, default=None, metavar=f.name.upper())
+            # lists arrive as text ("[0.2, 0.23, 0.07]") for the config to parse as YAML
+            parser.add_argument(flag, dest=f.name, type=typ if typ in (int, float, str) else str, default=None,
+                                metavar=f.name.upper())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 
@@ -64,16 +65,8 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
     ``tta`` (classification): test-time augmentation, 1 = mirror, 2 = mirror + 1-pixel shifts.
     """
     lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(checkpoint, device=device)
-    if tta and not hasattr(lm.task, "tta"):
+    if tta and not hasattr(lm.task, "test_time_augmentation"):
         raise CnnlabError(f"--tta: test-time augmentation is for classification, not {lm.task.name}")
-    if tta not in (0, 1, 2):
-        raise CnnlabError(f"--tta: expected 0 (none), 1 (mirror) or 2 (mirror + shifts), got {tta!r}")
-    if tta:
-        lm.task.tta, before = tta, lm.task.tta
-        try:
-            return {**evaluate(lm, data, split, batch_size, device, plots), "tta": tta}
-        finally:
-            lm.task.tta = before
     cfg = lm.config
     spec = data or cfg.data
     opts = {k: v for k, v in cfg.data_options().items() if k != "download"}
@@ -82,11 +75,14 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
         raise CnnlabError(f"--data {spec}: its classes {dataset.classes[:5]}... differ from the "
                           f"checkpoint's {lm.task.classes[:5]}...")
     batches = Batches(dataset, batch_size, lm.device, shuffle=False, workers=cfg.workers)
-    metrics = lm.task.evaluate(lm.model, batches, Dist())
+    with lm.task.test_time_augmentation(tta) if tta else nullcontext():
+        metrics = lm.task.evaluate(lm.model, batches, Dist())
     metrics.pop("score")
     if plots:
         metrics["plots"] = lm.task.write_plots(plots, [], lm.model, dataset, metrics)
     metrics.update(data=str(spec), split=split, skipped=len(getattr(dataset, "skipped", [])))
+    if tta:
+        metrics["tta"] = tta
     return metrics
 
 

@@ -1,6 +1,8 @@
 """Image classification: softmax over classes, cross-entropy, top-1/top-5, confusion matrix."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -81,6 +83,17 @@ class ClassifyTask:
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
         correct = (logits.argmax(1) == labels).sum()
         return {"loss": loss}, {"correct": correct, "count": len(labels)}
+
+    @contextmanager
+    def test_time_augmentation(self, level: int):
+        """``with task.test_time_augmentation(2): ...``: logits() (and so evaluate) average views."""
+        if level not in (0, 1, 2):
+            raise CnnlabError(f"--tta: expected 0 (none), 1 (mirror) or 2 (mirror + shifts), got {level!r}")
+        before, self.tta = self.tta, level
+        try:
+            yield self
+        finally:
+            self.tta = before
 
     @torch.no_grad()
     def logits(self, model: nn.Module, images: Tensor) -> Tensor:

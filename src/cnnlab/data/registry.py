@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, unknown_name
 
 SPLITS = ("train", "val", "test")
 
@@ -66,6 +66,8 @@ def list_datasets(task: str | None = None) -> list[str]:
 
 def dataset_info(name: str, task: str = "classify") -> DatasetInfo:
     _load_builtin()
+    if (name, task) not in _DATASETS:
+        raise unknown_name(f"{task} dataset", name, list_datasets(task))
     return _DATASETS[name, task]
 
 

@@ -8,10 +8,13 @@
 from __future__ import annotations
 
 import fnmatch
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
 from torch import nn
+
+from cnnlab.errors import CnnlabError, unknown_name
 
 
 @dataclass(frozen=True)
@@ -51,16 +54,21 @@ def register_model(name: str, *, input_size: tuple[int, int, int] = (3, 224, 224
 def model_info(name: str) -> ModelInfo:
     """The registry entry for ``name``; a clear error lists the known names."""
     _load_builtin()
-    try:
-        return _MODELS[name]
-    except KeyError:
-        known = ", ".join(sorted(_MODELS))
-        raise KeyError(f"unknown model {name!r}; known models: {known}") from None
+    if name not in _MODELS:
+        raise unknown_name("model", name, _MODELS)
+    return _MODELS[name]
 
 
 def get_model(name: str, **kwargs) -> nn.Module:
     """Build the registered model ``name`` (kwargs go to its builder, e.g. ``num_classes``)."""
-    return model_info(name).builder(**kwargs)
+    builder = model_info(name).builder
+    try:
+        inspect.signature(builder).bind(**kwargs)
+        return builder(**kwargs)
+    except TypeError as e:  # an unknown or mistyped model_args key: name it, not a traceback
+        if "argument" not in str(e):
+            raise
+        raise CnnlabError(f"model {name!r}: {e} (model_args go to its builder)") from None
 
 
 def list_models(pattern: str = "*", task: str | None = None) -> list[str]:

@@ -1,4 +1,6 @@
 """images.py: every format and mode, EXIF rotation, 16-bit scaling, bad inputs, the Lincoln slide."""
+import os
+import signal
 import struct
 import zlib
 
@@ -8,8 +10,8 @@ import torch
 from PIL import Image
 
 from cnnlab.errors import CnnlabError
-from cnnlab.images import (DEFAULT_MAX_PIXELS, ImageError, format_pixels, pixel_matrix,
-                           read_image, resize, save_image, to_pil)
+from cnnlab.images import (DEFAULT_MAX_PIXELS, ImageError, format_pixels, peek_image,
+                           pixel_matrix, read_image, resize, save_image, to_pil)
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (12, 16, 3), dtype=np.uint8)  # (H, W, C)
@@ -178,16 +180,53 @@ def _truncated_jpg(path):
     (lambda p: p.write_text("this is text, not a jpeg\n"), "not an image"),
     (_truncated_png, "truncated"),
     (_truncated_jpg, "truncated"),
+    (lambda p: p.write_bytes(RNG.integers(0, 256, 2000, dtype=np.uint8).tobytes()), "not an image"),
     (lambda p: None, "no such file"),
     (lambda p: p.mkdir(), "folder"),
+    (lambda p: p.symlink_to(p.name), "symbolic link"),  # a link to itself: a loop
+    (lambda p: os.mkfifo(p), "not a regular file"),
 ])
 def test_bad_files(tmp_path, make, expect):
     path = tmp_path / "bad_photo.jpg"
     make(path)
-    with pytest.raises(ImageError, match=expect) as e:
-        read_image(path)
-    assert "bad_photo.jpg" in str(e.value) and "\n" not in str(e.value)
-    assert isinstance(e.value, CnnlabError)
+    signal.alarm(10)  # a FIFO opened for reading would block until a writer comes
+    try:
+        for read in (read_image,) if expect == "truncated" else (read_image, peek_image):  # header only
+            with pytest.raises(ImageError, match=expect) as e:
+                read(path)
+            assert "bad_photo.jpg" in str(e.value) and "\n" not in str(e.value)
+            assert isinstance(e.value, CnnlabError)
+    finally:
+        signal.alarm(0)
+
+
+def test_unreadable_file(tmp_path, monkeypatch):
+    Image.fromarray(RGB).save(tmp_path / "secret.png")
+    real_open = os.open
+
+    def denied(path, *args, **kwargs):  # as chmod 000 is for anyone but root (tests may run as root)
+        if os.fspath(path).endswith("secret.png"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
+    for read in (read_image, peek_image):
+        with pytest.raises(ImageError, match="secret.png: permission denied"):
+            read(tmp_path / "secret.png")
+
+
+@pytest.mark.parametrize("content", [b"not an image", None])
+def test_hostile_file_name_is_printed_safely(tmp_path, content):
+    raw = b"\xff\x1b[31mred\x1b[0m\x07\n.png"  # not UTF-8, ANSI colour, bell, newline
+    path = os.fsencode(tmp_path) + b"/" + raw
+    with open(path, "wb") as f:
+        f.write(content or b"")
+    for read in (read_image, peek_image):
+        with pytest.raises(ImageError) as e:
+            read(os.fsdecode(path))
+        message = str(e.value)
+        message.encode("utf-8")  # printable on any UTF-8 terminal: no UnicodeEncodeError
+        assert "\\xffred" in message and not any(ord(c) < 32 for c in message)
 
 
 def _png_header_only(w, h):
@@ -204,7 +243,7 @@ def test_pixel_limit_checked_before_decoding(tmp_path):
     assert read_image(tmp_path / "x.png", max_pixels=192).shape == (3, 12, 16)
 
 
-@pytest.mark.parametrize("w,h", [(12_000, 8_000), (20_000, 20_000)])  # ours; Pillow's hard limit
+@pytest.mark.parametrize("w,h", [(12_000, 8_000), (20_000, 20_000), (100_000, 100_000)])  # ours; Pillow's
 def test_decompression_bomb_header(tmp_path, w, h):
     before = Image.MAX_IMAGE_PIXELS
     (tmp_path / "bomb.png").write_bytes(_png_header_only(w, h))  # 100 bytes claiming >90 MP

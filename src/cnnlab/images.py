@@ -10,7 +10,10 @@ and float (F). Pillow's ``LOAD_TRUNCATED_IMAGES`` is never turned on: a truncate
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -19,7 +22,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, clean
 
 DEFAULT_MAX_PIXELS = 89_478_485
 """Largest width*height decoded (Pillow's own default, about 89 megapixels, ~256 MiB as RGB).
@@ -30,6 +33,7 @@ Pass ``max_pixels=`` to raise it. Pillow separately refuses images over twice it
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
 _GRAY_MODES = {"1", "L", "I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
 class ImageError(CnnlabError):
@@ -52,7 +56,7 @@ def read_image(source: str | Path | bytes, channels: int | None = None,
     """
     if channels not in (None, 1, 3, 4):
         raise ValueError(f"channels must be 1, 3, 4 or None, got {channels!r}")
-    name = name or (str(source) if not isinstance(source, (bytes, bytearray)) else "<bytes>")
+    name = clean(name or (str(source) if not isinstance(source, (bytes, bytearray)) else "<bytes>"))
     img = _open_checked(source, name, max_pixels)
     try:
         img = _convert(_to_8bit(img), channels)
@@ -65,18 +69,15 @@ def peek_image(path: str | Path) -> tuple[int, int, int]:
     """(C, H, W) that ``read_image(path)`` would return, from the header alone (no decode).
 
     Raises ImageError for a file Pillow cannot identify."""
-    fp = _open_file(Path(path), str(path))
+    name = clean(path)
+    fp = _open_file(Path(path), name)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _decoding(name):
             img = Image.open(fp, formats=FORMATS)
             width, height = img.size
             if img.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientations that swap the axes
                 width, height = height, width
             has_alpha = img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
-            ValueError, EOFError) as e:
-        raise ImageError(f"{path}: cannot read the image header ({e})") from None
     finally:
         fp.close()
     return (4 if has_alpha else 1 if img.mode in _GRAY_MODES else 3), height, width
@@ -91,9 +92,8 @@ def _open_checked(source, name: str, max_pixels: int) -> Image.Image:
     else:
         fp = _open_file(Path(source), name)
     try:
-        with warnings.catch_warnings():  # we apply our own limit; silence Pillow's warning
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(fp, formats=FORMATS)
+        with _decoding(name):
+            img = Image.open(fp, formats=FORMATS)  # reads the header only
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageError(
@@ -102,29 +102,47 @@ def _open_checked(source, name: str, max_pixels: int) -> Image.Image:
                     f"max_pixels={width * height} to read it")
             img.load()  # full decode now, so a truncated file fails here and not later
             return ImageOps.exif_transpose(img)
+    finally:
+        fp.close()
+
+
+@contextlib.contextmanager
+def _decoding(name: str):
+    """Pillow's errors while opening or decoding ``name`` as one ImageError each."""
+    try:
+        with warnings.catch_warnings():  # we apply our own limit; silence Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
     except Image.DecompressionBombError as e:
-        raise ImageError(f"{name}: too large to decode safely ({e}); raise "
+        raise ImageError(f"{name}: too large to decode safely ({clean(e)}); raise "
                          f"PIL.Image.MAX_IMAGE_PIXELS and max_pixels to read it") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image: cannot identify image format "
                          f"(supported: {', '.join(FORMATS)})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageError(f"{name}: cannot decode: truncated or corrupt image ({e})") from None
-    finally:
-        fp.close()
+        raise ImageError(f"{name}: cannot decode: truncated or corrupt image ({clean(e)})") from None
 
 
 def _open_file(path: Path, name: str):
+    """Open a non-empty regular file for reading; anything else is an ImageError saying why.
+
+    The file type is checked before opening, so a FIFO or device is never opened; and the
+    open does not block (O_NONBLOCK) should a FIFO be swapped in between the two."""
     try:
-        if path.stat().st_size == 0:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageError(f"{name}: is a folder, not an image file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError(f"{name}: not a regular file (a FIFO, socket or device)")
+        if info.st_size == 0:
             raise ImageError(f"{name}: empty file (0 bytes)")
-        return path.open("rb")
+        return os.fdopen(os.open(path, _OPEN_FLAGS), "rb")
     except FileNotFoundError:
         raise ImageError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{name}: is a folder, not an image file") from None
     except PermissionError:
         raise ImageError(f"{name}: permission denied") from None
+    except OSError as e:  # a symbolic-link loop, a name too long, an I/O error...
+        raise ImageError(f"{name}: cannot open ({clean(e.strerror or e)})") from None
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -205,7 +223,7 @@ def pixel_matrix(img: Tensor | str | Path | bytes, crop: tuple[int, int, int, in
         >>> pixel_matrix(read_image("lincoln.png"), crop=(100, 80, 12, 16))
     """
     if not isinstance(img, Tensor):
-        name = name or (str(img) if not isinstance(img, (bytes, bytearray)) else "<bytes>")
+        name = clean(name or (str(img) if not isinstance(img, (bytes, bytearray)) else "<bytes>"))
         img = read_image(img, channels=1, name=name)
     elif img.shape[0] != 1:
         img = _to_tensor(to_pil(img[:3]).convert("L"))

@@ -56,21 +56,24 @@ def test_lookahead_pulls_weights_to_their_average_late_in_training():
     torch.testing.assert_close(model.weight, torch.full((1, 2), 1 + (1 - rho) * 2))
 
 
-def test_tta_level1_averages_mirror_images_and_level2_adds_shifts():
+def test_tta_mirror_averages_mirror_images_and_shift_adds_shifted_views():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 6 * 6, 4)).eval()
     x = torch.randn(5, 3, 6, 6)
     with torch.no_grad():
-        torch.testing.assert_close(tta_logits(model, x, 1), 0.5 * (model(x) + model(x.flip(-1))))
-        level2 = tta_logits(model, x, 2)
-        assert not torch.allclose(level2, tta_logits(model, x, 1))
+        torch.testing.assert_close(tta_logits(model, x, True, False), 0.5 * (model(x) + model(x.flip(-1))))
+        both = tta_logits(model, x, True, True)
+        assert not torch.allclose(both, tta_logits(model, x, True, False))
+        assert not torch.allclose(tta_logits(model, x, False, True), model(x))
         flat = torch.ones(2, 3, 6, 6)  # a flat image looks the same mirrored and shifted
-        torch.testing.assert_close(tta_logits(model, flat, 2), model(flat))
+        torch.testing.assert_close(tta_logits(model, flat, True, True), model(flat))
 
 
-def test_evaluate_with_tta_reports_it_and_checks_the_level(tmp_path):
+def test_evaluate_with_tta_uses_only_the_views_the_model_trained_with(tmp_path):
     run = cnnlab.train(data="digits", epochs=1, batch_size=64, plots=False, workers=0, out=str(tmp_path / "r"))
-    m = cnnlab.evaluate(run.out / "best.pt", tta=1)
-    assert m["tta"] == 1 and 0.0 <= m["top1"] <= 1.0 and m["count"] == 360
+    plain = cnnlab.evaluate(run.out / "best.pt")
+    m = cnnlab.evaluate(run.out / "best.pt", tta=2)  # trained without flip or translate: no views to add
+    assert m["tta"] == 2 and m["tta_views"] == ["image"] and m["count"] == 360
+    assert m["top1"] == plain["top1"]
     with pytest.raises(CnnlabError, match="--tta: expected 0"):
         cnnlab.evaluate(run.out / "best.pt", tta=3)

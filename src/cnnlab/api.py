@@ -33,7 +33,13 @@ def train(config: str | Path | None = None, overrides: list[str] | None = None,
         from cnnlab.engine.checkpoint import load_checkpoint
 
         saved = load_checkpoint(resume)["config"]
-        cfg = TrainConfig.from_sources(config, overrides, **{**saved, **_given(options)})
+        given = _given(options)
+        for key in ("task", "data", "model"):  # a resume continues the same run, on the same data
+            if key in given and str(given[key]) != str(saved.get(key)):
+                raise CnnlabError(f"--{key} {given[key]}: {resume} was trained with {key} {saved.get(key)!r}; "
+                                  f"--resume continues that run (start a new run to change {key})")
+        given.setdefault("out", str(Path(resume).parent))  # beside the checkpoint, never its stored out
+        cfg = TrainConfig.from_sources(config, overrides, **{**saved, **given})
     else:
         cfg = TrainConfig.from_sources(config, overrides, **options)
     return fit(cfg, resume=resume, log=log, on_epoch=on_epoch)
@@ -62,7 +68,9 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
     ``data`` defaults to the data the checkpoint was trained on; accuracies are fractions.
     Segmentation: mean IoU, per-class IoU, pixel and class-average accuracy. ``plots``: a
     folder for the task's evaluation figures (their paths come back under ``plots``).
-    ``tta`` (classification): test-time augmentation, 1 = mirror, 2 = mirror + 1-pixel shifts.
+    ``tta`` (classification): test-time augmentation, 1 = mirror, 2 = mirror + 1-pixel shifts, each
+    only when the model trained with that augmentation (``flip``, ``translate``); ``tta_views`` says
+    which views were averaged.
     """
     lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(checkpoint, device=device)
     if tta and not hasattr(lm.task, "test_time_augmentation"):
@@ -75,14 +83,14 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
         raise CnnlabError(f"--data {spec}: its classes {dataset.classes[:5]}... differ from the "
                           f"checkpoint's {lm.task.classes[:5]}...")
     batches = Batches(dataset, batch_size, lm.device, shuffle=False, workers=cfg.workers)
-    with lm.task.test_time_augmentation(tta) if tta else nullcontext():
+    with lm.task.test_time_augmentation(tta) if tta else nullcontext() as views:
         metrics = lm.task.evaluate(lm.model, batches, Dist())
     metrics.pop("score")
     if plots:
         metrics["plots"] = lm.task.write_plots(plots, [], lm.model, dataset, metrics)
     metrics.update(data=str(spec), split=split, skipped=len(getattr(dataset, "skipped", [])))
     if tta:
-        metrics["tta"] = tta
+        metrics.update(tta=tta, tta_views=views)
     return metrics
 
 

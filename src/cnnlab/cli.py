@@ -7,12 +7,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import typing
+from pathlib import Path
 
 from cnnlab import __version__, api
 from cnnlab.engine.config import TrainConfig
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, clean
 
 
 # ---------------------------------------------------------------------- commands
@@ -69,7 +71,9 @@ def cmd_eval(a) -> int:
         print(json.dumps(m if a.full else _scalars(m), indent=2))
         return 0
     print(f"{m['data']} / {m['split']}: {m['count']} images"
-          + (f", test-time augmentation level {a.tta}" if a.tta else ""))
+          + (f", test-time augmentation level {a.tta}: {' + '.join(m['tta_views'])}" if a.tta else ""))
+    if a.tta and len(m["tta_views"]) == 1:
+        print(f"(no extra views: the model trained without flip and translate, so none is safe to average)")
     if "map" in m:  # detection
         print(f"mAP@[.5:.95] {m['map']:.4f}   mAP@.5 {m['map50']:.4f}   mAP@.75 {m['map75']:.4f}   "
               f"AR@100 {m['mar_100']:.4f}   ({m['boxes']} boxes)")
@@ -149,8 +153,6 @@ def _predict_segment(a, lm) -> int:
 
 
 def _eval_segment(a, lm) -> int:
-    from pathlib import Path
-
     plots = a.plots or Path(a.checkpoint).parent / f"eval-{a.split}"
     m = api.evaluate(lm, data=a.data, split=a.split, device=a.device, plots=plots)
     if a.json:
@@ -343,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cnnlab", description="Convolutional neural networks for computer "
                                 "vision: see, train, evaluate and explain CNNs.")
     p.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    p.add_argument("--debug", action="store_true", default=bool(os.environ.get("CNNLAB_DEBUG")),
+                   help="show the full traceback of an internal error (also CNNLAB_DEBUG=1)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model (classification by default)")
@@ -363,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--task", help="the checkpoint's task (checked; the checkpoint knows it)")
     e.add_argument("--tta", type=int, default=0, choices=[0, 1, 2],
                    help="classify: test-time augmentation: 1 averages each image with its mirror image, "
-                   "2 also with 1-pixel shifts (airbench; 6 forward passes)")
+                   "2 also with 1-pixel shifts (airbench; 6 forward passes); only views the model trained "
+                   "with (flip, translate) are used")
     e.add_argument("--plots", metavar="DIR", help="segment: folder for the per-class IoU chart and sample "
                    "panels (default: eval-SPLIT beside the checkpoint)")
     e.set_defaults(fn=cmd_eval)
@@ -521,13 +526,52 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return a.fn(a)
+        code = a.fn(a)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except CnnlabError as e:
-        print(f"cnnlab: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(clean(e))
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `cnnlab models | head -1`: the reader left; end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a process ended by SIGPIPE
+    except OSError as e:  # a file or folder the user named: unwritable, full disk, a directory...
+        if a.debug:
+            raise
+        return _fail(clean(f"{e.filename}: {e.strerror}" if e.filename else e))
+    except MemoryError:
+        return _fail("out of memory: use smaller images, a smaller --batch-size or fewer inputs")
+    except Exception as e:  # a bug in cnnlab: one line, the trace in a file
+        if a.debug:
+            raise
+        trace = _write_trace()
+        print(f"cnnlab: internal error: {clean(f'{type(e).__name__}: {e}')[:300]}\n"
+              f"  the full trace is in {trace}; `cnnlab --debug ...` shows it (please report it)", file=sys.stderr)
+        return 1
+
+
+def _fail(message: str) -> int:
+    """One line on stderr, exit code 2: the user's input was wrong."""
+    print(f"cnnlab: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _write_trace() -> str:
+    """The current exception's traceback in a file (the cache folder); its path."""
+    import tempfile
+    import time
+    import traceback
+
+    folder = Path(os.environ.get("CNNLAB_CACHE") or Path.home() / ".cache" / "cnnlab")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir())
+    path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    path.write_text(traceback.format_exc())
+    return str(path)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -546,8 +590,6 @@ def _shape(text: str) -> tuple[int, int, int]:
 
 
 def _stem(spec: str) -> str:
-    from pathlib import Path
-
     return Path(spec).name or "data"
 
 

@@ -7,12 +7,14 @@ A checkpoint is a plain dict of tensors and primitives: ``model`` (state dict), 
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 
 import torch
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, clean
 
 
 def save_checkpoint(state: dict, path: str | Path) -> Path:
@@ -21,26 +23,69 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # a normal file's permissions, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)
+        _fsync_folder(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
 
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete ``*.pt.*.tmp`` files a killed run left behind in ``folder`` (start of a run)."""
+    stale = sorted(Path(folder).glob("*.pt.*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some file systems cannot open folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a cnnlab checkpoint safely (no pickled code runs)."""
     path = Path(path)
     if not path.is_file():
-        raise CnnlabError(f"{path}: checkpoint not found")
+        raise CnnlabError(f"{path}: checkpoint not found" if not path.exists() else
+                          f"{path}: not a checkpoint file (expected a .pt file written by cnnlab train)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # a truncated or foreign file: say which and why, in one line
-        raise CnnlabError(f"{path}: not a readable cnnlab checkpoint ({str(e).splitlines()[0][:200]})") from None
-    if not isinstance(state, dict) or "model" not in state or "task" not in state:
-        raise CnnlabError(f"{path}: not a cnnlab checkpoint (expected keys 'model' and 'task')")
+    except pickle.UnpicklingError as e:
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if not blocked:
+            raise CnnlabError(f"{path}: not a readable cnnlab checkpoint, truncated or of another program "
+                              f"(its pickle is not one torch.save writes)") from None
+        # weights_only refused a Python object: say what, and that nothing ran
+        raise CnnlabError(f"{path}: refused: the file holds a reference to {blocked.group(1)}; cnnlab reads "
+                          f"only weights and plain data from checkpoints, so nothing in it was run") from None
+    except Exception as e:  # truncated or foreign: torch.load's errors are of many types (even IndexError)
+        why = "empty file" if path.stat().st_size == 0 else clean(e)[:120] or type(e).__name__
+        raise CnnlabError(f"{path}: not a readable cnnlab checkpoint, truncated or of another program "
+                          f"({why})") from None
+    if not isinstance(state, dict) or not {"model", "task", "config"} <= state.keys() \
+            or not isinstance(state["task"], dict) or "name" not in state["task"]:
+        raise CnnlabError(f"{path}: not a cnnlab checkpoint (expected a dict with 'model', 'task' and 'config')")
     return state
 
 

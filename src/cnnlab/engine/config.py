@@ -89,7 +89,20 @@ class TrainConfig:
             if key not in fields:
                 raise CnnlabError(f"unknown config key {key!r}; known keys: {', '.join(fields)}")
             parsed[key] = _coerce(key, value, hints[key])
-        return cls(**parsed)
+        cfg = cls(**parsed)
+        cfg.check_ranges()
+        return cfg
+
+    def check_ranges(self) -> None:
+        """Every numeric field within its meaningful range, every choice among its choices."""
+        for key, (low, high) in RANGES.items():
+            value = getattr(self, key)
+            if not (low <= value <= high):  # NaN fails too
+                raise CnnlabError(f"config key {key!r}: expected {_range_text(low, high)}, got {value!r}")
+        for key, options in CHOICES.items():
+            if getattr(self, key) not in options:
+                raise CnnlabError(f"config key {key!r}: expected one of {', '.join(options)}, "
+                                  f"got {getattr(self, key)!r}")
 
     def data_options(self) -> dict:
         """The dataset options the user changed (built-in sets refuse options they can't honour)."""
@@ -99,6 +112,24 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# Closed ranges of the numeric fields (inclusive; inf: no upper bound).
+INF = float("inf")
+RANGES = {
+    "epochs": (1, 100_000), "batch_size": (1, 1_000_000), "lr": (0.0, 1000.0), "momentum": (0.0, 0.999),
+    "weight_decay": (0.0, 1.0), "warmup_epochs": (0.0, 100_000.0), "label_smoothing": (0.0, 0.99),
+    "min_word_count": (1, 1_000_000), "translate": (0, 64), "scale": (0.0, 4.0), "workers": (0, 256),
+    "seed": (0, 2**31 - 1), "val_fraction": (0.0, 0.9), "image_size": (0, 4096),
+}
+CHOICES = {
+    "optimizer": ("sgd", "adamw"), "schedule": ("onecycle", "cosine", "constant"), "amp": ("auto", "bf16", "off"),
+    "class_weights": ("none", "median", "inverse"),
+}
+
+
+def _range_text(low, high) -> str:
+    return f"at least {low}" if high == INF else f"{low}..{high:,}" if isinstance(high, int) else f"{low}..{high}"
 
 
 def _read_yaml(path: Path) -> dict:

@@ -7,9 +7,11 @@ from pathlib import Path
 
 
 class MetricsLog:
-    def __init__(self, out: Path):
+    """The rows so far (a resumed run starts from its checkpoint's history), rewritten per epoch."""
+
+    def __init__(self, out: Path, rows: list[dict] = ()):
         self.out = Path(out)
-        self.rows: list[dict] = []
+        self.rows: list[dict] = list(rows)
 
     def append(self, row: dict) -> None:
         self.rows.append(row)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +21,18 @@ from torch import nn
 from cnnlab import __version__
 from cnnlab.data import load_dataset
 from cnnlab.data.loader import Batches
-from cnnlab.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from cnnlab.engine.checkpoint import (load_checkpoint, remove_stale_temporaries, rng_state, save_checkpoint,
+                                     set_rng_state)
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.device import autocast, pick_device, use_bf16
 from cnnlab.engine.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
+from cnnlab.engine.guards import train_eval_accuracy, train_eval_warning
 from cnnlab.engine.lookahead import Lookahead
 from cnnlab.engine.metrics_log import MetricsLog
 from cnnlab.engine.optim import build_optimizer, build_schedule
 from cnnlab.engine.progress import Progress
 from cnnlab.errors import CnnlabError
+from cnnlab.models import model_info
 from cnnlab.tasks.base import task_class
 
 
@@ -43,6 +48,7 @@ class RunResult:
     skipped: int = 0                              # unreadable files left out (--skip-bad)
     plots: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    train_eval: dict | None = None                # eval- vs train-mode accuracy on training images
 
 
 def step_seed(seed: int, epoch: int, step: int) -> int:
@@ -69,7 +75,11 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     ckpt = load_checkpoint(resume) if resume else None
-    out = Path(cfg.out)
+    Task = task_class(cfg.task)
+    model_info(cfg.model)  # an unknown name fails here, before any data is read
+    out = _run_folder(cfg.out) if d.main else Path(cfg.out)
+    if d.main and ckpt:
+        _bring_best(Path(resume), out)
     opts = cfg.data_options()
     train_data = load_dataset(cfg.data, "train", seed=cfg.seed, task=cfg.task, **opts)
     val_data = load_dataset(cfg.data, "val", seed=cfg.seed, task=cfg.task, **opts)
@@ -79,7 +89,6 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
     for line in getattr(train_data, "report", []) + getattr(val_data, "report", []):
         log(line)  # what the annotation checks of detection data changed
 
-    Task = task_class(cfg.task)
     task = Task.from_state(ckpt["task"]) if ckpt else Task.from_data(cfg, train_data)
     model = task.build_model(cfg).to(device)
     if cfg.channels_last:
@@ -127,15 +136,17 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
                          "model_name": cfg.model, "history": history, "best": best,
                          "version": __version__}, path)
 
-    metrics_log = MetricsLog(out) if d.main else None
+    metrics_log = MetricsLog(out, history) if d.main else None
     if d.main:
-        out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         n_params = sum(p.numel() for p in model.parameters())
         log(f"{cfg.task} {cfg.model} ({n_params:,} parameters) on {cfg.data}: {len(train_data)} train, "
             f"{len(val_data)} val images; {device.type}"
             f"{', bf16 autocast' if bf16 else ''}"
             f"{f', {d.world} processes' if d.enabled else ''}")
+        if start_epoch >= cfg.epochs:
+            log(f"{resume}: the run already finished its {cfg.epochs} epochs; nothing to train "
+                f"(give --epochs N above {cfg.epochs} to train longer)")
 
     epoch, step = start_epoch, start_step
     try:
@@ -209,18 +220,43 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
 
     result = RunResult(out, best, None, history, skipped=skipped)
     if d.main:
-        model.load_state_dict(load_checkpoint(out / "best.pt", device)["model"])
+        if (out / "best.pt").is_file():
+            model.load_state_dict(load_checkpoint(out / "best.pt", device)["model"])
         test_data = _test_split(cfg, opts)
         final_data = test_data if test_data is not None else val_data
         batches = Batches(final_data, max(cfg.batch_size, 256), device, shuffle=False, workers=cfg.workers)
         final = task.evaluate(model, batches, Dist())
         result.test = final if test_data is not None else None
+        probe = Batches(train_data, cfg.batch_size, device, shuffle=False, workers=cfg.workers)
+        result.train_eval = train_eval_accuracy(task, model, probe)
+        warning = train_eval_warning(result.train_eval)
+        if warning:
+            log(warning)
         if cfg.plots:
             result.plots = task.write_plots(out, history, model, final_data, final)
         metrics_log.write_summary(best, result.test)
     barrier(d)
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+def _run_folder(out: str) -> Path:
+    """The run folder, created, writable, and without temporaries of a killed run."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise CnnlabError(f"--out {out}: a file is in the way; expected a folder for the run")
+    path.mkdir(parents=True, exist_ok=True)
+    if not os.access(path, os.W_OK):
+        raise CnnlabError(f"--out {out}: the folder is not writable")
+    remove_stale_temporaries(path)
+    return path
+
+
+def _bring_best(resume: Path, out: Path) -> None:
+    """Resuming into another folder: take the run's best.pt along, so the new folder is whole."""
+    best = resume.parent / "best.pt"
+    if best.is_file() and not (out / "best.pt").exists() and resume.parent.resolve() != out.resolve():
+        shutil.copy2(best, out / "best.pt")
 
 
 def _test_split(cfg, opts):

@@ -31,7 +31,7 @@ class ClassifyTask:
         self.input_shape = tuple(int(v) for v in input_shape)
         self.flip, self.translate, self.label_smoothing = flip, translate, label_smoothing
         self.channels_last = True
-        self.tta = 0  # test-time augmentation level of logits(): 0 none, 1 mirror, 2 mirror + 1-pixel shifts
+        self.tta = (False, False)  # test-time views of logits(): (mirror, 1-pixel shifts)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -86,12 +86,14 @@ class ClassifyTask:
 
     @contextmanager
     def test_time_augmentation(self, level: int):
-        """``with task.test_time_augmentation(2): ...``: logits() (and so evaluate) average views."""
+        """``with task.test_time_augmentation(2) as views: ...``: logits() (and so evaluate) average
+        the views the model was trained on (``views``: their names): the mirror image only when it
+        trained with ``flip``, 1-pixel shifts (level 2) only when it trained with ``translate``."""
         if level not in (0, 1, 2):
             raise CnnlabError(f"--tta: expected 0 (none), 1 (mirror) or 2 (mirror + shifts), got {level!r}")
-        before, self.tta = self.tta, level
+        before, self.tta = self.tta, (level >= 1 and self.flip, level >= 2 and self.translate >= 1)
         try:
-            yield self
+            yield tta_view_names(*self.tta)
         finally:
             self.tta = before
 
@@ -99,9 +101,9 @@ class ClassifyTask:
     def logits(self, model: nn.Module, images: Tensor) -> Tensor:
         """Float logits (B, K); averaged over augmented views when ``self.tta`` is set."""
         x = self.prepare(images)
-        if not self.tta:
+        if not any(self.tta or ()):
             return model(x).float()
-        return tta_logits(model, x, self.tta)
+        return tta_logits(model, x, *self.tta)
 
     def predict(self, lm, images: list, topk: int = 5) -> list[dict]:
         """``[{"image", "top": [{"class", "prob"}, ...]}]`` for image files (or uint8 tensors)."""
@@ -142,20 +144,24 @@ class ClassifyTask:
         return classify_plots.write_all(self, run_dir, history, model, data, metrics)
 
 
-def tta_logits(model: nn.Module, x: Tensor, level: int) -> Tensor:
-    """airbench's test-time augmentation: level 1 averages the logits of each image and its
-    mirror image; level 2 also averages (with half the weight) those of the mirror pair shifted
-    one pixel up-left and one pixel down-right, border reflected: 6 forward passes."""
-    def mirror(v: Tensor) -> Tensor:
-        return 0.5 * (model(v).float() + model(v.flip(-1)).float())
+def tta_logits(model: nn.Module, x: Tensor, mirror: bool, shift: bool) -> Tensor:
+    """airbench's test-time augmentation over the views a model trained on: with ``mirror``, the
+    average of the logits of each image and its mirror image; with ``shift``, also (with half the
+    weight) those of the image shifted one pixel up-left and one pixel down-right, border reflected."""
+    def views(v: Tensor) -> Tensor:
+        return 0.5 * (model(v).float() + model(v.flip(-1)).float()) if mirror else model(v).float()
 
-    logits = mirror(x)
-    if level >= 2:
+    logits = views(x)
+    if shift:
         h, w = x.shape[-2:]
         padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
-        shifted = [mirror(padded[..., :h, :w]), mirror(padded[..., 2:, 2:])]
-        logits = 0.5 * logits + 0.25 * (shifted[0] + shifted[1])
+        logits = 0.5 * logits + 0.25 * (views(padded[..., :h, :w]) + views(padded[..., 2:, 2:]))
     return logits
+
+
+def tta_view_names(mirror: bool, shift: bool) -> list[str]:
+    """The views test-time augmentation averages, for the user to read."""
+    return ["image"] + (["mirror"] if mirror else []) + (["1-pixel shifts"] if shift else [])
 
 
 def classification_metrics(confusion: Tensor, sums: Tensor, classes: list[str]) -> dict:

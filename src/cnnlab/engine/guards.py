@@ -1,0 +1,43 @@
+"""Checks at the end of a run that catch a model which trained but will not predict well.
+
+The train/eval check: a network with BatchNorm normalises by the batch's statistics in training
+mode and by its running averages in eval mode. When the two disagree (running statistics polluted
+by an early blow-up, too few steps for them to settle), the model scores far lower in eval mode,
+which is how it predicts, than the training accuracy suggests.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+MAX_GAP = 0.05  # accuracy points (as a fraction) eval mode may trail train mode before we warn
+
+
+@torch.no_grad()
+def train_eval_accuracy(task, model: nn.Module, batches, max_batches: int = 4) -> dict | None:
+    """Accuracy of ``model`` in eval mode and in train mode on the same un-augmented training
+    batches: ``{"eval_acc", "train_mode_acc", "images"}``; None for tasks without class logits."""
+    if not hasattr(task, "logits"):
+        return None
+    probe = copy.deepcopy(model)  # train mode updates BatchNorm buffers: never touch the real model
+    taken = [b for _, b in zip(range(max_batches), batches.epoch(0))]
+    if not taken:
+        return None
+    hits = {}
+    for mode in ("eval", "train"):  # eval first: the train-mode pass moves the probe's running statistics
+        probe.train(mode == "train")
+        hits[mode] = sum(int((task.logits(probe, x).argmax(1) == y).sum()) for x, y in taken)
+    n = sum(len(y) for _, y in taken)
+    return {"eval_acc": hits["eval"] / n, "train_mode_acc": hits["train"] / n, "images": n}
+
+
+def train_eval_warning(check: dict | None) -> str | None:
+    """One line when eval mode trails train mode by more than ``MAX_GAP``, else None."""
+    if not check or check["train_mode_acc"] - check["eval_acc"] <= MAX_GAP:
+        return None
+    return (f"warning: on {check['images']} training images the model scores {check['eval_acc']:.1%} in eval mode "
+            f"but {check['train_mode_acc']:.1%} in train mode: its BatchNorm running statistics do not match "
+            f"the batch statistics (likely an early loss spike with too few steps to wash it out); "
+            f"try more --warmup-epochs, a lower --lr or more epochs")

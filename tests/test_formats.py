@@ -3,6 +3,7 @@ import gzip
 import os
 import pickle
 import struct
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,71 @@ def test_idx_bad_magic_and_truncated(tmp_path):
     bad.write_bytes(bad.read_bytes()[:-10])
     with pytest.raises(CnnlabError, match="truncated"):
         read_idx(bad)
+
+
+def idx_header(code: int, shape) -> bytes:
+    return struct.pack(">BBBB", 0, 0, code, len(shape)) + struct.pack(f">{len(shape)}I", *shape)
+
+
+@pytest.mark.parametrize("shape,data,expect", [
+    ((2**32 - 1,) * 3, b"", "over the limit"),                 # product overflows int64
+    ((2**32 - 1, 28, 28), b"\0" * 100, "over the limit"),
+    ((0, 28, 28), b"", r"shape \(0, 28, 28\); expected every size to be at least 1"),
+    ((5, 0, 28), b"", "at least 1"),
+    ((1000, 28, 28), b"\0" * 100, "truncated"),                # claims more than the file holds
+    ((2, 2), b"\0" * 5, "truncated"),                          # one byte too many
+], ids=["overflow", "huge", "zero-count", "zero-height", "oversized", "one-too-many"])
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_hostile_headers(tmp_path, shape, data, expect, gz):
+    path = tmp_path / "x-idx3-ubyte"
+    raw = idx_header(0x08, shape) + data
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    with pytest.raises(CnnlabError, match=f"x-idx3-ubyte.*{expect}"):
+        read_idx(path)
+
+
+def test_idx_gzip_claim_checked_before_decompressing(tmp_path):
+    path = tmp_path / "x-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_header(0x08, (60_000, 200, 200)) + b"\0" * 1000))  # 2.4 GB
+    with pytest.raises(CnnlabError, match="a gzip file of [0-9,]+ bytes cannot hold that much"):
+        read_idx(path)
+
+
+def test_idx_gzip_bomb_is_decompressed_only_as_far_as_the_header_says(tmp_path):
+    path = tmp_path / "x-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_header(0x08, (3, 28, 28)) + bytes(64 << 20), 1))  # 64 MiB
+    tracemalloc.start()
+    try:
+        with pytest.raises(CnnlabError, match=r"holds more; truncated or corrupt"):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+
+
+def test_idx_broken_gzip_and_missing_file(tmp_path):
+    path = tmp_path / "x-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_header(0x08, (3, 28, 28)) + bytes(3 * 784))[:-30])
+    with pytest.raises(CnnlabError, match="x-idx3-ubyte.gz: cannot read"):
+        read_idx(path)
+    with pytest.raises(CnnlabError, match="nothing: no such file"):
+        read_idx(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("code,labels,classes,expect", [
+    (0x09, [0, 1, -1], None, "label -1 is negative"),
+    (0x08, [0, 1, 3], list("abc"), "label 3 but only 3 classes"),
+    (0x0C, [0, 2_000_000_000], None, "label 2000000000 but only 65,536 classes"),
+    (0x0D, [0, 1, 2], None, "integer"),
+], ids=["negative", "beyond-classes", "huge-unnamed", "float"])
+def test_idx_bad_labels(tmp_path, code, labels, classes, expect):
+    make_idx(tmp_path / "m", gz=False, n_train=len(labels))
+    dtype = {0x08: ">u1", 0x09: ">i1", 0x0C: ">i4", 0x0D: ">f4"}[code]
+    raw = idx_header(code, (len(labels),)) + np.array(labels, dtype).tobytes()
+    (tmp_path / "m" / "train-labels-idx1-ubyte").write_bytes(raw)
+    with pytest.raises(CnnlabError, match=expect):
+        load_path(tmp_path / "m", "train", classes=classes)
 
 
 # ---------------------------------------------------------------------------------------------

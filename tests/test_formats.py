@@ -214,6 +214,40 @@ def test_cifar_pickle_cannot_run_code(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+def _no_names(folder):
+    dump(folder / "batches.meta", {"num_cases_per_batch": 10})
+
+
+def _labels(labels):
+    return lambda folder: dump(folder / "test_batch", {"data": cifar_rows(10, 0), "labels": labels})
+
+
+def _data(data):
+    return lambda folder: dump(folder / "test_batch", {"data": data, "labels": list(range(10))})
+
+
+@pytest.mark.parametrize("spoil,expect", [
+    (_no_names, r"batches.meta: expected 'label_names', a list of class names; got keys \['num_cases"),
+    (_labels(["cat"] * 10), "'labels' must be a list of integer class indices"),
+    (_labels([str(i) for i in range(10)]), "integer class indices"),
+    (_labels([0.5] * 10), "integer class indices"),
+    (_labels([2**70] * 10), "integer class indices"),
+    (_labels([-1] * 10), "label -1 is negative"),
+    (_labels(list(range(9))), "10 images but 9 labels"),
+    (_labels(list(range(1, 11))), "label 10 but batches.meta names 10 classes"),
+    (_data(np.zeros((10, 3000), np.uint8)), r"\(N, 3072\) uint8, got uint8 \(10, 3000\)"),
+    (_data(np.zeros((10, 3072), np.float32)), r"got float32"),
+    (_data(np.zeros(3072, np.uint8)), r"got uint8 \(3072,\)"),
+    (_data([[0] * 3072] * 10), "got list"),
+], ids=["no-names", "str-labels", "digit-strings", "float", "huge", "negative", "count",
+        "beyond-classes", "row-length", "float-data", "1-d", "list-data"])
+def test_cifar_malformed_batches(tmp_path, spoil, expect):
+    make_cifar10(tmp_path / "c")
+    spoil(tmp_path / "c")
+    with pytest.raises(CnnlabError, match=expect):
+        load_path(tmp_path / "c", "test")
+
+
 # ---------------------------------------------------------------------------------------------
 # image-folder trees
 # ---------------------------------------------------------------------------------------------

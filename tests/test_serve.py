@@ -85,6 +85,11 @@ def test_health_models_and_kernels(client):
     assert kernels["sharpen"] == [[0, -1, 0], [-1, 5, -1], [0, -1, 0]] and "sobel-x" in kernels
 
 
+def test_get_routes_answer_head(client):
+    for path in ("/", "/healthz", "/v1/models", "/v1/kernels"):
+        assert client.head(path).status_code == 200, path
+
+
 def test_predict_matches_the_python_api(client, checkpoint, digits_png, tmp_path):
     path = tmp_path / "d.png"
     path.write_bytes(digits_png[0])
@@ -208,11 +213,24 @@ def test_onnx_models_predict_but_do_not_explain(checkpoint, digits_png, tmp_path
         assert post(c, "/v1/explain", digits_png[3]).status_code == 200  # explain keeps PyTorch
 
 
+def test_deep_options_and_escape_codes_are_client_errors(client, digits_png):
+    deep = "[" * 100_000 + "]" * 100_000
+    assert "nested too deeply" in error(post(client, "/v1/predict", digits_png[0], options=deep), 422)
+    deep = '{"topk": ' * 5_000 + "1" + "}" * 5_000
+    assert "nested too deeply" in error(post(client, "/v1/predict", digits_png[0], options=deep), 422)
+    painted = json.dumps({"\x1b[31mred\nline\x7f": 1})
+    assert "red" in error(post(client, "/v1/predict", digits_png[0], options=painted), 422)
+    named = error(post(client, "/v1/predict", b"not an image", name="\x1b[31mevil.png"), 415)
+    assert named.startswith("evil.png: not an image")
+
+
 def test_no_paths_or_tracebacks_in_any_error(checkpoint, tmp_path):
     assert ERRORS, "the error tests ran first"
     for text in ERRORS:
         assert "Traceback" not in text and "/tmp" not in text and str(checkpoint.parent) not in text
         assert "cnnlab-serve" not in text and str(tmp_path.parent) not in text
+        detail = json.loads(text)["detail"]
+        assert not re.search(r"[\x00-\x1f\x7f-\x9f]|\[\d+m", detail), detail  # no terminal escape codes
 
 
 # ---------------------------------------------------------------------- concurrency

@@ -12,7 +12,8 @@ Models load once, in ``create_app``. Each served model has a lock: one request a
 (explain hooks the model's layers, so a concurrent forward would mix into its feature maps; and
 PyTorch already spreads one forward over every core). Figures are drawn under one global lock, as
 matplotlib's pyplot is not thread-safe. Errors are ``{"detail": "one line"}`` without server paths
-or tracebacks: 404 unknown model, 413 too large, 415 not an image, 422 malformed, 500 a bug.
+or tracebacks: 404 unknown model, 413 too large, 415 not an image, 422 malformed, 500 a bug. Every
+GET route also answers HEAD.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from typing import Annotated
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -151,6 +153,8 @@ def task_options(served: Served, options: str, topk: int | None) -> dict:
         given = json.loads(options or "{}")
     except json.JSONDecodeError as e:
         raise HTTPError(422, f"options: not JSON ({e.msg}); expected an object such as {{\"topk\": 3}}") from None
+    except RecursionError:  # the parser gives up at Python's recursion limit (~1000 levels)
+        raise HTTPError(422, "options: nested too deeply; expected a flat object such as {\"topk\": 3}") from None
     if not isinstance(given, dict):
         raise HTTPError(422, "options: expected a JSON object such as {\"topk\": 3}")
     if topk is not None:
@@ -294,7 +298,16 @@ def create_app(checkpoints: Sequence = (), pretrained: Sequence[str] = (), *, li
                                   "max": float(m["feature_map"].max()), "image": render.gray_png(m["feature_map"])}
                                  for m in r["feature_maps"]]}
 
+    _answer_head(app)
     return app
+
+
+def _answer_head(app: FastAPI) -> None:
+    """HEAD for every GET route, as HTTP asks (uvicorn sends the headers alone); kept out of the
+    OpenAPI schema, where it would repeat each GET's operation."""
+    for route in list(app.routes):
+        if isinstance(route, APIRoute) and "GET" in route.methods:
+            app.add_api_route(route.path, route.endpoint, methods=["HEAD"], include_in_schema=False)
 
 
 def _explain_json(r: dict, rows: dict, original, model: str) -> dict:
@@ -338,7 +351,7 @@ def _client_errors(names: dict[str, str], options_given: bool = False) -> Iterat
 
 def _add_error_handlers(app: FastAPI) -> None:
     def detail(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"detail": message}, status_code=status)
+        return JSONResponse({"detail": scrub(message)}, status_code=status)
 
     @app.exception_handler(HTTPError)
     async def client_error(request: Request, e: HTTPError) -> JSONResponse:
@@ -346,13 +359,13 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
-        return detail(e.status_code, scrub(str(e.detail)))
+        return detail(e.status_code, str(e.detail))
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, e: RequestValidationError) -> JSONResponse:
         parts = [f"{'.'.join(str(x) for x in err.get('loc', ()) if x != 'body')}: {err.get('msg', 'invalid')}"
                  for err in e.errors()]
-        return detail(422, scrub("; ".join(parts) or "malformed request"))
+        return detail(422, "; ".join(parts) or "malformed request")
 
     @app.exception_handler(Exception)
     async def bug(request: Request, e: Exception) -> JSONResponse:

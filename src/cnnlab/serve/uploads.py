@@ -1,7 +1,8 @@
 """Uploads into the service: limits, decoding with a status code per failure, and scrubbed messages.
 
 Every failure is an ``HTTPError`` whose message names the upload (the client's file name, never a
-server path) and what was expected; ``scrub`` takes file-system paths out of any other message.
+server path) and what was expected; ``scrub`` takes file-system paths and terminal control codes
+out of any message.
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ class BodyLimit:
 def client_name(filename: str | None) -> str:
     """The upload's base name as the client sent it (no folders), for messages and results."""
     name = PureWindowsPath(PurePosixPath(filename or "upload").name).name
-    name = re.sub(r"[\x00-\x1f]", "", name)[:100]
+    name = _CONTROL.sub("", name)[:100]
     return name or "upload"
 
 
@@ -112,10 +113,13 @@ def save_upload(data: bytes, folder: Path, name: str) -> Path:
 
 
 _PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?(?:[\\/][\w.@+~-]+){2,}[\\/]?")
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x1f\x7f-\x9f]")  # ANSI escapes, control characters
 
 
 def scrub(message: str, replacements: dict[str, str] | None = None) -> str:
-    """One line without file-system paths: known paths -> their public names, others -> <path>."""
+    """One line without file-system paths (known paths -> their public names, others -> <path>)
+    and without terminal escape codes or control characters."""
     for path, public in sorted((replacements or {}).items(), key=lambda kv: -len(kv[0])):
         message = message.replace(path, public)
-    return _PATH.sub("<path>", message.splitlines()[0] if message else "")[:500]
+    line = message.splitlines()[0] if message else ""
+    return _PATH.sub("<path>", _CONTROL.sub("", line))[:500]

@@ -3,7 +3,10 @@ import dataclasses
 import io
 import json
 import re
+import socket
 import threading
+import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from PIL import Image
 import cnnlab
 from cnnlab.engine.checkpoint import save_checkpoint
 from cnnlab.engine.config import TrainConfig
+from cnnlab.errors import CnnlabError
 from cnnlab.tasks.classify import ClassifyTask
 
 pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
@@ -20,7 +24,8 @@ pytest.importorskip("fastapi_offline", reason="the serve extra (fastapi-offline)
 pytest.importorskip("python_multipart", reason="the serve extra (python-multipart) is not installed")
 from fastapi.testclient import TestClient  # noqa: E402  (after the skips)
 
-from cnnlab.serve import create_app  # noqa: E402
+from cnnlab.serve import create_app, run  # noqa: E402
+from cnnlab.serve.server import listen_socket, make_server  # noqa: E402
 from cnnlab.serve.uploads import Limits  # noqa: E402
 
 
@@ -262,6 +267,79 @@ def test_concurrent_requests_equal_sequential_ones(client, digits_png):
         assert results[i] == [expected] * 3
     assert results["explain"]["layers"] == explained["layers"]
     assert results["explain"]["cam"]["overlay"] == explained["cam"]["overlay"]
+
+
+# ---------------------------------------------------------------------- uvicorn: slow clients, bad settings
+@contextmanager
+def served(app, **settings):
+    """``app`` under uvicorn on a free loopback port, in a thread; yields the port."""
+    sock = listen_socket("127.0.0.1", 0)
+    server = make_server(app, log_level="warning", **settings)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def read_reply(sock: socket.socket) -> bytes:
+    """Everything until the service closes the connection (socket timeout: 5 s)."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_slow_clients_time_out_and_connections_are_limited(checkpoint):
+    app = create_app([checkpoint], device="cpu", limits=Limits(body_timeout=0.5))
+    with served(app, header_timeout=0.5, limit_concurrency=2) as port:
+        with connect(port) as c:
+            c.sendall(b"HEAD /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            head, _, body = read_reply(c).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and body == b""
+        with connect(port) as c:  # headers trickled, then nothing: disconnected
+            c.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+            started = time.monotonic()
+            assert read_reply(c) == b"" and time.monotonic() - started < 3
+        with connect(port) as c:  # body trickled, then nothing: 408
+            c.sendall(b"POST /v1/predict HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n"
+                      b"content-type: multipart/form-data; boundary=b\r\n\r\n--b\r\n")
+            reply = read_reply(c)
+            assert reply.startswith(b"HTTP/1.1 408") and b"not received within 0.5 s" in reply, reply
+        with connect(port) as idle, connect(port) as c:  # 2 connections open: the limit
+            time.sleep(0.1)
+            c.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert read_reply(c).startswith(b"HTTP/1.1 503")
+
+
+def test_bad_limits_and_ports_fail_in_one_line(checkpoint, capsys):
+    from cnnlab.cli import main
+
+    assert main(["serve", str(checkpoint), "--port", "99999"]) == 2
+    assert capsys.readouterr().err.strip() == "cnnlab: error: --port 99999: expected 1..65535"
+    assert main(["serve", str(checkpoint), "--max-upload-mb", "-1"]) == 2
+    assert capsys.readouterr().err.strip() == "cnnlab: error: --max-upload-mb -1: expected a number above 0"
+    for bad in (dict(max_upload_bytes=0), dict(max_pixels=-5), dict(body_timeout=0)):
+        with pytest.raises(CnnlabError, match="expected a number above 0"):
+            Limits(**bad)
+    with pytest.raises(CnnlabError, match="--port 0: expected 1..65535"):
+        run([checkpoint], port=0)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", str(checkpoint), "--port", str(port)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"cnnlab: error: --port {port}: 127.0.0.1:{port} is already in use") and "\n" not in err
 
 
 # ---------------------------------------------------------------------- command line

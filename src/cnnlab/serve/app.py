@@ -12,8 +12,8 @@ Models load once, in ``create_app``. Each served model has a lock: one request a
 (explain hooks the model's layers, so a concurrent forward would mix into its feature maps; and
 PyTorch already spreads one forward over every core). Figures are drawn under one global lock, as
 matplotlib's pyplot is not thread-safe. Errors are ``{"detail": "one line"}`` without server paths
-or tracebacks: 404 unknown model, 413 too large, 415 not an image, 422 malformed, 500 a bug. Every
-GET route also answers HEAD.
+or tracebacks: 404 unknown model, 408 body too slow, 413 too large, 415 not an image, 422 malformed,
+500 a bug. Every GET route also answers HEAD.
 """
 from __future__ import annotations
 
@@ -202,7 +202,7 @@ def create_app(checkpoints: Sequence = (), pretrained: Sequence[str] = (), *, li
                          description="Predict, explain and convolve with the CNNs this service was started with.")
     app.state.models, app.state.limits = models, limits
     _add_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=limits.max_upload_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_upload_bytes, timeout=limits.body_timeout)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def pick(name: str | None) -> Served:
@@ -350,8 +350,8 @@ def _client_errors(names: dict[str, str], options_given: bool = False) -> Iterat
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    def detail(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"detail": scrub(message)}, status_code=status)
+    def detail(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse({"detail": scrub(message)}, status_code=status, headers=headers)
 
     @app.exception_handler(HTTPError)
     async def client_error(request: Request, e: HTTPError) -> JSONResponse:
@@ -359,7 +359,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
-        return detail(e.status_code, str(e.detail))
+        return detail(e.status_code, str(e.detail), e.headers)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, e: RequestValidationError) -> JSONResponse:

@@ -6,10 +6,11 @@ out of any message.
 """
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from PIL import Image
@@ -17,7 +18,10 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from torch import Tensor
 
+from cnnlab.errors import CnnlabError
 from cnnlab.images import FORMATS, ImageError, read_image
+
+_OPTION = {"max_upload_bytes": "--max-upload-mb", "max_pixels": "--max-pixels"}  # as `cnnlab serve` names them
 
 
 @dataclass(frozen=True)
@@ -25,10 +29,19 @@ class Limits:
     """What one request may ask of the service."""
 
     max_upload_bytes: int = 20 * 2**20   # whole request body, bytes (413 above)
-    max_pixels: int = 40_000_000         # width * height of a decoded image (413 above)
+    max_pixels: int = 40_000_000         # width * height of an uploaded image (413 above)
     max_convolve_side: int = 512         # convolve: longer side after downscaling, pixels
     max_kernels: int = 8                 # convolve: kernels per request
     max_kernel_side: int = 15            # convolve: largest kernel height or width
+    body_timeout: float = 30.0           # seconds for a request body to arrive (408 after)
+
+    def __post_init__(self):
+        """Every limit is above 0: a negative or zero one would refuse every request."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not value > 0:
+                shown = f"{value / 2**20:g}" if f.name == "max_upload_bytes" else value
+                raise CnnlabError(f"{_OPTION.get(f.name, f'limits.{f.name}')} {shown}: expected a number above 0")
 
 
 class HTTPError(Exception):
@@ -41,10 +54,14 @@ class HTTPError(Exception):
 
 class BodyLimit:
     """ASGI middleware: a request body over ``max_bytes`` gets 413, by its Content-Length header
-    before anything is read, or (chunked uploads) as soon as the bytes received pass the limit."""
+    before anything is read, or (chunked uploads) as soon as the bytes received pass the limit; a
+    body not all received ``timeout`` seconds after the app first asks for it gets 408. Either way
+    the connection closes (the rest of the body is never read)."""
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    CLOSE = {"connection": "close"}
+
+    def __init__(self, app, max_bytes: int, timeout: float):
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
 
     def message(self) -> str:
         return f"request body over this service's limit of {self.max_bytes:,} bytes"
@@ -54,15 +71,25 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > self.max_bytes:
-            return await JSONResponse({"detail": self.message()}, status_code=413)(scope, receive, send)
-        seen = 0
+            too_large = JSONResponse({"detail": self.message()}, status_code=413, headers=self.CLOSE)
+            return await too_large(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        seen, deadline, done = 0, None, False
 
         async def limited():
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, deadline, done
+            if done:  # after the body: disconnect notices, no deadline
+                return await receive()
+            deadline = deadline or loop.time() + self.timeout
+            try:
+                message = await asyncio.wait_for(receive(), deadline - loop.time())
+            except asyncio.TimeoutError:  # FastAPI re-raises HTTPException from body parsing
+                raise HTTPException(408, f"request body not received within {self.timeout:g} s",
+                                    headers=self.CLOSE) from None
+            done = not message.get("more_body", False)
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:  # FastAPI re-raises HTTPException from body parsing
-                raise HTTPException(413, self.message())
+            if seen > self.max_bytes:
+                raise HTTPException(413, self.message(), headers=self.CLOSE)
             return message
 
         await self.app(scope, limited, send)

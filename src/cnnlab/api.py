@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from pathlib import Path
 
+from torch import Tensor
 
 from cnnlab.data import load_dataset
 from cnnlab.data.info import describe, save_sample_grid
@@ -18,8 +19,9 @@ from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.distributed import Dist
 from cnnlab.engine.inference import LoadedModel
 from cnnlab.engine.trainer import RunResult, fit
-from cnnlab.errors import CnnlabError
-from cnnlab.images import format_pixels, pixel_matrix, read_image
+from cnnlab.errors import CnnlabError, clean
+from cnnlab.figures import figure_path
+from cnnlab.images import ImageError, as_image, format_pixels, pixel_matrix, read_image
 from cnnlab.models import format_summary, model_info, summarize
 
 
@@ -94,16 +96,53 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
     return metrics
 
 
-def predict(model: str | Path | LoadedModel, images: list[str | Path], **options) -> list[dict]:
-    """The task's prediction for each image file, one dict per image.
+def predict(model: str | Path | LoadedModel, images, *, batch_size: int = 64, **options) -> list[dict]:
+    """The task's prediction for each image, one dict per image, in order.
 
+    ``images``: one or a list of image files (paths), PIL images, NumPy arrays (H, W) or
+    (H, W, C) of uint8, or uint8 tensors (C, H, W). They stream through the model ``batch_size``
+    at a time; an image that cannot be read gets ``{"image", "error"}`` and the rest go on.
     Classification: ``[{"image", "top": [{"class", "prob"}...]}]`` (option ``topk=5``); other
     tasks document their own shape and options in ``cnnlab.tasks``.
+
+        cnnlab.predict("runs/digits/best.pt", ["digit.png", PIL.Image.open("seven.png")], topk=3)
     """
     lm = model if hasattr(model, "task") else load(model)
-    if not images:
+    sources = _image_sources(images, lm.task.input_shape[0])
+    if not sources:
         raise CnnlabError("give at least one IMAGE to predict")
-    return lm.task.predict(lm, list(images), **options)
+    if batch_size < 1:
+        raise CnnlabError(f"batch_size {batch_size}: expected at least 1")
+    results = []
+    for start in range(0, len(sources), batch_size):
+        chunk = sources[start:start + batch_size]
+        try:
+            found = lm.task.predict(lm, [source for _, source in chunk], **options)
+        except ImageError:  # one bad file: predict the chunk image by image, reporting the bad ones
+            found = [_predict_one(lm, source, options) for _, source in chunk]
+        for (name, _), r in zip(chunk, found):
+            results.append({**r, "image": name})
+    return results
+
+
+def _predict_one(lm, source, options: dict) -> dict:
+    try:
+        return lm.task.predict(lm, [source], **options)[0]
+    except ImageError as e:
+        return {"error": clean(e)}
+
+
+def _image_sources(images, channels: int) -> list[tuple[str, str | Path | Tensor]]:
+    """(name, path or uint8 (C, H, W) tensor) for every input; in-memory images become tensors."""
+    if isinstance(images, (str, Path)) or not isinstance(images, (list, tuple)):
+        images = [images]
+    sources = []
+    for i, image in enumerate(images):
+        if isinstance(image, (str, Path)):
+            sources.append((str(image), image))
+        else:
+            sources.append((f"<{type(image).__name__} {i}>", as_image(image, channels, name=f"image {i}")))
+    return sources
 
 
 def export(checkpoint: str | Path, format: str = "onnx", out: str | Path | None = None,
@@ -118,16 +157,29 @@ def export(checkpoint: str | Path, format: str = "onnx", out: str | Path | None 
     suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}.get(format)
     if suffix is None:
         raise CnnlabError(f"--format {format!r}: expected onnx or torchscript")
-    out = out or Path(checkpoint).with_suffix("").with_suffix(suffix)
-    return export_model(load(checkpoint, device=device), out, format=format, atol=atol)
+    lm = load(checkpoint, device=device)
+    if not isinstance(lm, LoadedModel):
+        raise CnnlabError(f"{checkpoint}: already an export; export a PyTorch checkpoint (.pt)")
+    if lm.task.export_refusal:
+        raise CnnlabError(f"{checkpoint}: a {lm.task.name} checkpoint cannot be exported yet: "
+                          f"{lm.task.export_refusal}; predict with `cnnlab predict` or `cnnlab serve` instead")
+    out = Path(out or Path(checkpoint).with_suffix("").with_suffix(suffix))
+    if out.is_dir():
+        raise CnnlabError(f"--out {out}: a folder; expected a file name such as {out / ('model' + suffix)}")
+    return export_model(lm, out, format=format, atol=atol)
 
 
 def pixels(image: str | Path, crop: tuple[int, int, int, int] | None = None,
            size: int | None = None) -> tuple[str, tuple[int, int, int]]:
     """The image as a grid of 0-255 numbers (the lecture's Lincoln slide) and its H x W x C shape."""
+    if size is not None and not 1 <= size <= MAX_PIXELS_SIDE:
+        raise CnnlabError(f"--size {size}: expected 1..{MAX_PIXELS_SIDE} (numbers per row of the printed grid)")
     img = read_image(image)
     c, h, w = img.shape
     return format_pixels(pixel_matrix(img, crop=crop, size=size, name=str(image))), (h, w, c)
+
+
+MAX_PIXELS_SIDE = 1000  # `cnnlab pixels --size`: a printed grid wider than this is no longer readable
 
 
 def data_info(spec: str, split: str = "train", grid: str | Path | None = None, task: str = "classify",
@@ -164,6 +216,8 @@ def convolve(image, kernels: list[str], stride: int = 1, padding: int | None = N
     """
     from cnnlab.explain import convolve_image, plot_feature_maps
 
+    if out:
+        figure_path(out)  # a bad --out fails before the work
     result = convolve_image(image, kernels, stride=stride, padding=padding)
     if out:
         result["figure"] = str(plot_feature_maps(result, out))
@@ -233,6 +287,8 @@ def detect_faces(image: str | Path, checkpoint: str | Path | None = None, *, thr
     from cnnlab.experiments.detect import plot_detections
     from cnnlab.experiments.faces import DEFAULT_OUT, DETECTOR, find_faces, load_detector
 
+    if out:
+        figure_path(out)
     lm = load_detector(checkpoint or DEFAULT_OUT / DETECTOR)
     img = read_image(image, channels=3)
     found = find_faces(lm, img, threshold=threshold, scales=scales, stride=stride, min_face=min_face,

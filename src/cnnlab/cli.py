@@ -73,7 +73,7 @@ def cmd_eval(a) -> int:
     print(f"{m['data']} / {m['split']}: {m['count']} images"
           + (f", test-time augmentation level {a.tta}: {' + '.join(m['tta_views'])}" if a.tta else ""))
     if a.tta and len(m["tta_views"]) == 1:
-        print(f"(no extra views: the model trained without flip and translate, so none is safe to average)")
+        print("(no extra views: the model trained without flip and translate, so none is safe to average)")
     if "map" in m:  # detection
         print(f"mAP@[.5:.95] {m['map']:.4f}   mAP@.5 {m['map50']:.4f}   mAP@.75 {m['map75']:.4f}   "
               f"AR@100 {m['mar_100']:.4f}   ({m['boxes']} boxes)")
@@ -106,7 +106,7 @@ def cmd_predict(a) -> int:
         return _predict_segment(a, lm)
     if getattr(lm.task, "name", "classify") == "caption":
         return _predict_caption(a, lm)
-    results = api.predict(lm, a.images, topk=a.topk)
+    results = _predicted(api.predict(lm, a.images, topk=a.topk))
     if a.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
         return 0
@@ -115,6 +115,18 @@ def cmd_predict(a) -> int:
         for t in r["top"]:
             print(f"  {t['class'][:28]:>28} {t['prob']:.3f} {'#' * round(40 * t['prob'])}")
     return 0
+
+
+def _predicted(results: list[dict]) -> list[dict]:
+    """The predictions that worked; each unreadable image named on stderr (the rest went on)."""
+    bad = [r for r in results if "error" in r]
+    for r in bad:
+        print(f"cnnlab: error: {r['error']}", file=sys.stderr)
+    if len(bad) == len(results):
+        raise CnnlabError(f"no image could be read ({len(bad)} given)")
+    if bad:
+        print(f"cnnlab: skipped {len(bad)} of {len(results)} images that could not be read", file=sys.stderr)
+    return [r for r in results if "error" not in r]
 
 
 def _check_task(lm, task: str | None):
@@ -126,8 +138,8 @@ def _check_task(lm, task: str | None):
 
 
 def _predict_caption(a, lm) -> int:
-    results = api.predict(lm, a.images, beam=a.beam, max_len=a.max_len, length_penalty=a.length_penalty,
-                          attention=a.attention, out=a.out)
+    results = _predicted(api.predict(lm, a.images, beam=a.beam, max_len=a.max_len,
+                                     length_penalty=a.length_penalty, attention=a.attention, out=a.out))
     if a.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
         return 0
@@ -139,7 +151,7 @@ def _predict_caption(a, lm) -> int:
 
 
 def _predict_segment(a, lm) -> int:
-    results = api.predict(lm, a.images, out=None if a.json else a.out, alpha=a.alpha)
+    results = _predicted(api.predict(lm, a.images, out=None if a.json else a.out, alpha=a.alpha))
     if a.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
         return 0
@@ -170,8 +182,9 @@ def _eval_segment(a, lm) -> int:
 
 
 def _predict_detect(a, lm) -> int:
-    results = api.predict(lm, a.images, score_threshold=a.score_threshold, nms_iou=a.nms_iou,
-                          show_proposals=a.show_proposals, proposals=a.proposals, out=None if a.json else a.out)
+    results = _predicted(api.predict(lm, a.images, score_threshold=a.score_threshold, nms_iou=a.nms_iou,
+                                     show_proposals=a.show_proposals, proposals=a.proposals,
+                                     out=None if a.json else a.out))
     if a.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
         return 0

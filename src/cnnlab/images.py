@@ -75,12 +75,20 @@ def peek_image(path: str | Path) -> tuple[int, int, int]:
         with _decoding(name):
             img = Image.open(fp, formats=FORMATS)
             width, height = img.size
-            if img.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientations that swap the axes
+            if _header_orientation(img) in (5, 6, 7, 8):  # EXIF orientations that swap the axes
                 width, height = height, width
             has_alpha = img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
     finally:
         fp.close()
     return (4 if has_alpha else 1 if img.mode in _GRAY_MODES else 3), height, width
+
+
+def _header_orientation(img: Image.Image) -> int | None:
+    """The EXIF orientation, if the header has it: for a PNG whose eXIf chunk is not before the
+    pixels, Pillow's ``getexif`` would decode the whole image to look for one."""
+    if img.format == "PNG" and "exif" not in img.info:
+        return None
+    return img.getexif().get(0x0112)
 
 
 def _open_checked(source, name: str, max_pixels: int) -> Image.Image:
@@ -244,3 +252,47 @@ def pixel_matrix(img: Tensor | str | Path | bytes, crop: tuple[int, int, int, in
 def format_pixels(matrix: np.ndarray) -> str:
     """The matrix as rows of right-aligned 0-255 values, one text line per pixel row."""
     return "\n".join(" ".join(f"{int(v):3d}" for v in row) for row in np.asarray(matrix))
+
+
+def as_image(image, channels: int | None = None, name: str = "image") -> Tensor:
+    """A PIL image, a NumPy array (H, W) or (H, W, C) of uint8, or a uint8 (C, H, W) tensor, as
+    the uint8 (C, H, W) tensor ``read_image`` would give for the same picture saved as a PNG."""
+    if isinstance(image, Tensor):
+        if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] not in (1, 3, 4):
+            raise ImageError(f"{name}: expected a uint8 (C, H, W) tensor with C 1, 3 or 4, "
+                             f"got {image.dtype} {tuple(image.shape)}")
+        if channels in (None, image.shape[0]):
+            return image
+        image = image.permute(1, 2, 0).cpu().numpy()
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+            raise ImageError(f"{name}: expected a uint8 array (H, W) or (H, W, C) with C 1, 3 or 4, "
+                             f"got {image.dtype} {image.shape}")
+        image = Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image)
+    if not isinstance(image, Image.Image):
+        raise ImageError(f"{name}: expected a file path, PIL image, NumPy array or tensor, got {type(image).__name__}")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return read_image(buffer.getvalue(), channels=channels, name=name)
+
+
+def as_image(image, channels: int | None = None, name: str = "image") -> Tensor:
+    """A PIL image, a NumPy array (H, W) or (H, W, C) of uint8, or a uint8 (C, H, W) tensor, as
+    the uint8 (C, H, W) tensor ``read_image`` would give for the same picture saved as a PNG."""
+    if isinstance(image, Tensor):
+        if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] not in (1, 3, 4):
+            raise ImageError(f"{name}: expected a uint8 (C, H, W) tensor with C 1, 3 or 4, "
+                             f"got {image.dtype} {tuple(image.shape)}")
+        if channels in (None, image.shape[0]):
+            return image
+        image = image.permute(1, 2, 0).cpu().numpy()
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+            raise ImageError(f"{name}: expected a uint8 array (H, W) or (H, W, C) with C 1, 3 or 4, "
+                             f"got {image.dtype} {image.shape}")
+        image = Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image)
+    if not isinstance(image, Image.Image):
+        raise ImageError(f"{name}: expected a file path, PIL image, NumPy array or tensor, got {type(image).__name__}")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return read_image(buffer.getvalue(), channels=channels, name=name)

@@ -9,16 +9,29 @@ from cnnlab.errors import CnnlabError
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` takes CUDA when present, else the CPU."""
+    """``auto`` takes CUDA, then Apple's MPS, then the CPU; a named device must be present."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if _mps_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise CnnlabError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+        raise CnnlabError(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise CnnlabError(f"--device {name}: CUDA is not available on this machine")
+        raise CnnlabError(f"--device {name}: CUDA is not available on this machine (try --device auto or cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise CnnlabError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA devices")
+    if device.type == "mps" and not _mps_available():
+        raise CnnlabError(f"--device {name}: Apple's MPS is not available on this machine (try --device auto or cpu)")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise CnnlabError(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps")
     return device
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps and mps.is_available())
 
 
 def bf16_supported(device: torch.device) -> bool:

@@ -11,7 +11,7 @@ from cnnlab.engine.checkpoint import load_checkpoint
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.device import autocast, pick_device
 from cnnlab.errors import CnnlabError
-from cnnlab.images import read_image, resize
+from cnnlab.images import as_image, read_image, resize
 from cnnlab.models import model_info
 from cnnlab.tasks.base import task_class
 
@@ -55,10 +55,11 @@ class LoadedModel:
         model = task.build_model(cfg)
         return cls(model.to(dev).eval(), task, dev, name, cfg, f"{name} (pretrained)")
 
-    def read(self, path: str | Path) -> Tensor:
-        """An image file as the uint8 (C, H, W) tensor this model takes."""
+    def read(self, image: str | Path | Tensor) -> Tensor:
+        """An image file (or a uint8 (C, H, W) tensor) as the uint8 (C, H, W) tensor this model
+        takes: the one preprocessing of predict, explain and the service."""
         c, h, w = self.task.input_shape
-        return resize(read_image(path, channels=c), (h, w))
+        return resize(as_image(image, c) if isinstance(image, Tensor) else read_image(image, channels=c), (h, w))
 
     @torch.no_grad()
     def logits(self, images: Tensor, amp: bool = False) -> Tensor:

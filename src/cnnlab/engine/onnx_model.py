@@ -17,7 +17,7 @@ from torch import Tensor
 
 from cnnlab.engine.export import METADATA_KEY
 from cnnlab.errors import CnnlabError
-from cnnlab.images import read_image, resize
+from cnnlab.images import as_image, read_image, resize
 from cnnlab.tasks.base import task_class
 
 
@@ -45,10 +45,11 @@ class OnnxModel:
             raise CnnlabError(f"{path}: unreadable cnnlab metadata ({type(e).__name__}: {e})") from None
         return cls(session, task, meta.get("model", Path(path).stem), str(path))
 
-    def read(self, path: str | Path) -> Tensor:
-        """An image file as the uint8 (C, H, W) tensor this model takes."""
+    def read(self, image: str | Path | Tensor) -> Tensor:
+        """An image file (or a uint8 (C, H, W) tensor) as the uint8 (C, H, W) tensor this model
+        takes: the one preprocessing of predict, explain and the service."""
         c, h, w = self.task.input_shape
-        return resize(read_image(path, channels=c), (h, w))
+        return resize(as_image(image, c) if isinstance(image, Tensor) else read_image(image, channels=c), (h, w))
 
     @torch.no_grad()
     def logits(self, images: Tensor) -> Tensor:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+matplotlib.use("Agg")  # experiments draw off-screen, also from a server's threads
+
+from cnnlab.figures import save_figure as write_figure  # noqa: E402
 
 Column = tuple[str, str, str]  # (row key, header, format spec such as ".2%" or ",d")
 
@@ -37,11 +38,7 @@ def write_table(out: str | Path, name: str, rows: list[dict], columns: list[Colu
 
 def save_figure(fig, path: str | Path, dpi: int = 90) -> str:
     """Save and close a matplotlib figure (small PNG: README figures stay under 300 KB)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return str(path)
+    return str(write_figure(fig, path, dpi=dpi, bbox_inches="tight"))
 
 
 def _cell(value, fmt: str) -> str:

@@ -29,7 +29,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 from cnnlab.errors import CnnlabError  # noqa: E402
-from cnnlab.explain.features import conv_layers, find_layer, save_figure, show_image  # noqa: E402
+from cnnlab.explain.features import conv_layers, find_layer, show_image  # noqa: E402
+from cnnlab.figures import save_figure  # noqa: E402
 
 METHODS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "saliency": "saliency"}
 # Layers that may follow a convolution within its conv layer (normalisation, non-linearity).
@@ -85,9 +86,9 @@ def _fp32(model: nn.Module) -> nn.Module:
 
 
 def cam(model: nn.Module, task, image: Tensor, method: str = "gradcam", target_class: int | str | None = None,
-        layer: str | None = None) -> tuple[np.ndarray, dict]:
+        layer: str | None = None, size: tuple[int, int] | None = None) -> tuple[np.ndarray, dict]:
     """A heatmap of what drives ``target_class`` (default: the predicted class) for one uint8
-    (C, H, W) image: float32 (H, W) in [0, 1] at the image's size, and info
+    (C, H, W) image: float32 (H, W) in [0, 1] at ``size`` (default: the image's size), and info
     ``{"method", "class", "class_index", "prob", "layer"}``.
     """
     if method not in METHODS:
@@ -111,7 +112,7 @@ def cam(model: nn.Module, task, image: Tensor, method: str = "gradcam", target_c
     probs = logits.detach().float().softmax(-1)  # (K,)
     k = int(probs.argmax()) if k is None else k
     info = {"method": method, "class": task.classes[k], "class_index": k, "prob": float(probs[k]), "layer": layer}
-    return _resize(heat, tuple(image.shape[-2:])), info
+    return _resize(heat, tuple(size or image.shape[-2:])), info
 
 
 def _saliency(model: nn.Module, x: Tensor, k: int | None) -> tuple[Tensor, np.ndarray]:
@@ -172,4 +173,4 @@ def plot_cam(image: Tensor, heatmap: np.ndarray, info: dict, path: str | Path) -
     axes[2].set_title("overlay", fontsize=9)
     fig.suptitle(f"{METHODS[info['method']]} for {info['class']!r} (p = {info['prob']:.3f}), "
                  f"layer {info['layer']}", fontsize=10)
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=110)

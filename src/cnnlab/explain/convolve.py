@@ -19,6 +19,7 @@ from cnnlab.errors import CnnlabError  # noqa: E402
 from cnnlab.explain.conv_numpy import conv2d_im2col, output_size  # noqa: E402
 from cnnlab.explain.kernels import parse_kernel, parse_matrix  # noqa: E402
 from cnnlab.images import read_image  # noqa: E402
+from cnnlab.figures import save_figure  # noqa: E402
 
 # The lecture's "Convolution Operation" slides: a 5x5 binary image and a 3x3 filter
 # (the numbers are drawn on the slides; feature map [[4, 3, 4], [2, 4, 3], [2, 3, 4]]).
@@ -87,10 +88,7 @@ def plot_feature_maps(result: dict, path: str | Path) -> Path:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    path = save_figure(fig, path, dpi=100)
     return path
 
 

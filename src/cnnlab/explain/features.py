@@ -28,6 +28,7 @@ from torch import Tensor, nn  # noqa: E402
 from cnnlab.errors import CnnlabError  # noqa: E402
 from cnnlab.images import resize  # noqa: E402
 from cnnlab.models.summary import LayerRow, summarize  # noqa: E402
+from cnnlab.figures import save_figure  # noqa: E402
 
 # ---------------------------------------------------------------------------------------
 # Layers
@@ -140,7 +141,7 @@ def plot_feature_maps(maps: dict[str, Tensor], layer_info: Iterable[LayerRow], p
             ax.imshow(fmap[ch].numpy(), cmap="viridis", interpolation="nearest")
             ax.set_title(f"ch {ch}", fontsize=6, pad=1)
         sub.suptitle(_layer_title(name, rows.get(name), tuple(fmap.shape)), fontsize=8)
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 def show_image(ax, image: Tensor) -> None:
@@ -150,15 +151,6 @@ def show_image(ax, image: Tensor) -> None:
     else:
         ax.imshow(image[:3].permute(1, 2, 0).numpy())
     ax.set_axis_off()
-
-
-def save_figure(fig, path: str | Path) -> Path:
-    """Write ``fig`` (creating folders) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 # ---------------------------------------------------------------------------------------
@@ -194,7 +186,7 @@ def plot_filters(filters: Tensor, path: str | Path, max_filters: int = 64, title
             ax.imshow(f.mean(0).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     o, c, k, _ = filters.shape
     fig.suptitle(f"{title}: {o} x ({k} x {k} x {c})", fontsize=9)
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 # ---------------------------------------------------------------------------------------
@@ -299,4 +291,4 @@ def plot_top_patches(hierarchy: list[LayerPatches], path: str | Path) -> Path:
             axes[row, 0].set(xticks=[], yticks=[])
             axes[row, 0].set_ylabel(f"ch {ch}", fontsize=7)
         sub.suptitle(f"{word}: {lp.layer}, receptive field {lp.receptive_field:g} px", fontsize=8)
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=110)

@@ -33,15 +33,16 @@ def explain_image(loaded_model, image_path: str | Path, out_dir: str | Path, met
     lm, out = loaded_model, Path(out_dir)
     model, task = lm.model, lm.task
     original = read_image(image_path, channels=task.input_shape[0])  # (C, H, W) as the file is
-    seen = lm.read(image_path)  # (C, h, w) at the model's input size
-    probs = lm.logits(original[None]).softmax(1)[0].cpu()  # resized on the device, as for the CAM
+    seen = lm.read(original)  # (C, h, w) at the model's input size: what predict feeds the model
+    probs = lm.logits(seen[None]).softmax(1)[0].cpu()
     values, index = probs.topk(min(topk, len(probs)))
     prediction = [{"class": task.classes[i], "prob": float(v)} for v, i in zip(values, index.tolist())]
 
     rows = summarize(model, task.input_shape)
     maps = feature_maps(model, task, seen, pick_layers([n for n, _ in conv_layers(model)], MAP_LAYERS))
     filters = first_layer_filters(model)
-    heat, info = cam(model, task, original, method=method, target_class=target_class, layer=layer)
+    heat, info = cam(model, task, seen, method=method, target_class=target_class, layer=layer,
+                     size=tuple(original.shape[-2:]))
     files = {"feature_maps": plot_feature_maps(maps, rows, out / "feature_maps.png", image=seen),
              "filters": plot_filters(filters, out / "filters.png"),
              "cam": plot_cam(original, heat, info, out / f"cam_{method}.png")}

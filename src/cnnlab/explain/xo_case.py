@@ -26,6 +26,7 @@ from cnnlab.engine.checkpoint import load_checkpoint  # noqa: E402
 from cnnlab.engine.config import TrainConfig  # noqa: E402
 from cnnlab.engine.trainer import fit  # noqa: E402
 from cnnlab.explain.conv_numpy import conv2d_im2col, max_pool2d, relu  # noqa: E402
+from cnnlab.figures import save_figure  # noqa: E402
 
 IMAGES = {"clean X": XO_CLEAN, "shifted X": XO_SHIFTED}
 STRONG = 0.5  # a "strong" match: more than this (1.0 is perfect)
@@ -100,9 +101,7 @@ def _plot_case(study: dict, path: Path) -> Path:
                 shown = _show(axes[row + stage, col], study[key][image_name][name],
                               f"{image_name}: {label}" if col == 1 else "", cmap="coolwarm")
     fig.colorbar(shown, ax=axes[1:, 1:], fraction=0.03, label="match (1 = perfect)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    path = save_figure(fig, path, dpi=90)
     return path
 
 
@@ -181,7 +180,5 @@ def _plot_filters(learned: np.ndarray, closest: list[tuple[str, float]], path: P
         _show(ax, np.round(scaled, 1) + 0.0, f"learned {i}\n~{name} {sim:+.2f}")
     fig.suptitle("first-layer 3x3 filters: the lecture's (top) and learned on xo (below, scaled)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    path = save_figure(fig, path, dpi=100)
     return path

@@ -14,7 +14,6 @@ efficientnet_lite0 (ImageNet weights offline with ``pretrained=True``). Upsampli
 """
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnnlab.models.backbones import FeaturePyramid

@@ -17,6 +17,7 @@ from cnnlab.errors import CnnlabError
 
 class Task(Protocol):
     name: str
+    export_refusal: str | None  # None: exports to ONNX/TorchScript; else why `cnnlab export` refuses
 
     def build_model(self, cfg) -> nn.Module: ...
 

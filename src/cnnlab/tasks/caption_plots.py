@@ -13,6 +13,7 @@ from torch import Tensor  # noqa: E402
 
 from cnnlab.data.base import TensorImages  # noqa: E402
 from cnnlab.tasks import curves  # noqa: E402
+from cnnlab.figures import save_figure  # noqa: E402
 
 
 def write_all(task, run_dir, history: list[dict], model, data) -> list[str]:
@@ -51,8 +52,7 @@ def plot_captions(images: Tensor, captions: list[str], truth: list[str], path: P
         ax.set_title(_wrap(cap), fontsize=7, fontweight="bold")
         ax.text(0.5, -0.04, _wrap(ref), transform=ax.transAxes, ha="center", va="top", fontsize=6, color="0.35")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    path = save_figure(fig, path, dpi=90)
     return path
 
 
@@ -76,8 +76,7 @@ def plot_attention(image: Tensor, words: list[str], alphas: Tensor, grid: tuple[
         ax.imshow(m.numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=float(m.max()))
         ax.set_title(word, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    path = save_figure(fig, path, dpi=90)
     return path
 
 

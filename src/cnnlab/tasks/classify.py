@@ -23,6 +23,7 @@ class ClassifyTask:
     """
 
     name = "classify"
+    export_refusal = None  # ONNX and TorchScript export with a parity check (engine/export.py)
 
     def __init__(self, classes: list[str], mean: list[float], std: list[float],
                  input_shape: tuple[int, int, int], flip: bool = False, translate: int = 0,
@@ -107,6 +108,8 @@ class ClassifyTask:
 
     def predict(self, lm, images: list, topk: int = 5) -> list[dict]:
         """``[{"image", "top": [{"class", "prob"}, ...]}]`` for image files (or uint8 tensors)."""
+        if not isinstance(topk, int) or topk < 1:
+            raise CnnlabError(f"--topk {topk}: expected a whole number of classes, at least 1")
         batch = torch.stack([lm.read(p) for p in images])  # (B, C, H, W) uint8
         probs = lm.logits(batch).softmax(1).cpu()
         k = min(topk, probs.shape[1])

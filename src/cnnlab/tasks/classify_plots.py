@@ -11,6 +11,7 @@ import torch  # noqa: E402
 
 from cnnlab.data.base import TensorImages  # noqa: E402
 from cnnlab.tasks import curves  # noqa: E402
+from cnnlab.figures import save_figure  # noqa: E402
 
 
 def write_all(task, run_dir, history, model, data, metrics: dict) -> list[str]:
@@ -84,6 +85,5 @@ def _sample(data, n: int):
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    path = save_figure(fig, path, dpi=100)
     return path

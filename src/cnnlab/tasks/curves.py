@@ -17,6 +17,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from cnnlab.figures import save_figure  # noqa: E402
+
 
 def plot_curves(history: list[dict], path: str | Path, panels: list[tuple], ylim: tuple | None = None) -> Path:
     """One panel per ``(title, y label, series)``; ``ylim`` applies to the last panel (scores in 0..1)."""
@@ -34,7 +36,5 @@ def plot_curves(history: list[dict], path: str | Path, panels: list[tuple], ylim
     if ylim:
         axes[0][-1].set_ylim(*ylim)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    path = save_figure(fig, path, dpi=100)
     return path

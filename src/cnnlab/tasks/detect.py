@@ -26,6 +26,9 @@ class DetectTask:
     """Detection of ``classes`` (labels 1..K; 0 is background) in images of ``input_shape``."""
 
     name = "detect"
+    # why `cnnlab export` refuses this task (None: it exports, parity-checked)
+    export_refusal = ("torchvision's Faster R-CNN post-processing (NMS, per-image box lists) does not "
+                      "trace with a fixed-shape parity check yet")
     autocast = False  # fp32: box regression and RoIAlign keep their precision (mAP@.75 needs it)
 
     def __init__(self, classes: list[str], input_shape: tuple[int, int, int], flip: bool = False):

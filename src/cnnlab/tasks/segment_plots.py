@@ -14,6 +14,7 @@ from torch import Tensor  # noqa: E402
 from cnnlab.data.masks import IGNORE, colorize  # noqa: E402
 from cnnlab.images import to_pil  # noqa: E402
 from cnnlab.tasks import curves  # noqa: E402
+from cnnlab.figures import save_figure  # noqa: E402
 
 SWATCH = 12   # pixels: legend colour box
 ROW = 16      # pixels: legend row height
@@ -125,7 +126,5 @@ def plot_samples(task, model, data, path: Path, n: int = SAMPLES) -> Path:
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    path = save_figure(fig, path, dpi=90, bbox_inches="tight")
     return path

@@ -1,0 +1,44 @@
+"""Writing figures: one checked path for every image file cnnlab draws.
+
+A figure is rendered in memory, then written with an explicit close, so a full disk or an
+unwritable path is an error (matplotlib's own ``savefig(path)`` reported success on /dev/full).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from cnnlab.errors import CnnlabError
+
+FIGURE_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg")
+
+
+def figure_path(path: str | Path) -> Path:
+    """``path`` as a figure file: a known suffix, and no file where its folder should be."""
+    path = Path(path)
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in FIGURE_FORMATS:
+        raise CnnlabError(f"{path}: figures are written as {', '.join('.' + f for f in FIGURE_FORMATS)}; "
+                          f"got {'.' + suffix if suffix else 'no suffix'}")
+    if path.is_dir():
+        raise CnnlabError(f"{path}: a folder; expected a figure file name such as {path / 'figure.png'}")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise CnnlabError(f"{path}: {parent} is a file, not a folder")
+    return path
+
+
+def save_figure(fig, path: str | Path, **savefig_options) -> Path:
+    """Render matplotlib ``fig``, write it to ``path`` (its suffix picks the format), close it."""
+    import matplotlib.pyplot as plt
+
+    path = figure_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format=path.suffix.lower().lstrip(".").replace("jpg", "jpeg"), **savefig_options)
+    finally:
+        plt.close(fig)
+    with open(path, "wb") as f:
+        f.write(buffer.getvalue())
+    return path

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from cnnlab.errors import CnnlabError
 from cnnlab.images import (DEFAULT_MAX_PIXELS, ImageError, format_pixels, peek_image,
@@ -157,6 +157,21 @@ def test_exif_orientation_applied(tmp_path):
     img = read_image(tmp_path / "r.jpg")
     assert img.shape == (3, 40, 20)  # portrait, as a viewer shows it
     assert img[:, :15].float().mean() > 200 and img[:, 25:].float().mean() < 50  # white on top
+
+
+def test_peek_reads_the_header_only(tmp_path, monkeypatch):
+    a = np.zeros((40, 20, 3), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    Image.fromarray(a).save(tmp_path / "r.png", exif=exif.tobytes())
+    Image.fromarray(RGB).save(tmp_path / "plain.png")
+
+    def no_decoding(self):
+        raise AssertionError("peek_image decoded the pixels")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", no_decoding)
+    assert peek_image(tmp_path / "r.png") == (3, 20, 40)  # as read_image turns it
+    assert peek_image(tmp_path / "plain.png") == (3, 12, 16)
 
 
 # ---------------------------------------------------------------------------------------------

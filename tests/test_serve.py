@@ -24,7 +24,7 @@ pytest.importorskip("fastapi_offline", reason="the serve extra (fastapi-offline)
 pytest.importorskip("python_multipart", reason="the serve extra (python-multipart) is not installed")
 from fastapi.testclient import TestClient  # noqa: E402  (after the skips)
 
-from cnnlab.serve import create_app, run  # noqa: E402
+from cnnlab.serve import create_app, run, uploads  # noqa: E402
 from cnnlab.serve.server import listen_socket, make_server  # noqa: E402
 from cnnlab.serve.uploads import Limits  # noqa: E402
 
@@ -58,9 +58,9 @@ def digits_png():
     return [png(img[0].numpy()) for img in images]
 
 
-def png(array: np.ndarray) -> bytes:
+def png(array: np.ndarray, format="PNG") -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
+    Image.fromarray(array).save(buf, format=format)
     return buf.getvalue()
 
 
@@ -269,6 +269,57 @@ def test_concurrent_requests_equal_sequential_ones(client, digits_png):
     assert results["explain"]["cam"]["overlay"] == explained["cam"]["overlay"]
 
 
+# ---------------------------------------------------------------------- large uploads
+def test_large_uploads_are_scaled_down_before_the_model(client, monkeypatch):
+    """A 3000x2000 JPEG reaches predict and explain at 1024 px on its longer side, and is never
+    decoded at full size (Pillow's draft decodes it at a reduced scale)."""
+    decoded = []
+
+    def spy(*args, **kwargs):
+        image = read_image(*args, **kwargs)
+        decoded.append(tuple(image.shape[-2:]))
+        return image
+
+    read_image = uploads.read_image
+    monkeypatch.setattr(uploads, "read_image", spy)
+    y, x = np.mgrid[0:2000, 0:3000]
+    photo = png(np.stack([x % 256, y % 256, (x + y) % 256], -1).astype(np.uint8), format="JPEG")
+    resized = {"from": [2000, 3000], "to": [683, 1024]}
+    r = post(client, "/v1/predict", photo, name="big.jpg")
+    assert r.status_code == 200 and r.json()["resized"] == resized and r.json()["image"] == "big.jpg", r.text
+    r = post(client, "/v1/explain", photo, name="big.jpg")
+    assert r.status_code == 200 and r.json()["resized"] == resized, r.text
+    assert all(max(size) <= 1024 for size in decoded), decoded
+    assert "resized" not in post(client, "/v1/predict", png(np.zeros((600, 900), np.uint8))).json()
+
+
+def test_decodes_are_bounded_under_load(checkpoint, digits_png, monkeypatch):
+    """6 clients at once, at most 2 uploads decoding at a time (memory stays flat)."""
+    busy, peak, lock = 0, [], threading.Lock()
+
+    def slow_read(*args, **kwargs):
+        nonlocal busy
+        with lock:
+            busy += 1
+            peak.append(busy)
+        time.sleep(0.2)
+        with lock:
+            busy -= 1
+        return read_image(*args, **kwargs)
+
+    read_image = uploads.read_image
+    monkeypatch.setattr(uploads, "read_image", slow_read)
+    with TestClient(create_app([checkpoint], device="cpu", limits=Limits(max_decodes=2))) as c:
+        statuses = []
+        threads = [threading.Thread(target=lambda: statuses.append(post(c, "/v1/predict", digits_png[0]).status_code))
+                   for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert statuses == [200] * 6 and max(peak) == 2, (statuses, peak)
+
+
 # ---------------------------------------------------------------------- uvicorn: slow clients, bad settings
 @contextmanager
 def served(app, **settings):
@@ -328,7 +379,7 @@ def test_bad_limits_and_ports_fail_in_one_line(checkpoint, capsys):
     assert capsys.readouterr().err.strip() == "cnnlab: error: --port 99999: expected 1..65535"
     assert main(["serve", str(checkpoint), "--max-upload-mb", "-1"]) == 2
     assert capsys.readouterr().err.strip() == "cnnlab: error: --max-upload-mb -1: expected a number above 0"
-    for bad in (dict(max_upload_bytes=0), dict(max_pixels=-5), dict(body_timeout=0)):
+    for bad in (dict(max_upload_bytes=0), dict(max_pixels=-5), dict(max_image_side=0), dict(body_timeout=0)):
         with pytest.raises(CnnlabError, match="expected a number above 0"):
             Limits(**bad)
     with pytest.raises(CnnlabError, match="--port 0: expected 1..65535"):

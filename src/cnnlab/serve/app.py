@@ -10,7 +10,9 @@ filters, Grad-CAM as PNG data URLs), ``POST /v1/convolve`` (hand-made kernels), 
 
 Models load once, in ``create_app``. Each served model has a lock: one request at a time runs it
 (explain hooks the model's layers, so a concurrent forward would mix into its feature maps; and
-PyTorch already spreads one forward over every core). Figures are drawn under one global lock, as
+PyTorch already spreads one forward over every core). Uploads are decoded and scaled down before
+that lock is taken, a few at a time (``Limits.max_decodes``), so one large image neither holds a
+model nor lets memory grow with the number of clients. Figures are drawn under one global lock, as
 matplotlib's pyplot is not thread-safe. Errors are ``{"detail": "one line"}`` without server paths
 or tracebacks: 404 unknown model, 408 body too slow, 413 too large, 415 not an image, 422 malformed,
 500 a bug. Every GET route also answers HEAD.
@@ -42,7 +44,8 @@ from cnnlab.explain import KERNELS, overlay, parse_kernel
 from cnnlab.images import read_image
 from cnnlab.models import summarize
 from cnnlab.serve import render
-from cnnlab.serve.uploads import BodyLimit, HTTPError, Limits, client_name, decode_upload, save_upload, scrub
+from cnnlab.serve.uploads import (BodyLimit, HTTPError, Limits, Upload, client_name, decode_upload, save_upload,
+                                  scrub)
 
 STATIC = Path(__file__).parent / "static"
 PLOT_LOCK = threading.Lock()  # matplotlib's pyplot keeps global state: one figure writer at a time
@@ -211,8 +214,12 @@ def create_app(checkpoints: Sequence = (), pretrained: Sequence[str] = (), *, li
             raise HTTPError(404, f"model {name!r} is not served here; models: {', '.join(models)}")
         return served
 
-    def upload(file: UploadFile) -> tuple[bytes, str]:
-        return file.file.read(), client_name(file.filename)
+    decodes = threading.BoundedSemaphore(limits.max_decodes)
+
+    def upload(file: UploadFile, max_side: int, channels: int | None = None) -> Upload:
+        """The file read, decoded and scaled down, while no more than ``max_decodes`` others are."""
+        with decodes:
+            return decode_upload(file.file.read(), client_name(file.filename), limits, max_side, channels)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -238,16 +245,15 @@ def create_app(checkpoints: Sequence = (), pretrained: Sequence[str] = (), *, li
                 ) -> dict:
         served = pick(model)
         opts = task_options(served, options, topk)
-        data, name = upload(file)
-        decode_upload(data, name, limits)
+        up = upload(file, limits.max_image_side)
         with _request_folder() as tmp:
-            path = save_upload(data, tmp, name)
+            path = save_upload(up, tmp)
             if "out" in _option_parameters(served.task):
                 opts["out"] = str(tmp / "out")  # a task that writes figures writes them here
-            with _client_errors({str(path): name, str(tmp): ""}, options_given=bool(opts)), served.lock:
+            with _client_errors({str(path): up.name, str(tmp): ""}, options_given=bool(opts)), served.lock:
                 result = api.predict(served.predictor, [path], **opts)[0]
             return {"model": served.name, "task": served.task.name,
-                    **render.jsonable(result, {str(path): name}, tmp)}
+                    **render.jsonable(result, {str(path): up.name}, tmp), **_resized(up)}
 
     @app.post("/v1/explain", summary="Feature maps layer by layer, first-layer filters and a CAM, as PNGs")
     def explain(file: Annotated[UploadFile, File(description="an image file")],
@@ -261,15 +267,15 @@ def create_app(checkpoints: Sequence = (), pretrained: Sequence[str] = (), *, li
             raise HTTPError(422, f"model {served.name!r}: explain opens up PyTorch classifiers; this is a "
                                  f"{served.task.name} model run by "
                                  f"{'pytorch' if isinstance(served.model, LoadedModel) else 'onnxruntime'}")
-        data, name = upload(file)
-        decode_upload(data, name, limits)
+        up = upload(file, limits.max_image_side)
         with _request_folder() as tmp:
-            path = save_upload(data, tmp, name)
-            with _client_errors({str(path): name, str(tmp): ""}), served.lock, PLOT_LOCK:
+            path = save_upload(up, tmp)
+            with _client_errors({str(path): up.name, str(tmp): ""}), served.lock, PLOT_LOCK:
                 r = api.explain(served.model, path, tmp / "explain", method=method, layer=layer or None,
                                 target_class=target_class or None)
                 rows = {row.name: row for row in summarize(served.model.model, served.task.input_shape)}
-            return _explain_json(r, rows, read_image(path, channels=served.task.input_shape[0]), served.name)
+            image = read_image(path, channels=served.task.input_shape[0])
+            return {**_explain_json(r, rows, image, served.name), **_resized(up)}
 
     @app.post("/v1/convolve", summary="Slide hand-made kernels (names or matrices) over the image in grey")
     def convolve(file: Annotated[UploadFile, File(description="an image file")],
@@ -284,15 +290,12 @@ def create_app(checkpoints: Sequence = (), pretrained: Sequence[str] = (), *, li
                 if max(parse_kernel(k).shape) > limits.max_kernel_side:
                     raise HTTPError(422, f"kernel {k[:40]!r}: larger than {limits.max_kernel_side}x"
                                          f"{limits.max_kernel_side}")
-        data, name = upload(file)
-        image = decode_upload(data, name, limits, channels=1)  # (1, H, W) uint8
-        small = render.fit(image, limits.max_convolve_side)
+        up = upload(file, limits.max_convolve_side, channels=1)  # image: (1, h, w) uint8
         with _client_errors({}):
-            r = api.convolve(small.numpy(), kernel, stride=stride, padding=padding, out=None)
-        h, w = image.shape[-2:]
-        return {"image": name, "stride": r["stride"], "padding": r["padding"],
+            r = api.convolve(up.image.numpy(), kernel, stride=stride, padding=padding, out=None)
+        return {"image": up.name, "stride": r["stride"], "padding": r["padding"],
                 "input": {"shape": list(r["input"].shape), "image": render.gray_png(r["input"], 0.0, 1.0),
-                          "resized_from": [h, w] if small.shape != image.shape else None},
+                          "resized_from": up.resized["from"] if up.resized else None},
                 "feature_maps": [{"kernel": m["kernel"], "weights": m["weights"].tolist(),
                                   "shape": list(m["size"]), "min": float(m["feature_map"].min()),
                                   "max": float(m["feature_map"].max()), "image": render.gray_png(m["feature_map"])}
@@ -308,6 +311,11 @@ def _answer_head(app: FastAPI) -> None:
     for route in list(app.routes):
         if isinstance(route, APIRoute) and "GET" in route.methods:
             app.add_api_route(route.path, route.endpoint, methods=["HEAD"], include_in_schema=False)
+
+
+def _resized(upload: Upload) -> dict:
+    """``{"resized": {"from": [H, W], "to": [h, w]}}`` for an image the service scaled down, else {}."""
+    return {"resized": upload.resized} if upload.resized else {}
 
 
 def _explain_json(r: dict, rows: dict, original, model: str) -> dict:

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 import re
 import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from PIL import Image
+import numpy as np
+import torch
+from PIL import Image, ImageOps
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from torch import Tensor
 
 from cnnlab.errors import CnnlabError
-from cnnlab.images import FORMATS, ImageError, read_image
+from cnnlab.images import FORMATS, ImageError, read_image, to_pil
+from cnnlab.serve.render import fit
 
 _OPTION = {"max_upload_bytes": "--max-upload-mb", "max_pixels": "--max-pixels"}  # as `cnnlab serve` names them
 
@@ -30,9 +34,11 @@ class Limits:
 
     max_upload_bytes: int = 20 * 2**20   # whole request body, bytes (413 above)
     max_pixels: int = 40_000_000         # width * height of an uploaded image (413 above)
+    max_image_side: int = 1024           # predict, explain: longer side after downscaling, pixels
     max_convolve_side: int = 512         # convolve: longer side after downscaling, pixels
     max_kernels: int = 8                 # convolve: kernels per request
     max_kernel_side: int = 15            # convolve: largest kernel height or width
+    max_decodes: int = 2                 # uploads decoded at once (the rest wait: memory stays flat)
     body_timeout: float = 30.0           # seconds for a request body to arrive (408 after)
 
     def __post_init__(self):
@@ -102,8 +108,27 @@ def client_name(filename: str | None) -> str:
     return name or "upload"
 
 
-def decode_upload(data: bytes, name: str, limits: Limits, channels: int | None = None) -> Tensor:
-    """Raw upload bytes -> uint8 (C, H, W); 422 empty, 413 over ``max_pixels``, 415 not an image."""
+@dataclass
+class Upload:
+    """One decoded upload: what the model (or convolve) sees, and what the client sent."""
+
+    name: str             # the client's file name, no folders
+    data: bytes           # the bytes as sent
+    image: Tensor         # uint8 (C, H, W), scaled down to the endpoint's longer side
+    size: tuple[int, int]  # (H, W) as sent, EXIF orientation applied
+
+    @property
+    def resized(self) -> dict | None:
+        """``{"from": [H, W], "to": [h, w]}`` when the image was scaled down (coordinates in a
+        result, such as boxes, are in the ``to`` image's pixels), else None."""
+        to = tuple(self.image.shape[-2:])
+        return None if to == self.size else {"from": list(self.size), "to": list(to)}
+
+
+def decode_upload(data: bytes, name: str, limits: Limits, max_side: int, channels: int | None = None) -> Upload:
+    """Raw upload bytes -> an ``Upload`` no larger than ``max_side`` on its longer side; 422 empty,
+    413 over ``max_pixels``, 415 not an image. A large JPEG is decoded at a reduced scale, so it
+    never takes its full size in memory."""
     if not data:
         raise HTTPError(422, f"{name}: empty upload (0 bytes); send an image file")
     size = _header_size(data)
@@ -111,10 +136,37 @@ def decode_upload(data: bytes, name: str, limits: Limits, channels: int | None =
         w, h = size
         raise HTTPError(413, f"{name}: image is {w}x{h} = {w * h:,} pixels, over this service's "
                              f"limit of {limits.max_pixels:,}")
+    drafted = _draft_jpeg(data, max_side, channels) if size and max(size) > max_side else None
+    if drafted is not None:
+        image, original = drafted
+    else:
+        try:
+            image = read_image(data, channels=channels, max_pixels=limits.max_pixels, name=name)
+        except ImageError as e:
+            raise HTTPError(415, scrub(str(e))) from None
+        original = tuple(image.shape[-2:])
+    return Upload(name, data, fit(image, max_side), original)
+
+
+def _draft_jpeg(data: bytes, max_side: int, channels: int | None) -> tuple[Tensor, tuple[int, int]] | None:
+    """A JPEG decoded at 1/2, 1/4 or 1/8 scale, the smallest that keeps ``max_side`` (Pillow's draft:
+    the decoder skips the rest), EXIF-oriented, as uint8 (C, h, w) with its full (H, W); None for
+    other formats and for files it cannot decode (``read_image`` then names the problem)."""
     try:
-        return read_image(data, channels=channels, max_pixels=limits.max_pixels, name=name)
-    except ImageError as e:
-        raise HTTPError(415, scrub(str(e))) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=("JPEG",)) as jpeg:
+                w, h = jpeg.size
+                swap = jpeg.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientations that swap the axes
+                scale = max_side / max(w, h)
+                jpeg.draft(jpeg.mode, (math.ceil(w * scale), math.ceil(h * scale)))
+                img = ImageOps.exif_transpose(jpeg)  # decodes
+                full = (w, h) if swap else (h, w)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return None
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(channels) or ("L" if img.mode == "L" else "RGB")
+    a = np.array(img.convert(mode))  # (h, w) or (h, w, C)
+    return torch.from_numpy(a.reshape(a.shape[0], a.shape[1], -1)).permute(2, 0, 1).contiguous(), full
 
 
 def _header_size(data: bytes) -> tuple[int, int] | None:
@@ -128,14 +180,19 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-def save_upload(data: bytes, folder: Path, name: str) -> Path:
-    """The upload's bytes as a file in the request's own temporary ``folder`` (decoded later by the
-    task exactly as a file on disk is by ``cnnlab predict``)."""
-    suffix = Path(name).suffix.lower()
+def save_upload(upload: Upload, folder: Path) -> Path:
+    """The upload as a file in the request's own temporary ``folder``, decoded later by the task
+    exactly as a file on disk is by ``cnnlab predict``: the bytes as sent, or a PNG of the image
+    when it was scaled down."""
+    if upload.resized:
+        path = folder / "upload.png"
+        to_pil(upload.image).save(path, compress_level=1)  # fast; lossless
+        return path
+    suffix = Path(upload.name).suffix.lower()
     if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix):
         suffix = ""
     path = folder / f"upload{suffix}"
-    path.write_bytes(data)
+    path.write_bytes(upload.data)
     return path
 
 

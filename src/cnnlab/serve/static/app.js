@@ -139,7 +139,7 @@ async function runPredict() {
 
 function renderPrediction(r) {
   const parts = [];
-  const handled = new Set(["model", "task", "image"]);
+  const handled = new Set(["model", "task", "image", "resized"]);
   if (Array.isArray(r.top)) { parts.push(bars(r.top)); handled.add("top"); }
   if (Array.isArray(r.boxes ?? r.detections)) { parts.push(boxesView(r)); handled.add("boxes").add("detections").add("proposals").add("figure"); }
   if (r.mask !== undefined || r.shares !== undefined) { parts.push(maskView(r)); for (const k of ["mask", "overlay", "shares", "class_shares", "pixel_shares", "classes", "colors", "palette", "size"]) handled.add(k); }
@@ -179,7 +179,8 @@ function withImage(draw) {  // the input image with a canvas drawn over it at it
 
 function boxesView(r) {
   const label = (b) => b.label ?? b.class ?? b.name ?? "";
-  const coords = (b) => b.box ?? b.bbox ?? b.xyxy ?? [b.x1, b.y1, b.x2, b.y2];
+  const scale = r.resized ? r.resized.from[1] / r.resized.to[1] : 1;  // boxes of a scaled-down upload
+  const coords = (b) => (b.box ?? b.bbox ?? b.xyxy ?? [b.x1, b.y1, b.x2, b.y2]).map((v) => v * scale);
   const boxes = r.boxes ?? r.detections;
   const names = [...new Set(boxes.map(label))];
   const colour = (b) => PALETTE[names.indexOf(label(b)) % PALETTE.length];

@@ -15,6 +15,7 @@ from cnnlab.data import FileImages, TensorImages, load_dataset
 from cnnlab.data import folder as folder_mod
 from cnnlab.data.idx import read_idx
 from cnnlab.data.info import describe, save_sample_grid
+from cnnlab.data.loader import Batches
 from cnnlab.data.named import FASHION_CLASSES
 from cnnlab.data.paths import load_path
 from cnnlab.errors import CnnlabError
@@ -336,6 +337,51 @@ def test_mixed_or_large_images_are_file_backed(tmp_path):
     assert isinstance(small, TensorImages) and small.image_shape == (3, 16, 16)
     make_tree(tmp_path / "big", {"z": 2}, size=(300, 300))
     assert isinstance(load_path(tmp_path / "big", "train", val_fraction=0, test_fraction=0), FileImages)
+
+
+def make_mixed_with_bad_files(root: Path) -> None:
+    """Mixed-size PNGs (so file-backed), one corrupt file and one truncated after its header."""
+    make_tree(root, {"x": 3}, size=(20, 30))
+    make_tree(root, {"y": 3}, start=5, size=(40, 10))
+    (root / "x" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n and then nothing of a PNG")
+    Image.fromarray(np.full((64, 64, 3), 9, np.uint8)).save(root / "y" / "truncated.png")
+    (root / "y" / "truncated.png").write_bytes((root / "y" / "truncated.png").read_bytes()[:100])
+
+
+def test_skip_bad_in_a_file_backed_folder(tmp_path):
+    make_mixed_with_bad_files(tmp_path / "mix")
+    with pytest.raises(CnnlabError, match=r"corrupt.png: .*1 bad file\(s\) in mix/train.*--skip-bad"):
+        load_dataset(str(tmp_path / "mix"), "train", val_fraction=0, test_fraction=0)
+    data = load_dataset(str(tmp_path / "mix"), "train", skip_bad=True, val_fraction=0, test_fraction=0)
+    assert isinstance(data, FileImages) and len(data) == 7
+    assert [Path(p).name for p in data.skipped] == ["corrupt.png"] and describe(data)["skipped"] == 1
+    with pytest.warns(UserWarning, match=r"truncated.png: cannot decode.*the next file stands in"):
+        batches = list(Batches(data, 4, torch.device("cpu"), shuffle=False, workers=0).epoch(0))
+    assert [tuple(x.shape) for x, _ in batches] == [(4, 3, 224, 224), (3, 3, 224, 224)]
+    assert torch.cat([y for _, y in batches]).tolist() == [0, 0, 0, 1, 1, 1, 0]  # last: file 0 stands in
+
+
+def test_file_backed_headers_are_read_once(tmp_path, monkeypatch):
+    make_mixed_with_bad_files(tmp_path / "mix")
+    load_path(tmp_path / "mix", "train", skip_bad=True)
+    monkeypatch.setattr(folder_mod, "peek_image", None)  # a second load must not read headers
+    monkeypatch.setattr(folder_mod, "_plan", lambda *args: ((3, 224, 224), False))
+    val = load_path(tmp_path / "mix", "val", skip_bad=True, val_fraction=0.5)
+    assert len(val) + len(val.skipped) == 4
+
+
+def test_hostile_names_and_links_in_a_tree(tmp_path):
+    make_tree(tmp_path / "t", {"a": 2, "b": 2})
+    (tmp_path / "t" / "a" / "loop.png").symlink_to("loop.png")         # a link to itself
+    (tmp_path / "t" / "b" / "up").symlink_to("..")                     # back up the tree
+    os.mkfifo(tmp_path / "t" / "b" / "fifo.png")                       # not a file: ignored
+    with open(os.fsencode(tmp_path / "t" / "a") + b"/\xff\x1b[31m.png", "wb") as f:
+        f.write(b"junk")                                               # not UTF-8, ANSI codes
+    with pytest.raises(CnnlabError, match=r"loop.png: cannot open \(Too many levels of symbolic") as e:
+        load_path(tmp_path / "t", "train", val_fraction=0, test_fraction=0)
+    assert "\x1b" not in str(e.value)
+    data = load_path(tmp_path / "t", "train", val_fraction=0, test_fraction=0, skip_bad=True)
+    assert (len(data), len(data.skipped)) == (4 + 2, 2 + 2)  # b's link to the root adds a's files
 
 
 def test_memory_budget_falls_back_to_files(tmp_path):

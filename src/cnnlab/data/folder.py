@@ -13,8 +13,10 @@ Small images of one size (say CIFAR's 32x32 JPEGs) are decoded once, in a pool o
 processes, into a ``TensorImages`` that is cached as a ``.pt`` file under ``$CNNLAB_CACHE``
 (default ``~/.cache/cnnlab``), keyed by the folder, its file list and mtimes; the next load
 reads the cache. Large or mixed-size images become a ``FileImages`` that DataLoader workers
-decode and resize per item. Passing ``image_size`` resizes every image to that square size
-and keeps the set in memory when it fits ``memory_budget``.
+decode and resize per item; every file's header is read first (and the verdict cached), so a
+bad file is named, or left out with ``skip_bad``, before training starts. Passing
+``image_size`` resizes every image to that square size and keeps the set in memory when it
+fits ``memory_budget``.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import warnings
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
@@ -30,7 +33,7 @@ import numpy as np
 import torch
 
 from cnnlab.data.base import FileImages, TensorImages
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, clean
 from cnnlab.images import ImageError, peek_image, read_image, resize
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp",
@@ -72,43 +75,77 @@ def split_dirs(root: Path) -> dict[str, Path]:
 
 def class_dirs(folder: Path) -> list[str]:
     """Class names: the sorted sub-folder names (hidden ones left out)."""
-    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    return sorted(e.name for e in _scandir(folder) if _kind(e) == "dir" and not e.name.startswith("."))
 
 
 def _image_entries(folder: str) -> list[os.DirEntry]:
-    """Image files under ``folder``, recursively (hidden ones left out), in path order."""
-    found, stack = [], [folder]
+    """Image files under ``folder``, recursively (hidden ones left out), in path order.
+
+    Each folder is listed once, so symbolic links that lead back up the tree end the walk."""
+    found, stack, seen = [], [folder], set()
     while stack:
-        for entry in os.scandir(stack.pop()):
+        path = stack.pop()
+        st = os.stat(path)
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        for entry in _scandir(path):
             name = entry.name
             if name.startswith("."):
                 continue
-            if entry.is_dir():
+            kind = _kind(entry)
+            if kind == "dir":
                 stack.append(entry.path)
-            elif name[name.rfind("."):].lower() in IMAGE_EXTENSIONS and entry.is_file():
+            elif kind == "file" and name[name.rfind("."):].lower() in IMAGE_EXTENSIONS:
                 found.append(entry)
     found.sort(key=attrgetter("path"))
     return found
+
+
+def _scandir(folder) -> list[os.DirEntry]:
+    """The entries of ``folder``, or a CnnlabError naming it."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError as e:
+        raise CnnlabError(f"{clean(folder)}: cannot list the folder ({clean(e.strerror or e)})") from None
+
+
+def _kind(entry: os.DirEntry) -> str | None:
+    """"dir", "file", or None for a FIFO, device or socket. A name that cannot be followed (a
+    symbolic-link loop) counts as a file, and is reported as a bad one when read."""
+    try:
+        return "dir" if entry.is_dir() else "file" if entry.is_file() else None
+    except OSError:
+        return "file"
+
+
+def _stat(entry: os.DirEntry) -> tuple[int, int]:
+    """(mtime_ns, size), or (0, 0) for a name that cannot be followed."""
+    try:
+        st = entry.stat()
+    except OSError:
+        return 0, 0
+    return st.st_mtime_ns, st.st_size
 
 
 def scan_tree(folder: Path, classes: list[str]) -> Tree:
     """All image files of ``folder/<class>/`` for the given classes."""
     unknown = sorted(set(class_dirs(folder)) - set(classes))
     if unknown:
-        raise CnnlabError(f"{folder}: class folders {', '.join(unknown)} are not among the "
-                          f"training classes ({', '.join(classes)})")
+        raise CnnlabError(f"{clean(folder)}: class folders {clean(', '.join(unknown))} are not among "
+                          f"the training classes ({clean(', '.join(classes))})")
     files, labels, stats = [], [], []
     for label, name in enumerate(classes):
         if not (folder / name).is_dir():
             continue
         for entry in _image_entries(str(folder / name)):
-            st = entry.stat()
             files.append(entry.path)
             labels.append(label)
-            stats.append((st.st_mtime_ns, st.st_size))
+            stats.append(_stat(entry))
     if not files:
-        raise CnnlabError(f"{folder}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) "
-                          f"in class folders {folder}/<class>/")
+        raise CnnlabError(f"{clean(folder)}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) "
+                          f"in class folders {clean(folder)}/<class>/")
     return Tree(folder, classes, files, labels, stats)
 
 
@@ -191,8 +228,8 @@ def _cache_key(tree: Tree, channels, image_size) -> str:
     h = hashlib.sha256(json.dumps([CACHE_VERSION, str(tree.root), tree.classes, channels,
                                    image_size]).encode())
     skip = len(str(tree.root)) + 1
-    h.update("".join(f"{f[skip:]}\0{mtime}\0{size}\n"
-                     for f, (mtime, size) in zip(tree.files, tree.stats)).encode())
+    h.update("".join(f"{f[skip:]}\0{mtime}\0{size}\n"  # surrogateescape: names that are not UTF-8
+                     for f, (mtime, size) in zip(tree.files, tree.stats)).encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:24]
 
 
@@ -244,26 +281,53 @@ def _decode_all(files: list[str], shape: tuple[int, int, int], workers: int):
             else:
                 images[i] = torch.from_numpy(r)
 
-    jobs = [(f, shape) for f in files]
-    fork = "fork" in multiprocessing.get_all_start_methods()  # Linux; elsewhere decode here
-    if workers > 1 and len(files) >= POOL_MIN_FILES and fork:
+    fill(_map(_decode_one, [(f, shape) for f in files], workers))
+    return (images if ok.all() else images[ok]), ok, errors
+
+
+def _map(fn, jobs: list, workers: int):
+    """``fn`` over ``jobs`` in order: in a pool of worker processes when there are many."""
+    fork = "fork" in multiprocessing.get_all_start_methods()  # Linux; elsewhere work here
+    if workers > 1 and len(jobs) >= POOL_MIN_FILES and fork:
         # fork: workers start at once and need no `if __name__ == "__main__"` guard in scripts
         with multiprocessing.get_context("fork").Pool(workers, _init_worker) as pool:
-            fill(pool.imap(_decode_one, jobs, chunksize=256))
+            yield from pool.imap(fn, jobs, chunksize=256)
     else:
-        fill(map(_decode_one, jobs))
-    return (images if ok.all() else images[ok]), ok, errors
+        yield from map(fn, jobs)
 
 
 def _decode_to_cache(tree: Tree, shape, path: Path, workers: int) -> dict:
     """Decode the tree and write it to the cache file ``path`` atomically."""
     images, ok, errors = _decode_all(tree.files, shape, workers)
     data = {"images": images, "ok": ok, "errors": errors}
+    _save_atomic(data, path)
+    return data
+
+
+def _save_atomic(data: dict, path: Path) -> None:
+    """torch.save ``data`` to ``path`` through a temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(data, tmp)
     os.replace(tmp, path)  # a reader never sees half a cache file
-    return data
+
+
+def _peek_one(path: str) -> str | None:
+    """Worker: the ImageError message of a file whose header cannot be read, else None."""
+    try:
+        peek_image(path)
+    except ImageError as e:
+        return str(e)
+    return None
+
+
+def _header_errors(tree: Tree, path: Path, workers: int) -> dict[int, str]:
+    """{file index: message} of the files whose header cannot be read; cached in ``path``."""
+    if path.is_file():
+        return torch.load(path, weights_only=True)["errors"]
+    errors = {i: e for i, e in enumerate(_map(_peek_one, tree.files, workers)) if e is not None}
+    _save_atomic({"errors": errors}, path)
+    return errors
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,7 +345,7 @@ def load_folder(root: str | Path, split: str, seed: int = 0, *, val_fraction: fl
     CnnlabError naming the first bad file). test_fraction only applies to a one-tree layout.
     """
     root = Path(root).expanduser().resolve()
-    name = f"{name or root.name}/{split}"
+    name = clean(f"{name or root.name}/{split}")
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
     folder, classes, carve = _locate(root, split, val_fraction, test_fraction)
@@ -290,7 +354,7 @@ def load_folder(root: str | Path, split: str, seed: int = 0, *, val_fraction: fl
     if carve is not None:
         pick = stratified_split(tree.labels, *carve, seed=seed)[split]
         if len(pick) == 0:
-            raise CnnlabError(f"{folder}: the {split} split is empty (val_fraction={carve[0]}, "
+            raise CnnlabError(f"{clean(folder)}: the {split} split is empty (val_fraction={carve[0]}, "
                               f"test_fraction={carve[1]})")
     cached = (cache_dir or cache_root()) / "folders" / f"{_cache_key(tree, channels, image_size)}.pt"
     if cached.is_file():
@@ -298,34 +362,61 @@ def load_folder(root: str | Path, split: str, seed: int = 0, *, val_fraction: fl
     else:
         shape, in_memory = _plan(tree, channels, image_size, memory_budget)
         if not in_memory:
-            return _file_images(tree, pick, shape, name, skip_bad)
+            errors = _header_errors(tree, cached.with_suffix(".headers.pt"), workers)
+            return _file_images(tree, pick, errors, shape, name, skip_bad)
         data = _decode_to_cache(tree, shape, cached, workers)
     ok = data["ok"].numpy()
-    bad = pick[~ok[pick]]
-    if len(bad) and not skip_bad:
-        message = dict(zip(np.flatnonzero(~ok), data["errors"]))[bad[0]]  # errors: one per bad file
-        raise CnnlabError(f"{message} ({len(bad)} bad file(s) in the {split} split of {folder}; "
-                          f"skip_bad=True / --skip-bad leaves them out)")
-    keep = pick[ok[pick]]
+    errors = dict(zip(np.flatnonzero(~ok).tolist(), data["errors"]))  # one message per bad file
+    bad, keep = pick[~ok[pick]], pick[ok[pick]]
+    _check_bad(bad, keep, errors, skip_bad, name)
     images = data["images"]
     if len(keep) < len(images):
         rows = np.cumsum(ok) - 1  # file index -> row in data["images"]
         flat = images.view(len(images), -1).index_select(0, torch.from_numpy(rows[keep]))
         images = flat.view(len(keep), *images.shape[1:])
     labels = torch.tensor(tree.labels, dtype=torch.int64)[torch.from_numpy(keep)]
-    out = TensorImages(images, labels, tree.classes, name)
+    out = TensorImages(images, labels, [clean(c) for c in tree.classes], name)
     out.skipped = [tree.files[i] for i in bad]
     return out
 
 
-def _file_images(tree: Tree, pick: np.ndarray, shape, name: str, skip_bad: bool) -> FileImages:
-    """A file-backed split; empty files are caught here, other bad files when read."""
-    empty = [i for i in pick if tree.stats[i][1] == 0]
-    if empty and not skip_bad:
-        raise CnnlabError(f"{tree.files[empty[0]]}: empty file (0 bytes) ({len(empty)} empty "
-                          f"file(s); skip_bad=True / --skip-bad leaves them out)")
-    keep = [i for i in pick if tree.stats[i][1] > 0]
-    out = FileImages([tree.files[i] for i in keep], [tree.labels[i] for i in keep],
-                     tree.classes, shape, name)
-    out.skipped = [tree.files[i] for i in empty]
+def _check_bad(bad, keep, errors: dict[int, str], skip_bad: bool, name: str) -> None:
+    """Raise for the first bad file unless ``skip_bad``; raise anyway when no file is left."""
+    if len(bad) and not skip_bad:
+        raise CnnlabError(f"{errors[int(bad[0])]} ({len(bad)} bad file(s) in {name}; "
+                          f"skip_bad=True / --skip-bad leaves them out)")
+    if len(keep) == 0:
+        raise CnnlabError(f"{name}: none of its {len(bad)} image files can be read, "
+                          f"e.g. {errors[int(bad[0])]}")
+
+
+def _file_images(tree: Tree, pick: np.ndarray, errors: dict[int, str], shape, name: str,
+                 skip_bad: bool) -> FolderFiles:
+    """A file-backed split of the files whose header reads; the others raise or are skipped."""
+    bad = [i for i in pick if i in errors]
+    keep = [i for i in pick if i not in errors]
+    _check_bad(bad, keep, errors, skip_bad, name)
+    out = FolderFiles([tree.files[i] for i in keep], [tree.labels[i] for i in keep],
+                      [clean(c) for c in tree.classes], shape, name, skip_bad=skip_bad)
+    out.skipped = [tree.files[i] for i in bad]
     return out
+
+
+class FolderFiles(FileImages):
+    """A file-backed folder split. With ``skip_bad``, a file that fails to decode though its
+    header read (say, truncated) gives way to the next file, with a warning naming it: a
+    DataLoader worker cannot leave an item out of its batch."""
+
+    def __init__(self, *args, skip_bad: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skip_bad = skip_bad
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        if not self.skip_bad:
+            return super().__getitem__(i)
+        for k in range(i, i + len(self)):
+            try:
+                return super().__getitem__(k % len(self))
+            except ImageError as e:
+                warnings.warn(f"{e} (skip_bad: the next file stands in)", stacklevel=2)
+        raise CnnlabError(f"{self.name}: no file can be decoded")

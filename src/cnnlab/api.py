@@ -197,6 +197,8 @@ def model_summary(name: str, input_shape: tuple[int, int, int] | None = None, **
     """Each layer's output volume h x w x d, parameters, stride and receptive field, as a table."""
     info = model_info(name)
     shape = input_shape or info.input_size
+    if len(shape) != 3 or not all(1 <= v <= 4096 for v in shape):
+        raise CnnlabError(f"--input {'x'.join(map(str, shape))}: expected CxHxW with each side 1..4096")
     from cnnlab.models import get_model
 
     model = get_model(name, in_channels=shape[0], **kwargs)
@@ -248,6 +250,9 @@ def explain(checkpoint: str | Path | LoadedModel | None = None, image: str | Pat
         checkpoint, model=model, pretrained=pretrained, device=device)
     if not isinstance(lm, LoadedModel):
         raise CnnlabError(f"{checkpoint}: explain needs a PyTorch checkpoint (.pt), not an export")
+    if not lm.task.explainable:
+        raise CnnlabError(f"{checkpoint}: explain opens up classifiers; this is a {lm.task.name} checkpoint "
+                          f"(predict draws its results: `cnnlab predict {checkpoint} IMAGE`)")
     return explain_image(lm, image, out, method=method, layer=layer, target_class=target_class,
                          dataset=hierarchy)
 
@@ -289,8 +294,8 @@ def detect_faces(image: str | Path, checkpoint: str | Path | None = None, *, thr
 
     if out:
         figure_path(out)
+    img = read_image(image, channels=3)  # the user's input first: a bad image fails before the model loads
     lm = load_detector(checkpoint or DEFAULT_OUT / DETECTOR)
-    img = read_image(image, channels=3)
     found = find_faces(lm, img, threshold=threshold, scales=scales, stride=stride, min_face=min_face,
                        max_face=max_face)
     result = {"image": str(image), "faces": [{"box": [round(v, 1) for v in b], "score": round(s, 4)}

@@ -22,6 +22,9 @@ EXPERIMENTS = {
 }
 
 
+MINIMUM = {"epochs": 1, "train_size": 1, "seed": 0, "batch_size": 1}  # the smallest value of whole-number options
+
+
 def run_experiment(name: str, **options) -> dict:
     """Run experiment ``name`` with ``options`` (its keyword arguments; None means its default)."""
     if name not in EXPERIMENTS:
@@ -34,4 +37,8 @@ def run_experiment(name: str, **options) -> dict:
     if unknown:
         takes = ", ".join(k for k in accepted if k != "log")
         raise CnnlabError(f"experiment {name!r} has no option {', '.join(unknown)}; it takes {takes}")
+    for key, low in MINIMUM.items():
+        if key in options and not (isinstance(options[key], int) and options[key] >= low):
+            raise CnnlabError(f"experiment {name!r}: --{key.replace('_', '-')} {options[key]}: expected a whole "
+                              f"number of at least {low}")
     return run(**options)

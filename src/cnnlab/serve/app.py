@@ -88,7 +88,7 @@ class Served:
                 "explain": self.explainable()}
 
     def explainable(self) -> bool:
-        return isinstance(self.model, LoadedModel) and self.task.name == "classify"
+        return isinstance(self.model, LoadedModel) and self.task.explainable
 
 
 def load_models(checkpoints: Sequence = (), pretrained: Sequence[str] = (), device: str = "auto",

@@ -18,6 +18,7 @@ from cnnlab.errors import CnnlabError
 class Task(Protocol):
     name: str
     export_refusal: str | None  # None: exports to ONNX/TorchScript; else why `cnnlab export` refuses
+    explainable: bool           # `cnnlab explain` (feature maps, filters, CAMs) opens it up
 
     def build_model(self, cfg) -> nn.Module: ...
 

@@ -41,6 +41,7 @@ class CaptionTask:
     # why `cnnlab export` refuses this task (None: it exports, parity-checked)
     export_refusal = ("a caption is a search over an LSTM decoder, not one graph; only the encoder "
                       "would export")
+    explainable = False  # explain opens up classifiers only
 
     def __init__(self, words: list[str], vocab: list[str], mean: list[float], std: list[float],
                  input_shape: tuple[int, int, int], max_len: int = 20, beam_size: int = 3,

@@ -24,6 +24,7 @@ class ClassifyTask:
 
     name = "classify"
     export_refusal = None  # ONNX and TorchScript export with a parity check (engine/export.py)
+    explainable = True  # explain: feature maps, filters, class activation maps (explain/)
 
     def __init__(self, classes: list[str], mean: list[float], std: list[float],
                  input_shape: tuple[int, int, int], flip: bool = False, translate: int = 0,

@@ -29,6 +29,7 @@ class DetectTask:
     # why `cnnlab export` refuses this task (None: it exports, parity-checked)
     export_refusal = ("torchvision's Faster R-CNN post-processing (NMS, per-image box lists) does not "
                       "trace with a fixed-shape parity check yet")
+    explainable = False  # explain opens up classifiers only
     autocast = False  # fp32: box regression and RoIAlign keep their precision (mAP@.75 needs it)
 
     def __init__(self, classes: list[str], input_shape: tuple[int, int, int], flip: bool = False):

@@ -33,6 +33,7 @@ class SegmentTask:
     name = "segment"
     # why `cnnlab export` refuses this task (None: it exports, parity-checked)
     export_refusal = ("its ONNX graph and onnxruntime runner are not written yet")
+    explainable = False  # explain opens up classifiers only
 
     def __init__(self, classes: list[str], colors: list, mean: list[float], std: list[float],
                  input_shape: tuple[int, int, int], class_weights: list[float] | None = None,

@@ -296,3 +296,25 @@ def test_train_eval_predict_through_cli(tmp_path, capsys):
     assert all(d["class"] in CLASSES and 0 <= d["score"] <= 1 for d in r["detections"])
     assert cli.main(["predict", best, str(big), "--out", str(tmp_path / "drawn"), "--show-proposals"]) == 0
     assert (tmp_path / "drawn" / "big_detections.png").exists()
+
+
+def test_threads_sharing_a_detector_keep_their_own_thresholds_and_the_models_survive():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cnnlab.engine.inference import LoadedModel
+
+    torch.manual_seed(0)
+    task = DetectTask(["a", "b"], (3, 64, 64))
+    model = get_model("fasterrcnn", num_classes=3, widths=[8, 16, 16], anchor_sizes=[12, 24]).eval()
+    model.set_thresholds(0.3, 0.4)  # the model's own thresholds, not the evaluation defaults
+    lm = LoadedModel(model, task, torch.device("cpu"), "fasterrcnn")
+    images = [torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8) for _ in range(3)]
+
+    def run(threshold: float) -> list[float]:
+        return [d["score"] for r in task.predict(lm, images, score_threshold=threshold) for d in r["detections"]]
+
+    low, high = 0.0, 0.99  # an untrained detector scores near 1/3: everything passes 0, nothing passes 0.99
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(run, [low, high] * 4))
+    assert all(scores for scores in found[0::2]) and all(not scores for scores in found[1::2])
+    assert model.thresholds() == (0.3, 0.4)

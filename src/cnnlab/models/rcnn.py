@@ -141,6 +141,10 @@ class FasterRCNN(TorchvisionFasterRCNN):
         """Keep detections scoring at least ``score``; suppress overlaps above ``nms_iou`` per class."""
         self.roi_heads.score_thresh, self.roi_heads.nms_thresh = score, nms_iou
 
+    def thresholds(self) -> tuple[float, float]:
+        """(score, nms_iou) now in force."""
+        return self.roi_heads.score_thresh, self.roi_heads.nms_thresh
+
 
 @register_model("fasterrcnn", input_size=(3, 64, 64), task="detect", paper="Ren et al. 2015 (Faster R-CNN)",
                 tags=("detection", "rcnn"))

@@ -173,6 +173,10 @@ class ClassicRCNN(nn.Module):
         """Keep detections scoring at least ``score``; suppress overlaps above ``nms_iou`` per class."""
         self.score_thresh, self.nms_thresh = score, nms_iou
 
+    def thresholds(self) -> tuple[float, float]:
+        """(score, nms_iou) now in force."""
+        return self.score_thresh, self.nms_thresh
+
 
 @register_model("rcnn", input_size=(3, 64, 64), task="detect", paper="Girshick et al. 2014 (R-CNN)",
                 tags=("detection", "rcnn", "lecture"))

@@ -11,6 +11,9 @@ Metrics are COCO's (torchmetrics ``MeanAveragePrecision`` with the pycocotools b
 """
 from __future__ import annotations
 
+import threading
+import weakref
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -20,6 +23,25 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, model_info
 
 DETECTOR_DEFAULT = "fasterrcnn"  # what a classifier name in --model becomes: its backbone
+
+
+_MODEL_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its lock
+_LOCKS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _thresholds(model: nn.Module, score: float, nms_iou: float):
+    """The model's thresholds set for one prediction and restored after it (errors too); one
+    thread at a time per model, so threads sharing a model never see each other's thresholds."""
+    with _LOCKS_LOCK:
+        lock = _MODEL_LOCKS.setdefault(model, threading.Lock())
+    with lock:
+        before = model.thresholds()
+        model.set_thresholds(score, nms_iou)
+        try:
+            yield model
+        finally:
+            model.set_thresholds(*before)
 
 
 class DetectTask:
@@ -120,9 +142,8 @@ class DetectTask:
             raise CnnlabError(f"--score-threshold {score_threshold} / --nms-iou {nms_iou}: expected 0..1")
         c, h, w = self.input_shape
         model = lm.model.eval()
-        model.set_thresholds(score_threshold, nms_iou)
         results = []
-        try:
+        with _thresholds(model, score_threshold, nms_iou):
             for source in images:
                 original = source if isinstance(source, Tensor) else read_image(source, channels=c)  # (C, H0, W0)
                 h0, w0 = original.shape[1:]
@@ -140,8 +161,6 @@ class DetectTask:
                 if out is not None:
                     r["figure"] = str(detect_plots.draw_prediction(original, r, Path(out), self.classes))
                 results.append(r)
-        finally:
-            model.set_thresholds(0.05, 0.5)  # back to the evaluation defaults, also after an error
         return results
 
     def write_plots(self, run_dir, history, model, data, metrics) -> list[str]:

@@ -32,8 +32,8 @@ import torch
 import cnnlab
 from cnnlab.data.loader import Batches
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.device import autocast, pick_device
-from cnnlab.engine.distributed import Dist
+from cnnlab.runtime.device import autocast, pick_device
+from cnnlab.runtime.distributed import Dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fashion_mnist import machine, print_curve, register_subset, time_to  # noqa: E402

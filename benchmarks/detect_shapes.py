@@ -24,7 +24,7 @@ import torch
 import cnnlab
 from cnnlab.data.loader import Batches
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.distributed import Dist
+from cnnlab.runtime.distributed import Dist
 from cnnlab.engine.inference import LoadedModel
 
 ROOT = Path(__file__).resolve().parents[1]

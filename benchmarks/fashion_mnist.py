@@ -28,8 +28,8 @@ import torch
 import cnnlab
 from cnnlab.data.loader import Batches
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.device import autocast, bf16_supported, pick_device, use_bf16
-from cnnlab.engine.distributed import Dist
+from cnnlab.runtime.device import autocast, bf16_supported, pick_device, use_bf16
+from cnnlab.runtime.distributed import Dist
 from cnnlab.engine.optim import build_optimizer
 from cnnlab.tasks.base import task_class
 

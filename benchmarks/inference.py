@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 import cnnlab
-from cnnlab.engine.device import bf16_supported
+from cnnlab.runtime.device import bf16_supported
 from cnnlab.engine.export import export_model
 from cnnlab.engine.inference import LoadedModel, imagenet_classes
 from cnnlab.engine.onnx_model import OnnxModel

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 import cnnlab
-from cnnlab.engine.device import autocast, bf16_supported
+from cnnlab.runtime.device import autocast, bf16_supported
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "segment-shapes.yaml"

@@ -1,5 +1,5 @@
 """cnnlab: convolutional neural networks for computer vision, from pixels to predictions."""
-__version__ = "0.1.0"
+from cnnlab._version import __version__
 
 from cnnlab.api import (convolve, data_info, evaluate, explain, explain_convolution, export, load,  # noqa: E402
                         model_summary, pixels, predict, train, xo)

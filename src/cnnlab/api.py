@@ -16,7 +16,7 @@ from cnnlab.data import load_dataset
 from cnnlab.data.info import describe, save_sample_grid
 from cnnlab.data.loader import Batches
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.distributed import Dist
+from cnnlab.runtime.distributed import Dist
 from cnnlab.engine.inference import LoadedModel
 from cnnlab.engine.trainer import RunResult, fit
 from cnnlab.errors import CnnlabError, clean

@@ -12,7 +12,8 @@ import sys
 import typing
 from pathlib import Path
 
-from cnnlab import __version__, api
+from cnnlab import api
+from cnnlab._version import __version__
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError, clean
 

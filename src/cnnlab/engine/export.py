@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from cnnlab._version import __version__
 from cnnlab.errors import CnnlabError
 
 FORMATS = ("onnx", "torchscript")
@@ -52,7 +53,7 @@ def export_model(loaded, out: str | Path, format: str = "onnx", atol: float = 1e
     out.parent.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(loaded.model).to("cpu", torch.float32, memory_format=torch.contiguous_format).eval()
     batches = _parity_batches(loaded.task, samples)
-    metadata = json.dumps({"version": _version(), "model": loaded.name, "task": loaded.task.state()})
+    metadata = json.dumps({"version": __version__, "model": loaded.name, "task": loaded.task.state()})
     fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp)
@@ -142,9 +143,3 @@ def _jit_warnings_hidden():
         warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         yield
-
-
-def _version() -> str:
-    from cnnlab import __version__
-
-    return __version__

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from cnnlab.engine.checkpoint import load_checkpoint
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.device import autocast, pick_device
+from cnnlab.runtime.device import autocast, pick_device
 from cnnlab.errors import CnnlabError
 from cnnlab.images import as_image, read_image, resize
 from cnnlab.models import model_info

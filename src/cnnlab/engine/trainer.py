@@ -18,14 +18,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnlab import __version__
+from cnnlab._version import __version__
 from cnnlab.data import load_dataset
 from cnnlab.data.loader import Batches
 from cnnlab.engine.checkpoint import (load_checkpoint, remove_stale_temporaries, rng_state, save_checkpoint,
                                      set_rng_state)
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.device import autocast, pick_device, use_bf16
-from cnnlab.engine.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
+from cnnlab.runtime.device import autocast, pick_device, use_bf16
+from cnnlab.runtime.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
 from cnnlab.engine.guards import train_eval_accuracy, train_eval_warning
 from cnnlab.engine.lookahead import Lookahead
 from cnnlab.engine.metrics_log import MetricsLog

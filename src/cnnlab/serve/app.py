@@ -37,7 +37,8 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cnnlab import __version__, api
+from cnnlab import api
+from cnnlab._version import __version__
 from cnnlab.engine.inference import LoadedModel
 from cnnlab.errors import CnnlabError
 from cnnlab.explain import KERNELS, overlay, parse_kernel

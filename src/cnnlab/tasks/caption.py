@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnnlab.data.caption_text import END_ID, PAD_ID, START_ID, UNK_ID, Vocabulary
-from cnnlab.engine.distributed import Dist
+from cnnlab.runtime.distributed import Dist
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, model_info
 from cnnlab.models.caption_search import beam_search

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from cnnlab.data.augment import augment
-from cnnlab.engine.distributed import all_reduce_sum
+from cnnlab.runtime.distributed import all_reduce_sum
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, model_info
 from cnnlab.tasks.tensors import channel_stats, normalise

@@ -15,7 +15,7 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from cnnlab.data.masks import IGNORE, SegmentationImages
 from cnnlab.data.seg_augment import augment_pairs
-from cnnlab.engine.distributed import all_reduce_sum
+from cnnlab.runtime.distributed import all_reduce_sum
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, list_models, model_info
 

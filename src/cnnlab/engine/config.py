@@ -133,17 +133,72 @@ def _range_text(low, high) -> str:
 
 
 def _read_yaml(path: Path) -> dict:
+    """The key: value mapping of a YAML config file, or one CnnlabError naming the file.
+
+    ``safe_load`` builds plain values only: a tag such as ``!!python/object/apply`` is an
+    error, never a call."""
+    from cnnlab.errors import clean  # (a local import: this function's edit stays within it)
+
+    name = clean(path)
     try:
-        values = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise CnnlabError(f"{path}: config file not found") from None
+        values = yaml.safe_load(_config_bytes(path, name))  # bytes: PyYAML detects UTF-8/16
+    except yaml.reader.ReaderError as e:
+        raise CnnlabError(f"{name}: not a YAML text file (byte {e.position}: {clean(e.reason)})") from None
     except yaml.YAMLError as e:
-        raise CnnlabError(f"{path}: not valid YAML ({e.__class__.__name__})") from None
+        raise CnnlabError(f"{name}: not valid YAML ({clean(_yaml_problem(e))})") from None
+    except RecursionError:
+        raise CnnlabError(f"{name}: not valid YAML (nested too deeply)") from None
     if values is None:
         return {}
     if not isinstance(values, dict):
-        raise CnnlabError(f"{path}: expected a mapping of key: value, got {type(values).__name__}")
+        raise CnnlabError(f"{name}: expected a mapping of key: value, got {type(values).__name__}")
+    _check_value_count(values, name)
     return values
+
+
+_MAX_CONFIG_BYTES = 1 << 20   # a config is a page of text
+_MAX_CONFIG_VALUES = 10_000   # values in a config, counting each use of a YAML alias
+
+
+def _config_bytes(path: Path, name: str) -> bytes:
+    """The bytes of a regular file of at most _MAX_CONFIG_BYTES (a FIFO is never opened)."""
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise CnnlabError(f"{name}: is a folder, not a YAML config file")
+        if not path.is_file():
+            raise CnnlabError(f"{name}: not a regular file (a FIFO, socket or device)")
+        if size > _MAX_CONFIG_BYTES:
+            raise CnnlabError(f"{name}: {size:,} bytes, too large for a config file "
+                              f"(limit {_MAX_CONFIG_BYTES:,})")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CnnlabError(f"{name}: config file not found") from None
+    except OSError as e:  # permission denied, a symbolic-link loop...
+        raise CnnlabError(f"{name}: cannot read the config file ({e.strerror or type(e).__name__})") from None
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """What PyYAML found wrong, and where, in one line."""
+    problem = getattr(e, "problem", None) or type(e).__name__
+    mark = getattr(e, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
+
+
+def _check_value_count(values: dict, name: str) -> None:
+    """Refuse more than _MAX_CONFIG_VALUES values counting each use of an alias: aliases that
+    nest ("billion laughs") or refer to themselves would make any later walk endless."""
+    todo, count = [values], 0
+    while todo:
+        value = todo.pop()
+        count += 1
+        if count > _MAX_CONFIG_VALUES:
+            raise CnnlabError(f"{name}: more than {_MAX_CONFIG_VALUES:,} values once its aliases "
+                              f"(*name) are expanded; self-referring or nested anchors (&name)?")
+        if isinstance(value, dict):
+            todo += [*value.keys(), *value.values()]
+        elif isinstance(value, (list, tuple, set)):
+            todo += value
 
 
 def _coerce(key: str, value, typ):

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain import (avg_pool2d, conv2d_direct, conv2d_im2col, max_pool2d, output_size,
+from cnnlab.interpret import (avg_pool2d, conv2d_direct, conv2d_im2col, max_pool2d, output_size,
                             relu)
 
 CONVS = [conv2d_direct, conv2d_im2col]

@@ -9,9 +9,9 @@ from PIL import Image
 
 from cnnlab.data.xo import XO_CLEAN, XO_FILTERS
 from cnnlab.errors import CnnlabError
-from cnnlab.explain import (KERNELS, conv2d_direct, convolve_image, explain_convolution, parse_kernel,
+from cnnlab.interpret import (KERNELS, conv2d_direct, convolve_image, explain_convolution, parse_kernel,
                             plot_feature_maps, train_xo_cnn, xo_case_study)
-from cnnlab.explain.convolve import LECTURE_FILTER, LECTURE_IMAGE
+from cnnlab.interpret.convolve import LECTURE_FILTER, LECTURE_IMAGE
 
 PNG_MAGIC = b"\x89PNG"
 

@@ -17,10 +17,10 @@ from cnnlab.data import load_dataset, shapes
 from cnnlab.data.registry import SPLITS
 from cnnlab.engine.inference import LoadedModel
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.cams import cam, cam_layer, last_conv_layer, overlay
-from cnnlab.explain.features import (conv_layers, feature_maps, first_layer_filters, plot_feature_maps,
+from cnnlab.interpret.cams import cam, cam_layer, last_conv_layer, overlay
+from cnnlab.interpret.features import (conv_layers, feature_maps, first_layer_filters, plot_feature_maps,
                                      plot_filters, top_patches)
-from cnnlab.explain.report import explain_image
+from cnnlab.interpret.report import explain_image
 from cnnlab.images import save_image
 from cnnlab.models import get_model, list_models, model_info, summarize
 from cnnlab.tasks.classify import ClassifyTask

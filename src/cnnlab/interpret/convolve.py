@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cnnlab.errors import CnnlabError  # noqa: E402
-from cnnlab.explain.conv_numpy import conv2d_im2col, output_size  # noqa: E402
-from cnnlab.explain.kernels import parse_kernel, parse_matrix  # noqa: E402
+from cnnlab.interpret.conv_numpy import conv2d_im2col, output_size  # noqa: E402
+from cnnlab.interpret.kernels import parse_kernel, parse_matrix  # noqa: E402
 from cnnlab.images import read_image  # noqa: E402
 from cnnlab.figures import save_figure  # noqa: E402
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 from cnnlab.errors import CnnlabError  # noqa: E402
-from cnnlab.explain.features import conv_layers, find_layer, show_image  # noqa: E402
+from cnnlab.interpret.features import conv_layers, find_layer, show_image  # noqa: E402
 from cnnlab.figures import save_figure  # noqa: E402
 
 METHODS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "saliency": "saliency"}

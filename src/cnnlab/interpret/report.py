@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnlab.data import load_dataset
-from cnnlab.explain.cams import cam, plot_cam
-from cnnlab.explain.features import (conv_layers, feature_maps, first_layer_filters, pick_layers,
+from cnnlab.interpret.cams import cam, plot_cam
+from cnnlab.interpret.features import (conv_layers, feature_maps, first_layer_filters, pick_layers,
                                      plot_feature_maps, plot_filters, plot_top_patches, top_patches)
 from cnnlab.images import read_image
 from cnnlab.models.summary import summarize

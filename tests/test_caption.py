@@ -235,7 +235,7 @@ def test_train_eval_predict_through_the_cli(tmp_path, tiny_shapes, capsys):
     Image.fromarray(scene.image.permute(1, 2, 0).numpy()).save(img)
     assert cli.main(["predict", str(tmp_path / "run" / "best.pt"), "--task", "caption", str(img), "--beam", "3",
                      "--attention", "--out", str(tmp_path / "att"), "--json"]) == 0
-    r = json.loads(capsys.readouterr().out)
+    [r] = json.loads(capsys.readouterr().out)  # one JSON shape: a list, one result per image
     assert len(r["beams"]) == 3 and r["caption"] == r["beams"][0]["caption"]
     assert (tmp_path / "att" / "scene_attention.png").stat().st_size > 1000
     assert cli.main(["predict", str(tmp_path / "run" / "best.pt"), "--task", "caption", str(img), "--beam", "0"]) == 2

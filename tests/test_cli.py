@@ -82,7 +82,8 @@ def test_train_eval_predict_from_the_command_line(tmp_path):
     assert (tmp_path / "grid.png").exists()
     proc = cnnlab("predict", "runs/d/best.pt", "grid.png", "--topk", "5", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    top = json.loads(proc.stdout)["top"]
+    [result] = json.loads(proc.stdout)  # one JSON shape: a list, one result per image
+    top = result["top"]
     assert len(top) == 5 and sorted((t["prob"] for t in top), reverse=True) == [t["prob"] for t in top]
 
 
@@ -117,7 +118,7 @@ def test_export_onnx_then_predict_with_it(tmp_path):
     assert "parity: max |logit difference|" in proc.stdout
     from PIL import Image
     Image.new("L", (8, 8), 0).save(tmp_path / "blank.png")
-    onnx = json.loads(cnnlab("predict", "m.onnx", "blank.png", "--json", cwd=tmp_path).stdout)
-    torch_ = json.loads(cnnlab("predict", "r/best.pt", "blank.png", "--json", cwd=tmp_path).stdout)
+    [onnx] = json.loads(cnnlab("predict", "m.onnx", "blank.png", "--json", cwd=tmp_path).stdout)
+    [torch_] = json.loads(cnnlab("predict", "r/best.pt", "blank.png", "--json", cwd=tmp_path).stdout)
     assert onnx["top"][0]["class"] == torch_["top"][0]["class"]
     assert onnx["top"][0]["prob"] == pytest.approx(torch_["top"][0]["prob"], abs=1e-4)

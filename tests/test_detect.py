@@ -290,7 +290,7 @@ def test_train_eval_predict_through_cli(tmp_path, capsys):
     save_image(_scene(3)[0].repeat_interleave(2, 1).repeat_interleave(2, 2), big)
     assert cli.main(["predict", best, "--task", "detect", str(big), "--json", "--show-proposals",
                      "--score-threshold", "0.0", "--proposals", "4"]) == 0
-    r = json.loads(capsys.readouterr().out)
+    [r] = json.loads(capsys.readouterr().out)
     assert (r["width"], r["height"]) == (128, 96) and len(r["proposals"]) == 4
     assert r["detections"] and all(0 <= d["box"][2] <= 128 and 0 <= d["box"][3] <= 96 for d in r["detections"])
     assert all(d["class"] in CLASSES and 0 <= d["score"] <= 1 for d in r["detections"])
@@ -311,7 +311,8 @@ def test_threads_sharing_a_detector_keep_their_own_thresholds_and_the_models_sur
     images = [torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8) for _ in range(3)]
 
     def run(threshold: float) -> list[float]:
-        return [d["score"] for r in task.predict(lm, images, score_threshold=threshold) for d in r["detections"]]
+        options = task.options({"score_threshold": threshold})
+        return [d["score"] for r in task.predict(lm, images, options) for d in r["detections"]]
 
     low, high = 0.0, 0.99  # an untrained detector scores near 1/3: everything passes 0, nothing passes 0.99
     with ThreadPoolExecutor(4) as pool:

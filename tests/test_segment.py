@@ -273,7 +273,8 @@ def test_train_eval_predict_on_a_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "pred" / "img00_mask.png").is_file() and (tmp_path / "pred" / "img00_overlay.png").is_file()
     proc = cnnlab("predict", run / "best.pt", image, "--json")
-    shares = json.loads(proc.stdout)["shares"]
+    [result] = json.loads(proc.stdout)
+    shares = result["shares"]
     assert sum(shares.values()) == pytest.approx(1, abs=1e-3) and set(shares) <= {"road", "car", "sky"}
     proc = cnnlab("predict", run / "best.pt", "--task", "classify", image)
     assert proc.returncode == 2 and "trained for --task segment" in proc.stderr

@@ -166,7 +166,8 @@ def test_client_errors_have_codes_and_one_line_reasons(client, digits_png):
     assert "file" in error(client.post("/v1/predict", data={"model": "digits"}), 422)
     assert "options" in error(post(client, "/v1/predict", digits_png[0], options="{topk"), 422)
     assert "beam" in error(post(client, "/v1/predict", digits_png[0], options='{"beam": 3}'), 422)
-    assert "expected int" in error(post(client, "/v1/predict", digits_png[0], options='{"topk": "x"}'), 422)
+    assert "options.topk 'x': expected a whole number" in error(post(client, "/v1/predict", digits_png[0],
+                                                                     options='{"topk": "x"}'), 422)
     assert "file options" in error(post(client, "/v1/predict", digits_png[0], options='{"out": "/etc"}'), 422)
     error(post(client, "/v1/predict", digits_png[0], topk="0"), 422)
     assert "unknown layer" in error(post(client, "/v1/explain", digits_png[0], layer="fc9"), 422)

@@ -159,7 +159,7 @@ def test_predict_streams_in_batches(digits_run, tmp_path, monkeypatch):
     lm = api.load(digits_run / "best.pt")
     sizes = []
     real = lm.task.predict
-    monkeypatch.setattr(lm.task, "predict", lambda lm_, images, **o: sizes.append(len(images)) or real(lm_, images, **o))
+    monkeypatch.setattr(lm.task, "predict", lambda lm_, images, o: sizes.append(len(images)) or real(lm_, images, o))
     assert len(cnnlab.predict(lm, [digit] * 5, batch_size=2)) == 5
     assert sizes == [2, 2, 1]
 
@@ -200,3 +200,20 @@ def test_a_malicious_checkpoint_executes_nothing_in_any_command(tmp_path, capsys
     err = capsys.readouterr().err
     assert code == 2 and "evil.pt: refused" in err and "Traceback" not in err
     assert not marker.exists()
+
+
+def test_a_file_failing_inside_a_dataloader_worker_is_one_clean_line(tmp_path):
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for cls in ("a", "b"):
+            folder = tmp_path / "photos" / split / cls
+            folder.mkdir(parents=True)
+            for i in range(6):  # mixed sizes: the file-backed path, decoded per batch in workers
+                side = 20 + 4 * i
+                Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    good = (tmp_path / "photos" / "train" / "a" / "0.png").read_bytes()
+    (tmp_path / "photos" / "train" / "a" / "broken.png").write_bytes(good[: len(good) // 2])  # header fine, body cut
+    with pytest.raises(CnnlabError) as e:
+        cnnlab.train(data=str(tmp_path / "photos"), epochs=1, batch_size=4, workers=1, image_size=24, plots=False,
+                     out=str(tmp_path / "run"), log=lambda *a: None)
+    assert "broken.png" in str(e.value) and "Traceback" not in str(e.value) and "\n" not in str(e.value)

@@ -4,25 +4,24 @@
     run = cnnlab.train(data="digits", epochs=8, out="runs/digits")
     cnnlab.evaluate("runs/digits/best.pt", data="digits")["top1"]
     cnnlab.predict("runs/digits/best.pt", ["some.png"], topk=5)
+
+Each function imports what it runs on (the engine, torch) when called, so that the commands which
+need neither (``cnnlab pixels``, ``--help``) start at once.
 """
 from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from torch import Tensor
-
-from cnnlab.data import load_dataset
-from cnnlab.data.info import describe, save_sample_grid
-from cnnlab.data.loader import Batches
 from cnnlab.engine.config import TrainConfig
-from cnnlab.runtime.distributed import Dist
-from cnnlab.engine.inference import LoadedModel
-from cnnlab.engine.trainer import RunResult, fit
 from cnnlab.errors import CnnlabError, clean
 from cnnlab.figures import figure_path
-from cnnlab.images import ImageError, as_image, format_pixels, pixel_matrix, read_image
-from cnnlab.models import format_summary, model_info, summarize
+from cnnlab.images import ImageError, format_pixels, pixel_matrix, read_array
+
+if TYPE_CHECKING:  # the functions import torch and the engine when called: `cnnlab pixels` needs neither
+    from cnnlab.engine.inference import LoadedModel
+    from cnnlab.engine.trainer import RunResult
 
 
 def train(config: str | Path | None = None, overrides: list[str] | None = None,
@@ -44,6 +43,8 @@ def train(config: str | Path | None = None, overrides: list[str] | None = None,
         cfg = TrainConfig.from_sources(config, overrides, **{**saved, **given})
     else:
         cfg = TrainConfig.from_sources(config, overrides, **options)
+    from cnnlab.engine.trainer import fit
+
     return fit(cfg, resume=resume, log=log, on_epoch=on_epoch)
 
 
@@ -51,10 +52,11 @@ def load(checkpoint: str | Path | None = None, *, model: str | None = None,
          pretrained: bool = False, device: str = "auto") -> LoadedModel:
     """A model ready to predict: from a checkpoint (``.pt``, or an exported ``.onnx`` run by
     onnxruntime), or ``model=NAME, pretrained=True``."""
+    from cnnlab.engine.inference import LoadedModel
+    from cnnlab.engine.onnx_model import OnnxModel
+
     if checkpoint is not None:
         if str(checkpoint).endswith(".onnx"):
-            from cnnlab.engine.onnx_model import OnnxModel
-
             return OnnxModel.from_file(checkpoint)
         return LoadedModel.from_checkpoint(checkpoint, device)
     if model and pretrained:
@@ -74,9 +76,14 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
     only when the model trained with that augmentation (``flip``, ``translate``); ``tta_views`` says
     which views were averaged.
     """
+    from cnnlab.data import load_dataset
+    from cnnlab.data.loader import Batches
+    from cnnlab.engine.inference import LoadedModel
+    from cnnlab.runtime.distributed import Dist
+
     lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(checkpoint, device=device)
-    if tta and not hasattr(lm.task, "test_time_augmentation"):
-        raise CnnlabError(f"--tta: test-time augmentation is for classification, not {lm.task.name}")
+    if not isinstance(lm, LoadedModel):
+        raise CnnlabError(f"{checkpoint}: evaluate a PyTorch checkpoint (.pt), not an export")
     cfg = lm.config
     spec = data or cfg.data
     opts = {k: v for k, v in cfg.data_options().items() if k != "download"}
@@ -107,7 +114,11 @@ def predict(model: str | Path | LoadedModel, images, *, batch_size: int = 64, **
 
         cnnlab.predict("runs/digits/best.pt", ["digit.png", PIL.Image.open("seven.png")], topk=3)
     """
-    lm = model if hasattr(model, "task") else load(model)
+    from cnnlab.engine.inference import LoadedModel
+    from cnnlab.engine.onnx_model import OnnxModel
+
+    lm = model if isinstance(model, (LoadedModel, OnnxModel)) else load(model)
+    opts = lm.task.options(options)  # typed and range-checked before any image is read
     sources = _image_sources(images, lm.task.input_shape[0])
     if not sources:
         raise CnnlabError("give at least one IMAGE to predict")
@@ -117,23 +128,25 @@ def predict(model: str | Path | LoadedModel, images, *, batch_size: int = 64, **
     for start in range(0, len(sources), batch_size):
         chunk = sources[start:start + batch_size]
         try:
-            found = lm.task.predict(lm, [source for _, source in chunk], **options)
+            found = lm.task.predict(lm, [source for _, source in chunk], opts)
         except ImageError:  # one bad file: predict the chunk image by image, reporting the bad ones
-            found = [_predict_one(lm, source, options) for _, source in chunk]
+            found = [_predict_one(lm, source, opts) for _, source in chunk]
         for (name, _), r in zip(chunk, found):
             results.append({**r, "image": name})
     return results
 
 
-def _predict_one(lm, source, options: dict) -> dict:
+def _predict_one(lm, source, options) -> dict:
     try:
-        return lm.task.predict(lm, [source], **options)[0]
+        return lm.task.predict(lm, [source], options)[0]
     except ImageError as e:
         return {"error": clean(e)}
 
 
-def _image_sources(images, channels: int) -> list[tuple[str, str | Path | Tensor]]:
+def _image_sources(images, channels: int) -> list[tuple[str, object]]:
     """(name, path or uint8 (C, H, W) tensor) for every input; in-memory images become tensors."""
+    from cnnlab.images import as_image
+
     if isinstance(images, (str, Path)) or not isinstance(images, (list, tuple)):
         images = [images]
     sources = []
@@ -153,6 +166,7 @@ def export(checkpoint: str | Path, format: str = "onnx", out: str | Path | None 
     the export is refused (the file is kept as ``*.failed``). Returns path, max_abs_diff, atol.
     """
     from cnnlab.engine.export import export_model
+    from cnnlab.engine.inference import LoadedModel
 
     suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}.get(format)
     if suffix is None:
@@ -174,8 +188,8 @@ def pixels(image: str | Path, crop: tuple[int, int, int, int] | None = None,
     """The image as a grid of 0-255 numbers (the lecture's Lincoln slide) and its H x W x C shape."""
     if size is not None and not 1 <= size <= MAX_PIXELS_SIDE:
         raise CnnlabError(f"--size {size}: expected 1..{MAX_PIXELS_SIDE} (numbers per row of the printed grid)")
-    img = read_image(image)
-    c, h, w = img.shape
+    img = read_array(image)  # (H, W, C), no torch: this command answers at once
+    h, w, c = img.shape
     return format_pixels(pixel_matrix(img, crop=crop, size=size, name=str(image))), (h, w, c)
 
 
@@ -185,6 +199,9 @@ MAX_PIXELS_SIDE = 1000  # `cnnlab pixels --size`: a printed grid wider than this
 def data_info(spec: str, split: str = "train", grid: str | Path | None = None, task: str = "classify",
               **opts) -> dict:
     """Counts, classes and image size of a dataset split; optionally a sample-grid PNG."""
+    from cnnlab.data import load_dataset
+    from cnnlab.data.info import describe, save_sample_grid
+
     dataset = load_dataset(spec, split, task=task, **opts)
     info = describe(dataset)
     info.update(data=str(spec), split=split)
@@ -195,11 +212,12 @@ def data_info(spec: str, split: str = "train", grid: str | Path | None = None, t
 
 def model_summary(name: str, input_shape: tuple[int, int, int] | None = None, **kwargs) -> str:
     """Each layer's output volume h x w x d, parameters, stride and receptive field, as a table."""
+    from cnnlab.models import format_summary, get_model, model_info, summarize
+
     info = model_info(name)
     shape = input_shape or info.input_size
     if len(shape) != 3 or not all(1 <= v <= 4096 for v in shape):
         raise CnnlabError(f"--input {'x'.join(map(str, shape))}: expected CxHxW with each side 1..4096")
-    from cnnlab.models import get_model
 
     model = get_model(name, in_channels=shape[0], **kwargs)
     return format_summary(summarize(model, shape))
@@ -216,7 +234,7 @@ def convolve(image, kernels: list[str], stride: int = 1, padding: int | None = N
     ``kernels``: names (``cnnlab.explain.KERNELS``: sharpen, edge, sobel-x, ...) or matrices
     written ``"a,b,c;d,e,f;g,h,i"``. ``padding`` None keeps the image size ("same").
     """
-    from cnnlab.explain import convolve_image, plot_feature_maps
+    from cnnlab.interpret import convolve_image, plot_feature_maps
 
     if out:
         figure_path(out)  # a bad --out fails before the work
@@ -229,7 +247,7 @@ def convolve(image, kernels: list[str], stride: int = 1, padding: int | None = N
 def explain_convolution(image: str | None = None, kernel: str | None = None, stride: int = 1,
                         padding: int = 0) -> str:
     """The lecture's step-by-step walk-through (default: its 5x5 image and 3x3 filter), as text."""
-    from cnnlab.explain import explain_convolution as walk_through
+    from cnnlab.interpret import explain_convolution as walk_through
 
     return walk_through(image=image, kernel=kernel, stride=stride, padding=padding)
 
@@ -242,7 +260,8 @@ def explain(checkpoint: str | Path | LoadedModel | None = None, image: str | Pat
     a class activation map (gradcam, gradcam++ or saliency) and, given a dataset, the feature
     hierarchy (the patches that most excite early, middle and late layers). Figures go to ``out``.
     """
-    from cnnlab.explain.report import explain_image
+    from cnnlab.engine.inference import LoadedModel
+    from cnnlab.interpret.report import explain_image
 
     if image is None:
         raise CnnlabError("explain: give an IMAGE")
@@ -259,7 +278,7 @@ def explain(checkpoint: str | Path | LoadedModel | None = None, image: str | Pat
 
 def xo(out: str | Path = "runs/xo", epochs: int = 2, seed: int = 0, train: bool = True, log=None) -> dict:
     """The "X or X?" case study; with ``train``, also a small CNN trained on the built-in xo data."""
-    from cnnlab.explain import train_xo_cnn, xo_case_study
+    from cnnlab.interpret import train_xo_cnn, xo_case_study
 
     result = {"case_study": xo_case_study(out)}
     if train:
@@ -294,6 +313,8 @@ def detect_faces(image: str | Path, checkpoint: str | Path | None = None, *, thr
 
     if out:
         figure_path(out)
+    from cnnlab.images import read_image
+
     img = read_image(image, channels=3)  # the user's input first: a bad image fails before the model loads
     lm = load_detector(checkpoint or DEFAULT_OUT / DETECTOR)
     found = find_faces(lm, img, threshold=threshold, scales=scales, stride=stride, min_face=min_face,

@@ -1,5 +1,8 @@
 """The command line: a thin layer over ``cnnlab.api``.
 
+It names no task: a checkpoint's task renders its own results (``tasks.base.Task``). Commands
+import ``cnnlab.api`` (and so torch) when they run, so ``--help`` answers at once.
+
 Every error the user can cause prints one line (``cnnlab: error: ...``) and exits 2.
 """
 from __future__ import annotations
@@ -12,110 +15,99 @@ import sys
 import typing
 from pathlib import Path
 
-from cnnlab import api
 from cnnlab._version import __version__
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError, clean
+from cnnlab.tasks.options import TASK_OPTIONS, base_type
+
+PREDICT_OPTIONS = sorted({f.name for cls in TASK_OPTIONS.values() for f in dataclasses.fields(cls)})
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
 # ---------------------------------------------------------------------- commands
 def cmd_train(a) -> int:
+    from cnnlab import api
+
     options = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)
                if f.name != "model_args"}
     log = (lambda *args: print(*args, file=sys.stderr)) if a.json else print  # keep stdout pure JSON
     result = api.train(config=a.config, overrides=a.set, resume=a.resume, log=log, **options)
     if result.interrupted:
         return 130
-    summary = {"out": str(result.out), "best_val": result.best,
-               "test": _scalars(result.test) if result.test else None,
-               "skipped": result.skipped, "seconds": round(result.seconds, 1), "plots": result.plots}
+    task = result.task
     if a.json:
-        print(json.dumps(summary, indent=2))
-    elif "miou" in result.best:  # segmentation
-        if result.test:
-            print(f"test mean IoU {result.test['miou']:.4f}  pixel accuracy {result.test['pixel_acc']:.4f}  "
-                  f"({result.test['count']} images)")
-        print(f"best val mean IoU {result.best['miou']:.4f} at epoch {result.best['epoch']}; {result.seconds:.1f} s")
-        files = ["best.pt", "last.pt", "metrics.csv", "metrics.json"] + [p.split("/")[-1] for p in result.plots]
-        print(f"run folder: {result.out}  ({', '.join(files)})")
-    elif "bleu4" in result.best:  # captioning
-        if result.test:
-            print(f"test BLEU-4 {result.test['bleu4']:.4f}  BLEU-1 {result.test['bleu1']:.4f}  "
-                  f"CIDEr-D {result.test['cider']:.3f}  ({result.test['count']} images)")
-        print(f"best val BLEU-4 {result.best['bleu4']:.4f} at epoch {result.best['epoch']}; {result.seconds:.1f} s")
-        files = ["best.pt", "last.pt", "metrics.csv", "metrics.json"] + [p.split("/")[-1] for p in result.plots]
-        print(f"run folder: {result.out}  ({', '.join(files)})")
-    else:
-        if result.test and "map" in result.test:  # detection
-            print(f"test mAP@[.5:.95] {result.test['map']:.4f}  mAP@.5 {result.test['map50']:.4f}  "
-                  f"mAP@.75 {result.test['map75']:.4f}  ({result.test['count']} images)")
-        elif result.test:
-            print(f"test top-1 accuracy {result.test['top1']:.4f}  top-5 {result.test['top5']:.4f}  "
-                  f"({result.test['count']} images)")
-        if "map" in result.best:  # detection
-            print(f"best val mAP@[.5:.95] {result.best['map']:.4f} at epoch {result.best.get('epoch')}; "
-                  f"{result.seconds:.1f} s")
-        else:
-            print(f"best val top-1 {result.best.get('top1', float('nan')):.4f} at epoch {result.best.get('epoch')}; "
-                  f"{result.seconds:.1f} s")
-        files = ["best.pt", "last.pt", "metrics.csv", "metrics.json"] + [p.split("/")[-1] for p in result.plots]
-        print(f"run folder: {result.out}  ({', '.join(files)})")
+        print(json.dumps({"out": str(result.out), "best_val": result.best,
+                          "test": task.metrics_json(result.test) if result.test else None,
+                          "train_eval": result.train_eval, "skipped": result.skipped,
+                          "seconds": round(result.seconds, 1), "plots": result.plots}, indent=2))
+        return 0
+    if result.test:
+        print(f"test {task.headline(result.test)}  ({result.test['count']} images)")
+    if result.best:
+        print(f"best val {task.score_label} {result.best['score']:.4f} at epoch {result.best['epoch']}; "
+              f"{result.seconds:.1f} s")
+    files = ["best.pt", "last.pt", "metrics.csv", "metrics.json"] + [Path(p).name for p in result.plots]
+    print(f"run folder: {result.out}  ({', '.join(files)})")
     return 0
 
 
 def cmd_eval(a) -> int:
-    lm = _check_task(api.load(a.checkpoint, device=a.device), getattr(a, "task", None))
-    if getattr(lm.task, "name", "") == "segment":
-        return _eval_segment(a, lm)
-    m = api.evaluate(lm, data=a.data, split=a.split, device=a.device, tta=a.tta)
+    from cnnlab import api
+
+    lm = _check_task(api.load(a.checkpoint, device=a.device), a.task)
+    plots = None if a.no_plots else (a.plots or Path(a.checkpoint).parent / f"eval-{a.split}")
+    m = api.evaluate(lm, data=a.data, split=a.split, device=a.device, tta=a.tta, plots=plots)
     if a.json:
-        print(json.dumps(m if a.full else _scalars(m), indent=2))
+        print(json.dumps(lm.task.metrics_json(m, full=a.full), indent=2))
         return 0
-    print(f"{m['data']} / {m['split']}: {m['count']} images"
-          + (f", test-time augmentation level {a.tta}: {' + '.join(m['tta_views'])}" if a.tta else ""))
-    if a.tta and len(m["tta_views"]) == 1:
-        print("(no extra views: the model trained without flip and translate, so none is safe to average)")
-    if "map" in m:  # detection
-        print(f"mAP@[.5:.95] {m['map']:.4f}   mAP@.5 {m['map50']:.4f}   mAP@.75 {m['map75']:.4f}   "
-              f"AR@100 {m['mar_100']:.4f}   ({m['boxes']} boxes)")
-        print(f"{'class':>16} {'AP':>6} {'AP@.5':>6} {'AR@100':>7}")
-        for c, ap in m["per_class_ap"].items():
-            print(f"{c[:16]:>16} {ap:6.3f} {m['per_class_ap50'][c]:6.3f} {m['per_class_ar'][c]:7.3f}")
-        return 0
-    if "bleu4" in m:  # captioning
-        print(f"BLEU-1 {m['bleu1']:.4f}   BLEU-2 {m['bleu2']:.4f}   BLEU-3 {m['bleu3']:.4f}   "
-              f"BLEU-4 {m['bleu4']:.4f}   CIDEr-D {m['cider']:.3f}")
-        return 0
-    print(f"top-1 accuracy {m['top1']:.4f} (error {m['top1_error']:.4f})   "
-          f"top-5 accuracy {m['top5']:.4f} (error {m['top5_error']:.4f})   loss {m['loss']:.4f}")
-    print(f"{'class':>16} {'precision':>9} {'recall':>7} {'support':>7}")
-    for c, r in m["per_class"].items():
-        print(f"{c[:16]:>16} {r['precision']:9.3f} {r['recall']:7.3f} {r['support']:7d}")
+    print(lm.task.format_metrics(m))
+    if m.get("plots"):
+        print(f"plots: {', '.join(m['plots'])}")
     return 0
 
 
 def cmd_predict(a) -> int:
+    from cnnlab import api
+
     if a.checkpoint and a.model:
         # `predict --model NAME --pretrained IMG`: argparse took IMG as the checkpoint
         a.images.insert(0, a.checkpoint)
         a.checkpoint = None
-    lm = _check_task(api.load(a.checkpoint, model=a.model, pretrained=a.pretrained, device=a.device),
-                     getattr(a, "task", None))
-    if getattr(lm.task, "name", "classify") == "detect":
-        return _predict_detect(a, lm)
-    if getattr(lm.task, "name", "classify") == "segment":
-        return _predict_segment(a, lm)
-    if getattr(lm.task, "name", "classify") == "caption":
-        return _predict_caption(a, lm)
-    results = _predicted(api.predict(lm, a.images, topk=a.topk))
+    lm = _check_task(api.load(a.checkpoint, model=a.model, pretrained=a.pretrained, device=a.device), a.task)
+    given = {name: getattr(a, name) for name in PREDICT_OPTIONS if getattr(a, name) is not None}
+    if a.json and "out" in {f.name for f in dataclasses.fields(lm.task.Options)} and "out" not in given:
+        given["out"] = None  # --json prints; figures only where --out asks for them
+    results = _predicted(api.predict(lm, _expand_images(a.images), **given))
     if a.json:
-        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        print(json.dumps(results, indent=2))
         return 0
     for r in results:
-        print(r["image"])
-        for t in r["top"]:
-            print(f"  {t['class'][:28]:>28} {t['prob']:.3f} {'#' * round(40 * t['prob'])}")
+        print(lm.task.format_prediction(r))
     return 0
+
+
+def _expand_images(items: list[str]) -> list:
+    """Files as given; folders (recursively) and globs to their image files; ``-``: an image on stdin."""
+    images = []
+    for item in items:
+        path = Path(item)
+        if item == "-":
+            from cnnlab.images import read_image
+
+            images.append(read_image(sys.stdin.buffer.read(), name="<stdin>"))
+        elif path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise CnnlabError(f"{item}: a folder with no image files ({', '.join(IMAGE_SUFFIXES)})")
+            images += found
+        elif not path.exists() and any(ch in item for ch in "*?["):
+            found = sorted(Path().glob(item)) if not path.is_absolute() else sorted(Path("/").glob(item[1:]))
+            if not found:
+                raise CnnlabError(f"{item}: no file matches this pattern")
+            images += found
+        else:
+            images.append(path)
+    return images
 
 
 def _predicted(results: list[dict]) -> list[dict]:
@@ -132,72 +124,14 @@ def _predicted(results: list[dict]) -> list[dict]:
 
 def _check_task(lm, task: str | None):
     """``lm``, after checking that its checkpoint was trained for ``--task`` (when given)."""
-    have = getattr(lm.task, "name", "classify")
-    if task and task != have:
-        raise CnnlabError(f"--task {task}: this checkpoint was trained for --task {have}")
+    if task and task != lm.task.name:
+        raise CnnlabError(f"--task {task}: this checkpoint was trained for --task {lm.task.name}")
     return lm
 
 
-def _predict_caption(a, lm) -> int:
-    results = _predicted(api.predict(lm, a.images, beam=a.beam, max_len=a.max_len,
-                                     length_penalty=a.length_penalty, attention=a.attention, out=a.out))
-    if a.json:
-        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
-        return 0
-    for r in results:
-        print(f"{r['image']}: {r['caption']}")
-        if r.get("attention"):
-            print(f"  attention per word: {r['attention']}")
-    return 0
-
-
-def _predict_segment(a, lm) -> int:
-    results = _predicted(api.predict(lm, a.images, out=None if a.json else a.out, alpha=a.alpha))
-    if a.json:
-        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
-        return 0
-    for r in results:
-        h, w = r["size"]
-        print(f"{r['image']}: {w}x{h} pixels")
-        for name, share in r["shares"].items():
-            print(f"  {name[:20]:>20} {100 * share:5.1f}% {'#' * round(40 * share)}")
-        print(f"  colour mask: {r['mask']}  overlay: {r['overlay']}")
-    return 0
-
-
-def _eval_segment(a, lm) -> int:
-    plots = a.plots or Path(a.checkpoint).parent / f"eval-{a.split}"
-    m = api.evaluate(lm, data=a.data, split=a.split, device=a.device, plots=plots)
-    if a.json:
-        print(json.dumps(m if a.full else {**_scalars(m), "per_class_iou": m["per_class_iou"]}, indent=2))
-        return 0
-    print(f"{m['data']} / {m['split']}: {m['count']} images, {m['pixels']:,} labelled pixels")
-    print(f"mean IoU {m['miou']:.4f}   pixel accuracy {m['pixel_acc']:.4f}   "
-          f"class-average accuracy {m['mean_class_acc']:.4f}   loss {m['loss']:.4f}")
-    print(f"{'class':>16} {'IoU':>6} {'acc':>6} {'pixels':>10}")
-    for c, r in m["per_class"].items():
-        iou, acc = (f"{v:6.3f}" if v is not None else "   n/a" for v in (r["iou"], r["acc"]))
-        print(f"{c[:16]:>16} {iou} {acc} {r['pixels']:10,}")
-    print(f"plots: {', '.join(m['plots'])}")
-    return 0
-
-
-def _predict_detect(a, lm) -> int:
-    results = _predicted(api.predict(lm, a.images, score_threshold=a.score_threshold, nms_iou=a.nms_iou,
-                                     show_proposals=a.show_proposals, proposals=a.proposals,
-                                     out=None if a.json else a.out))
-    if a.json:
-        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
-        return 0
-    for r in results:
-        print(f"{r['image']}: {len(r['detections'])} objects ({r['width']}x{r['height']})")
-        for d in r["detections"]:
-            print(f"  {d['class'][:20]:>20} {d['score']:.3f}  box {', '.join(f'{v:.1f}' for v in d['box'])}")
-        print(f"  drawn: {r['figure']}")
-    return 0
-
-
 def cmd_export(a) -> int:
+    from cnnlab import api
+
     r = api.export(a.checkpoint, format=a.format, out=a.out, atol=a.atol, device=a.device)
     print(f"wrote {r['path']} ({r['format']})")
     print(f"parity: max |logit difference| {r['max_abs_diff']:.2g} <= {r['atol']:g} "
@@ -218,6 +152,8 @@ def cmd_serve(a) -> int:
 
 
 def cmd_models(a) -> int:
+    from cnnlab import api
+
     from cnnlab.models import get_model, list_models, model_info
 
     if a.action == "summary":
@@ -243,6 +179,8 @@ def cmd_models(a) -> int:
 
 
 def cmd_data(a) -> int:
+    from cnnlab import api
+
     from cnnlab.data import list_datasets
 
     if a.action == "list" or not a.spec:
@@ -269,6 +207,8 @@ def cmd_data(a) -> int:
 
 
 def cmd_pixels(a) -> int:
+    from cnnlab import api
+
     crop = tuple(_ints(a.crop, 4, "--crop", "X,Y,W,H")) if a.crop else None
     grid, (h, w, c) = api.pixels(a.image, crop=crop, size=a.size)
     print(grid)
@@ -277,6 +217,8 @@ def cmd_pixels(a) -> int:
 
 
 def cmd_convolve(a) -> int:
+    from cnnlab import api
+
     if a.explain:
         print(api.explain_convolution(image=a.image if a.image and ";" in a.image else None,
                                       kernel=a.kernel[0] if a.kernel else None,
@@ -295,6 +237,8 @@ def cmd_convolve(a) -> int:
 
 
 def cmd_explain(a) -> int:
+    from cnnlab import api
+
     if a.checkpoint and a.model:  # `explain --model NAME --pretrained IMG`: argparse took IMG as the checkpoint
         a.checkpoint, a.image = None, a.checkpoint
     r = api.explain(a.checkpoint, a.image, a.out, model=a.model, pretrained=a.pretrained, method=a.method,
@@ -310,6 +254,8 @@ def cmd_explain(a) -> int:
 
 
 def cmd_xo(a) -> int:
+    from cnnlab import api
+
     r = api.xo(a.out, epochs=a.epochs, seed=a.seed, train=not a.no_train)
     print(r["case_study"]["report"])
     print(f"figure: {r['case_study']['figure']}")
@@ -321,6 +267,8 @@ def cmd_xo(a) -> int:
 
 
 def cmd_experiment(a) -> int:
+    from cnnlab import api
+
     log = (lambda *args: print(*args, file=sys.stderr)) if a.json else print  # keep stdout pure JSON
     r = api.experiment(a.name, log=log, data=a.data, out=a.out, epochs=a.epochs, seed=a.seed,
                        train_size=a.train_size)
@@ -336,6 +284,8 @@ def cmd_experiment(a) -> int:
 
 
 def cmd_detect_faces(a) -> int:
+    from cnnlab import api
+
     try:
         scales = [float(v) for v in a.scales.split(",")] if a.scales else None
     except ValueError:
@@ -383,8 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classify: test-time augmentation: 1 averages each image with its mirror image, "
                    "2 also with 1-pixel shifts (airbench; 6 forward passes); only views the model trained "
                    "with (flip, translate) are used")
-    e.add_argument("--plots", metavar="DIR", help="segment: folder for the per-class IoU chart and sample "
-                   "panels (default: eval-SPLIT beside the checkpoint)")
+    e.add_argument("--plots", metavar="DIR", help="folder for the task's evaluation figures "
+                   "(default: eval-SPLIT beside the checkpoint)")
+    e.add_argument("--no-plots", action="store_true", help="write no figures")
     e.set_defaults(fn=cmd_eval)
 
     r = sub.add_parser("predict", help="class probabilities for images")
@@ -392,19 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("images", nargs="*", metavar="IMAGE")
     r.add_argument("--model", help="a registered model name (with --pretrained)")
     r.add_argument("--pretrained", action="store_true", help="use the model's offline ImageNet weights")
-    r.add_argument("--topk", type=int, default=5)
     r.add_argument("--task", help="the checkpoint's task (checked; the checkpoint knows it)")
-    r.add_argument("--score-threshold", type=float, default=0.5, help="detect: keep boxes scoring at least this")
-    r.add_argument("--nms-iou", type=float, default=0.5, help="detect: per-class NMS overlap (IoU) threshold")
-    r.add_argument("--show-proposals", action="store_true", help="detect: draw the top region proposals beside the boxes")
-    r.add_argument("--proposals", type=int, default=10, help="detect: how many proposals --show-proposals draws")
-    r.add_argument("--out", default="predictions", help="detect: folder for the drawn images")
-    r.add_argument("--alpha", type=float, default=0.5, help="segment: mask opacity in the overlay (0..1)")
-    r.add_argument("--beam", type=int, default=5, help="caption: beam size (1: greedy decoding)")
-    r.add_argument("--max-len", type=int, help="caption: most words (default: the longest training caption)")
-    r.add_argument("--length-penalty", type=float, help="caption: GNMT length penalty alpha (default: the checkpoint's)")
-    r.add_argument("--attention", action="store_true",
-                   help="caption: write the image under each word's attention map to --out")
+    _add_predict_options(r)
     r.add_argument("--device", default="auto")
     r.add_argument("--json", action="store_true")
     r.set_defaults(fn=cmd_predict)
@@ -513,6 +453,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_predict_options(parser: argparse.ArgumentParser) -> None:
+    """One --option per field of the tasks' predict options (tasks/options.py), default None so
+    that only given options reach the task, which checks them against its own."""
+    takers: dict[str, list[str]] = {}
+    for task, cls in TASK_OPTIONS.items():
+        for f in dataclasses.fields(cls):
+            takers.setdefault(f.name, []).append(task)
+    done = set()
+    for task, cls in TASK_OPTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in done:
+                continue
+            done.add(f.name)
+            flag, typ = "--" + f.name.replace("_", "-"), base_type(hints[f.name])
+            text = f"{', '.join(takers[f.name])}: {f.metadata['help']} (default {f.default})"
+            if typ is bool:
+                parser.add_argument(flag, dest=f.name, action="store_const", const=True, default=None, help=text)
+            else:
+                parser.add_argument(flag, dest=f.name, type=typ, default=None, help=text, metavar=f.name.upper())
+
+
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     """One --option per TrainConfig field, default None so that only given options override."""
     hints = typing.get_type_hints(TrainConfig)
@@ -605,10 +567,6 @@ def _shape(text: str) -> tuple[int, int, int]:
 
 def _stem(spec: str) -> str:
     return Path(spec).name or "data"
-
-
-def _scalars(m: dict) -> dict:
-    return {k: v for k, v in m.items() if isinstance(v, (int, float, str))}
 
 
 def _meta_device():

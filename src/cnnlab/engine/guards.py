@@ -18,19 +18,17 @@ MAX_GAP = 0.05  # accuracy points (as a fraction) eval mode may trail train mode
 @torch.no_grad()
 def train_eval_accuracy(task, model: nn.Module, batches, max_batches: int = 4) -> dict | None:
     """Accuracy of ``model`` in eval mode and in train mode on the same un-augmented training
-    batches: ``{"eval_acc", "train_mode_acc", "images"}``; None for tasks without class logits."""
-    if not hasattr(task, "logits"):
+    batches: ``{"eval_acc", "train_mode_acc", "images"}``; None for tasks without an accuracy."""
+    taken = [b for _, b in zip(range(max_batches), batches.epoch(0))]
+    if not taken or task.batch_accuracy(model.eval(), taken[0]) is None:
         return None
     probe = copy.deepcopy(model)  # train mode updates BatchNorm buffers: never touch the real model
-    taken = [b for _, b in zip(range(max_batches), batches.epoch(0))]
-    if not taken:
-        return None
     hits = {}
     for mode in ("eval", "train"):  # eval first: the train-mode pass moves the probe's running statistics
         probe.train(mode == "train")
-        hits[mode] = sum(int((task.logits(probe, x).argmax(1) == y).sum()) for x, y in taken)
-    n = sum(len(y) for _, y in taken)
-    return {"eval_acc": hits["eval"] / n, "train_mode_acc": hits["train"] / n, "images": n}
+        counts = [task.batch_accuracy(probe, b) for b in taken]
+        hits[mode] = sum(c for c, _ in counts) / max(1, sum(n for _, n in counts))
+    return {"eval_acc": hits["eval"], "train_mode_acc": hits["train"], "images": sum(len(b[0]) for b in taken)}
 
 
 def train_eval_warning(check: dict | None) -> str | None:

@@ -19,7 +19,7 @@ or tracebacks: 404 unknown model, 408 body too slow, 413 too large, 415 not an i
 """
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import json
 import logging
 import tempfile
@@ -41,17 +41,17 @@ from cnnlab import api
 from cnnlab._version import __version__
 from cnnlab.engine.inference import LoadedModel
 from cnnlab.errors import CnnlabError
-from cnnlab.explain import KERNELS, overlay, parse_kernel
+from cnnlab.interpret import KERNELS, overlay, parse_kernel
 from cnnlab.images import read_image
 from cnnlab.models import summarize
 from cnnlab.serve import render
+from cnnlab.tasks.options import TASK_OPTIONS
 from cnnlab.serve.uploads import (BodyLimit, HTTPError, Limits, Upload, client_name, decode_upload, save_upload,
                                   scrub)
 
 STATIC = Path(__file__).parent / "static"
 PLOT_LOCK = threading.Lock()  # matplotlib's pyplot keeps global state: one figure writer at a time
 RUNTIMES = ("pytorch", "onnxruntime")
-PATH_OPTIONS = {"out", "out_dir", "output", "path", "save", "save_dir"}  # never set by a client
 log = logging.getLogger("cnnlab.serve")
 
 
@@ -75,8 +75,11 @@ class Served:
 
     def options(self) -> dict:
         """The task's predict options and their defaults (``{"topk": 5}`` for classification)."""
-        return {k: render.jsonable(p.default) for k, p in _option_parameters(self.task).items()
-                if p.kind is not p.VAR_KEYWORD and not _is_path_option(k)}
+        return {f.name: render.jsonable(f.default) for f in client_options(self.task)}
+
+    def option_help(self) -> dict:
+        """A help line per option, from the task's typed options (tasks/options.py)."""
+        return {f.name: f.metadata["help"] for f in client_options(self.task)}
 
     def info(self) -> dict:
         task = self.task
@@ -85,6 +88,7 @@ class Served:
                 "runtime": "pytorch" if isinstance(self.predictor, LoadedModel) else "onnxruntime",
                 "input_shape": list(getattr(task, "input_shape", [])),
                 "classes": list(getattr(task, "classes", [])), "options": self.options(),
+                "option_help": self.option_help(),
                 "colors": render.jsonable(getattr(task, "colors", None)),
                 "explain": self.explainable()}
 
@@ -146,13 +150,17 @@ def _default_name(path: Path) -> str:
     return stem
 
 
-def _option_parameters(task) -> dict[str, inspect.Parameter]:
-    params = list(inspect.signature(task.predict).parameters.values())[2:]  # after (lm, images)
-    return {p.name: p for p in params if p.kind is not p.VAR_POSITIONAL}
+# options that name files on the server, in any task: never set by a client
+FILE_OPTIONS = {f.name for cls in TASK_OPTIONS.values() for f in dataclasses.fields(cls) if f.metadata["path"]}
+
+
+def client_options(task) -> list[dataclasses.Field]:
+    """The task's predict options a client may set: all but those naming files on the server."""
+    return [f for f in dataclasses.fields(task.Options) if not f.metadata["path"]]
 
 
 def task_options(served: Served, options: str, topk: int | None) -> dict:
-    """The JSON object ``options`` (and ``topk``) checked against the task's predict signature."""
+    """The JSON object ``options`` (and ``topk``) checked against the task's typed options."""
     try:
         given = json.loads(options or "{}")
     except json.JSONDecodeError as e:
@@ -163,35 +171,18 @@ def task_options(served: Served, options: str, topk: int | None) -> dict:
         raise HTTPError(422, "options: expected a JSON object such as {\"topk\": 3}")
     if topk is not None:
         given["topk"] = topk
-    params = _option_parameters(served.task)
-    open_ended = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    for key, value in given.items():
-        if _is_path_option(key):
-            raise HTTPError(422, f"options.{key}: file options are not available over HTTP")
-        if key not in params and not open_ended:
-            known = ", ".join(k for k in served.options()) or "none"
-            raise HTTPError(422, f"options.{key}: unknown option for the {served.task.name} task "
-                                 f"(model {served.name!r}); known: {known}")
-        default = params[key].default if key in params else None
-        if not _same_kind(value, default):
-            raise HTTPError(422, f"options.{key}: expected {type(default).__name__}, got {json.dumps(value)}")
+    allowed = {f.name for f in client_options(served.task)}
+    for key in given:
+        if key not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            why = ("file options are not available over HTTP" if key in FILE_OPTIONS
+                   else f"unknown option for the {served.task.name} task (model {served.name!r})")
+            raise HTTPError(422, f"options.{key}: {why}; known: {known}")
+    try:
+        served.task.options(given, style="json")
+    except CnnlabError as e:
+        raise HTTPError(422, scrub(str(e), {})) from None
     return given
-
-
-def _is_path_option(name: str) -> bool:
-    return name in PATH_OPTIONS or name.endswith(("_path", "_dir", "_file"))
-
-
-def _same_kind(value, default) -> bool:
-    if default is None or default is inspect.Parameter.empty:
-        return isinstance(value, (str, int, float, bool, list, type(None)))
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, type(default))
 
 
 # ---------------------------------------------------------------------- the app
@@ -249,10 +240,12 @@ def create_app(checkpoints: Sequence = (), pretrained: Sequence[str] = (), *, li
         up = upload(file, limits.max_image_side)
         with _request_folder() as tmp:
             path = save_upload(up, tmp)
-            if "out" in _option_parameters(served.task):
+            if "out" in {f.name for f in dataclasses.fields(served.task.Options)}:
                 opts["out"] = str(tmp / "out")  # a task that writes figures writes them here
             with _client_errors({str(path): up.name, str(tmp): ""}, options_given=bool(opts)), served.lock:
                 result = api.predict(served.predictor, [path], **opts)[0]
+            if "error" in result:  # decoded once already; the task could still not read it
+                raise HTTPError(415, scrub(result["error"], {str(path): up.name, str(tmp): ""}))
             return {"model": served.name, "task": served.task.name,
                     **render.jsonable(result, {str(path): up.name}, tmp), **_resized(up)}
 

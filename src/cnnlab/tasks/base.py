@@ -1,41 +1,109 @@
-"""What the trainer needs from a task, and the task registry.
+"""The task contract, and the task registry.
 
 A task owns everything specific to one kind of prediction: how the model is built for the
-data, how a uint8 batch becomes model input, the loss, the metrics and the plots. The
-trainer (``cnnlab.engine``) owns the loop, checkpoints, devices and processes.
+data, how a uint8 batch becomes model input, the loss, the metrics, prediction with its typed
+options, the plots, and how its results read in a terminal and as JSON. The trainer, the API,
+the CLI and the service use this contract and nothing else of a task; adding a task touches
+``tasks/`` (and its models and data) only.
 """
 from __future__ import annotations
 
 import importlib
-from typing import Protocol
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, unknown_name
+from cnnlab.tasks.options import parse_options
 
 
-class Task(Protocol):
-    name: str
-    export_refusal: str | None  # None: exports to ONNX/TorchScript; else why `cnnlab export` refuses
-    explainable: bool           # `cnnlab explain` (feature maps, filters, CAMs) opens it up
+class Task(ABC):
+    """One kind of prediction. Subclasses set the class attributes and implement the methods."""
 
-    def build_model(self, cfg) -> nn.Module: ...
+    name: ClassVar[str]                       # the --task name
+    Options: ClassVar[type]                   # its predict options (a dataclass of tasks/options.py)
+    score_label: ClassVar[str]                # what ``evaluate()["score"]`` is, e.g. "top-1", "mean IoU"
+    export_refusal: ClassVar[str | None] = None  # None: exports to ONNX/TorchScript; else why export refuses
+    explainable: ClassVar[bool] = False       # `cnnlab explain` (feature maps, filters, CAMs) opens it up
+    autocast: ClassVar[bool] = True           # trains under bf16 autocast when the precision policy allows
+    input_shape: tuple[int, int, int]         # (C, H, W) the model is fed
+    channels_last: bool = True                # NHWC input (set by the trainer from the config)
 
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    @abstractmethod
+    def from_data(cls, cfg, train) -> "Task":
+        """The task for a training split (classes, normalisation, input shape from the data)."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, state: dict) -> "Task":
+        """The task a checkpoint's ``state()`` describes."""
+
+    @abstractmethod
     def state(self) -> dict:
         """What a checkpoint must hold to rebuild the task (classes, normalisation, shapes)."""
 
-    def training_step(self, model: nn.Module, batch: tuple[Tensor, ...],
-                      generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, float]]:
-        """Loss terms (summed by the trainer) and running statistics for the progress bar."""
+    @abstractmethod
+    def build_model(self, cfg) -> nn.Module: ...
 
+    # ------------------------------------------------------------------ training and evaluation
+    @abstractmethod
+    def training_step(self, model: nn.Module, batch: tuple[Tensor, ...],
+                      generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, Tensor | int]]:
+        """Loss terms (summed by the trainer) and running statistics for the progress bar:
+        ``count`` (what the loss averages over) and, for tasks with one, ``correct``."""
+
+    @abstractmethod
     def evaluate(self, model: nn.Module, batches, dist) -> dict:
         """Metrics on a split; ``score`` (higher is better) picks the best checkpoint."""
 
-    def predict(self, lm, images: list, **options) -> list[dict]:
-        """One JSON-ready dict per image file, for ``cnnlab predict`` and the web service."""
+    def batch_accuracy(self, model: nn.Module, batch: tuple[Tensor, ...]) -> tuple[int, int] | None:
+        """(correct, count) of ``model`` as it is (train or eval mode) on an un-augmented batch;
+        None for tasks without a per-item accuracy. The train/eval guard compares the two modes."""
+        return None
 
-    def write_plots(self, run_dir, history: list[dict], model: nn.Module, data, metrics: dict) -> list[str]: ...
+    @contextmanager
+    def test_time_augmentation(self, level: int):
+        """Evaluation averaging augmented views (classification); other tasks refuse."""
+        raise CnnlabError(f"--tta: test-time augmentation is for classification, not {self.name}")
+        yield  # pragma: no cover
+
+    def write_plots(self, run_dir, history: list[dict], model: nn.Module, data, metrics: dict) -> list[str]:
+        """The task's figures in ``run_dir``; their paths."""
+        return []
+
+    # ------------------------------------------------------------------ prediction
+    def options(self, values: dict, style: str = "cli"):
+        """``values`` (keyword options) checked against ``Options``: an ``Options`` instance
+        (errors name them as ``--flags``, or as ``options.key`` with ``style="json"``)."""
+        return parse_options(self.Options, values, self.name, style)
+
+    @abstractmethod
+    def predict(self, lm, images: list, options) -> list[dict]:
+        """One JSON-ready dict per image (a file path or a uint8 (C, H, W) tensor), in order."""
+
+    # ------------------------------------------------------------------ rendering
+    @abstractmethod
+    def headline(self, metrics: dict) -> str:
+        """The one-line summary of a metrics dict, e.g. ``top-1 accuracy 0.9917  top-5 1.0000``."""
+
+    @abstractmethod
+    def format_metrics(self, metrics: dict) -> str:
+        """The terminal report of ``evaluate``'s metrics (after a ``data / split`` heading)."""
+
+    @abstractmethod
+    def format_prediction(self, result: dict) -> str:
+        """The terminal lines of one ``predict`` result."""
+
+    def metrics_json(self, metrics: dict, full: bool = False) -> dict:
+        """``evaluate``'s metrics for JSON: the numbers and names, and with ``full`` everything
+        (per-class tables, the confusion matrix)."""
+        return metrics if full else {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, list))
+                                     and not (isinstance(v, list) and v and isinstance(v[0], list))}
 
 
 # task name -> "module:Class", imported on first use (a task's dependencies load only when used)
@@ -47,9 +115,9 @@ TASKS = {
 }
 
 
-def task_class(name: str):
+def task_class(name: str) -> type[Task]:
     """The task class registered as ``name``."""
     if name not in TASKS:
-        raise CnnlabError(f"--task {name!r}: expected one of {', '.join(TASKS)}")
+        raise unknown_name("task", name, TASKS)
     module, cls = TASKS[name].split(":")
     return getattr(importlib.import_module(module), cls)

@@ -23,13 +23,15 @@ from cnnlab.runtime.distributed import Dist
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, model_info
 from cnnlab.models.caption_search import beam_search
+from cnnlab.tasks.base import Task
 from cnnlab.tasks.caption_metrics import caption_metrics
-from cnnlab.tasks.tensors import channel_stats, normalise
+from cnnlab.tasks.options import CaptionOptions
+from cnnlab.tasks.tensors import input_stats, normalise
 
 DEFAULT_DECODER = "show_attend_tell"  # when --model names a classifier, it becomes the encoder
 
 
-class CaptionTask:
+class CaptionTask(Task):
     """Captioning with vocabulary ``vocab``; ``words`` is the data's id table (its ``classes``).
 
     mean/std: per-channel normalisation on the 0..1 scale; input_shape: (C, H, W) fed to the
@@ -38,6 +40,8 @@ class CaptionTask:
     """
 
     name = "caption"
+    Options = CaptionOptions
+    score_label = "BLEU-4"
     # why `cnnlab export` refuses this task (None: it exports, parity-checked)
     export_refusal = ("a caption is a search over an LSTM decoder, not one graph; only the encoder "
                       "would export")
@@ -50,7 +54,6 @@ class CaptionTask:
         self.mean, self.std = list(mean), list(std)
         self.input_shape = tuple(int(v) for v in input_shape)
         self.max_len, self.beam_size, self.length_penalty = max_len, beam_size, length_penalty
-        self.channels_last = True
         index = self.vocab.index()
         self._remap = torch.tensor([index.get(w, UNK_ID) for w in self.classes])  # data id -> vocab id
 
@@ -65,13 +68,9 @@ class CaptionTask:
         if cfg.image_size:
             h = w = cfg.image_size
         encoder = _encoder_name(cfg)
+        mean, std = input_stats(cfg, encoder, train)
         if cfg.pretrained:
-            info = model_info(encoder)
-            if info.mean is None:
-                raise CnnlabError(f"--pretrained: encoder {encoder!r} has no offline pretrained weights")
-            c, mean, std = info.input_size[0], list(info.mean), list(info.std)
-        else:
-            mean, std = channel_stats(train)
+            c = model_info(encoder).input_size[0]
         return cls(words, list(vocab.words), mean, std, (c, h, w), max_len=refs.shape[-1] - 2)
 
     @classmethod
@@ -114,7 +113,7 @@ class CaptionTask:
         loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=PAD_ID)
         mask = targets != PAD_ID
         correct = ((logits.argmax(-1) == targets) & mask).sum()
-        return {"loss": loss}, {"correct": correct, "count": int(mask.sum())}
+        return {"loss": loss}, {"correct": correct, "count": mask.sum()}  # device tensors: no host sync
 
     # ------------------------------------------------------------------ decoding
     @torch.no_grad()
@@ -160,18 +159,17 @@ class CaptionTask:
         return caption_metrics(hyps, refs)
 
     # ------------------------------------------------------------------ prediction
-    def predict(self, lm, images: list, beam: int | None = 5, max_len: int | None = None,
-                length_penalty: float | None = None, n_best: int | None = None,
-                attention: bool = False, out: str | Path = ".", **_) -> list[dict]:
+    def predict(self, lm, images: list, options: CaptionOptions) -> list[dict]:
         """``[{"image", "caption", "beams": [{"caption", "score", "logprob"}], "attention"?}]``.
 
         attention: write ``<out>/<image stem>_attention.png``, the image under each word's
         attention map (Show-Attend-and-Tell models only).
         """
+        attention, out = options.attention, options.out or "."
         if attention and not getattr(lm.model, "attention", False):
             raise CnnlabError(f"--attention: {lm.name} has no attention (use a show_attend_tell model)")
         batch = torch.stack([lm.read(p) for p in images]).to(lm.device)  # (B, C, H, W) uint8
-        beams = self.generate(lm.model, batch, beam, max_len, length_penalty, n_best)
+        beams = self.generate(lm.model, batch, options.beam, options.max_len, options.length_penalty)
         results = []
         for path, image, image_beams in zip(images, batch, beams):
             best = image_beams[0]
@@ -191,6 +189,18 @@ class CaptionTask:
     def feature_grid(self, model: nn.Module, images: Tensor) -> tuple[int, int]:
         """(h, w) of the encoder's feature map: the grid attention weights live on."""
         return tuple(model.encoder.forward_features(self.prepare(images)).shape[-2:])
+
+    # ------------------------------------------------------------------ rendering
+    def headline(self, m: dict) -> str:
+        return f"BLEU-4 {m['bleu4']:.4f}  BLEU-1 {m['bleu1']:.4f}  CIDEr-D {m['cider']:.3f}"
+
+    def format_metrics(self, m: dict) -> str:
+        return (f"{m['data']} / {m['split']}: {m['count']} images\n"
+                f"BLEU-1 {m['bleu1']:.4f}   BLEU-2 {m['bleu2']:.4f}   BLEU-3 {m['bleu3']:.4f}   "
+                f"BLEU-4 {m['bleu4']:.4f}   CIDEr-D {m['cider']:.3f}")
+
+    def format_prediction(self, r: dict) -> str:
+        return f"{r['image']}: {r['caption']}" + (f"\n  attention per word: {r['attention']}" if r.get("attention") else "")
 
     def write_plots(self, run_dir, history, model, data, metrics) -> list[str]:
         from cnnlab.tasks import caption_plots

@@ -12,10 +12,12 @@ from cnnlab.data.augment import augment
 from cnnlab.runtime.distributed import all_reduce_sum
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, model_info
-from cnnlab.tasks.tensors import channel_stats, normalise
+from cnnlab.tasks.base import Task
+from cnnlab.tasks.options import ClassifyOptions
+from cnnlab.tasks.tensors import input_stats, normalise
 
 
-class ClassifyTask:
+class ClassifyTask(Task):
     """Classification of whole images into ``classes``.
 
     mean/std: per-channel normalisation on the 0..1 scale (the pretrained weights' own, or
@@ -23,6 +25,8 @@ class ClassifyTask:
     """
 
     name = "classify"
+    Options = ClassifyOptions
+    score_label = "top-1"
     export_refusal = None  # ONNX and TorchScript export with a parity check (engine/export.py)
     explainable = True  # explain: feature maps, filters, class activation maps (explain/)
 
@@ -32,7 +36,6 @@ class ClassifyTask:
         self.classes, self.mean, self.std = list(classes), list(mean), list(std)
         self.input_shape = tuple(int(v) for v in input_shape)
         self.flip, self.translate, self.label_smoothing = flip, translate, label_smoothing
-        self.channels_last = True
         self.tta = (False, False)  # test-time views of logits(): (mirror, 1-pixel shifts)
 
     # ------------------------------------------------------------------ construction
@@ -42,13 +45,9 @@ class ClassifyTask:
         c, h, w = train.image_shape
         if cfg.image_size:
             h = w = cfg.image_size
+        mean, std = input_stats(cfg, cfg.model, train)
         if cfg.pretrained:
-            if info.mean is None:
-                raise CnnlabError(f"--pretrained: model {cfg.model!r} has no offline pretrained weights")
             c = info.input_size[0]
-            mean, std = list(info.mean), list(info.std)
-        else:
-            mean, std = channel_stats(train)
         return cls(train.classes, mean, std, (c, h, w), cfg.flip, cfg.translate, cfg.label_smoothing)
 
     @classmethod
@@ -68,9 +67,8 @@ class ClassifyTask:
         if cfg.freeze_backbone:
             for p in model.parameters():
                 p.requires_grad_(False)
-            head = _head_parameters(model)
-            for p in head:
-                p.requires_grad_(True)
+            for p in model.get_submodule(model_info(cfg.model).head).parameters():
+                p.requires_grad_(True)  # the classifier head the registry names
         return model
 
     # ------------------------------------------------------------------ tensors
@@ -107,13 +105,11 @@ class ClassifyTask:
             return model(x).float()
         return tta_logits(model, x, *self.tta)
 
-    def predict(self, lm, images: list, topk: int = 5) -> list[dict]:
+    def predict(self, lm, images: list, options: ClassifyOptions) -> list[dict]:
         """``[{"image", "top": [{"class", "prob"}, ...]}]`` for image files (or uint8 tensors)."""
-        if not isinstance(topk, int) or topk < 1:
-            raise CnnlabError(f"--topk {topk}: expected a whole number of classes, at least 1")
         batch = torch.stack([lm.read(p) for p in images])  # (B, C, H, W) uint8
         probs = lm.logits(batch).softmax(1).cpu()
-        k = min(topk, probs.shape[1])
+        k = min(options.topk, probs.shape[1])
         results = []
         for path, p in zip(images, probs):
             values, idx = p.topk(k)
@@ -142,10 +138,37 @@ class ClassifyTask:
         all_reduce_sum(sums, dist)
         return classification_metrics(confusion.cpu(), sums.cpu(), self.classes)
 
+    @torch.no_grad()
+    def batch_accuracy(self, model, batch) -> tuple[int, int]:
+        images, labels = batch
+        x = self.prepare(images)
+        return int((model(x).argmax(1) == labels).sum()), len(labels)
+
     def write_plots(self, run_dir, history, model, data, metrics) -> list[str]:
         from cnnlab.tasks import classify_plots
 
         return classify_plots.write_all(self, run_dir, history, model, data, metrics)
+
+    # ------------------------------------------------------------------ rendering
+    def headline(self, m: dict) -> str:
+        return f"top-1 accuracy {m['top1']:.4f}  top-5 {m['top5']:.4f}"
+
+    def format_metrics(self, m: dict) -> str:
+        views = m.get("tta_views") or []
+        lines = [f"{m['data']} / {m['split']}: {m['count']} images"
+                 + (f", test-time augmentation level {m['tta']}: {' + '.join(views)}" if m.get("tta") else "")]
+        if m.get("tta") and len(views) == 1:
+            lines.append("(no extra views: the model trained without flip and translate, so none is safe to average)")
+        lines.append(f"top-1 accuracy {m['top1']:.4f} (error {m['top1_error']:.4f})   "
+                     f"top-5 accuracy {m['top5']:.4f} (error {m['top5_error']:.4f})   loss {m['loss']:.4f}")
+        lines.append(f"{'class':>16} {'precision':>9} {'recall':>7} {'support':>7}")
+        lines += [f"{c[:16]:>16} {r['precision']:9.3f} {r['recall']:7.3f} {r['support']:7d}"
+                  for c, r in m["per_class"].items()]
+        return "\n".join(lines)
+
+    def format_prediction(self, r: dict) -> str:
+        return "\n".join([r["image"]] + [f"  {t['class'][:28]:>28} {t['prob']:.3f} {'#' * round(40 * t['prob'])}"
+                                         for t in r["top"]])
 
 
 def tta_logits(model: nn.Module, x: Tensor, mirror: bool, shift: bool) -> Tensor:
@@ -183,16 +206,3 @@ def classification_metrics(confusion: Tensor, sums: Tensor, classes: list[str]) 
             "per_class": {c: {"precision": float(p), "recall": float(r), "support": int(s)}
                           for c, p, r, s in zip(classes, precision, recall, confusion.sum(1))},
             "confusion_matrix": confusion.tolist()}
-
-
-# ---------------------------------------------------------------------- helpers
-def _head_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """Parameters of the classifier head: the module ``forward_head`` uses, else the last Linear."""
-    for name in ("head", "classifier", "fc"):
-        module = getattr(model, name, None)
-        if isinstance(module, nn.Module):
-            return list(module.parameters())
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise CnnlabError("--freeze-backbone: this model has no linear classifier head")
-    return list(linears[-1].parameters())

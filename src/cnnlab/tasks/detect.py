@@ -21,6 +21,8 @@ from torch import Tensor, nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, model_info
+from cnnlab.tasks.base import Task
+from cnnlab.tasks.options import DetectOptions
 
 DETECTOR_DEFAULT = "fasterrcnn"  # what a classifier name in --model becomes: its backbone
 
@@ -44,10 +46,12 @@ def _thresholds(model: nn.Module, score: float, nms_iou: float):
             model.set_thresholds(*before)
 
 
-class DetectTask:
+class DetectTask(Task):
     """Detection of ``classes`` (labels 1..K; 0 is background) in images of ``input_shape``."""
 
     name = "detect"
+    Options = DetectOptions
+    score_label = "mAP@[.5:.95]"
     # why `cnnlab export` refuses this task (None: it exports, parity-checked)
     export_refusal = ("torchvision's Faster R-CNN post-processing (NMS, per-image box lists) does not "
                       "trace with a fixed-shape parity check yet")
@@ -56,7 +60,6 @@ class DetectTask:
 
     def __init__(self, classes: list[str], input_shape: tuple[int, int, int], flip: bool = False):
         self.classes, self.input_shape, self.flip = list(classes), tuple(int(v) for v in input_shape), flip
-        self.channels_last = True
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -130,20 +133,18 @@ class DetectTask:
 
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()
-    def predict(self, lm, images: list, score_threshold: float = 0.5, nms_iou: float = 0.5,
-                show_proposals: bool = False, proposals: int = 10, out: str | Path | None = None) -> list[dict]:
+    def predict(self, lm, images: list, options: DetectOptions) -> list[dict]:
         """``[{"image", "width", "height", "detections": [{"class", "score", "box"}], ...}]`` with
         boxes (x0, y0, x1, y1) in the image's own pixels; ``proposals`` (top region proposals)
         with ``show_proposals``; with ``out``, a drawing of each image there (``figure``)."""
         from cnnlab.images import read_image, resize
         from cnnlab.tasks import detect_plots
 
-        if not 0 <= score_threshold <= 1 or not 0 < nms_iou <= 1:
-            raise CnnlabError(f"--score-threshold {score_threshold} / --nms-iou {nms_iou}: expected 0..1")
         c, h, w = self.input_shape
+        show_proposals, proposals, out = options.show_proposals, options.proposals, options.out
         model = lm.model.eval()
         results = []
-        with _thresholds(model, score_threshold, nms_iou):
+        with _thresholds(model, options.score_threshold, options.nms_iou):
             for source in images:
                 original = source if isinstance(source, Tensor) else read_image(source, channels=c)  # (C, H0, W0)
                 h0, w0 = original.shape[1:]
@@ -167,6 +168,27 @@ class DetectTask:
         from cnnlab.tasks import detect_plots
 
         return detect_plots.write_all(self, run_dir, history, model, data, metrics)
+
+    # ------------------------------------------------------------------ rendering
+    def headline(self, m: dict) -> str:
+        return f"mAP@[.5:.95] {m['map']:.4f}  mAP@.5 {m['map50']:.4f}  mAP@.75 {m['map75']:.4f}"
+
+    def format_metrics(self, m: dict) -> str:
+        lines = [f"{m['data']} / {m['split']}: {m['count']} images",
+                 f"mAP@[.5:.95] {m['map']:.4f}   mAP@.5 {m['map50']:.4f}   mAP@.75 {m['map75']:.4f}   "
+                 f"AR@100 {m['mar_100']:.4f}   ({m['boxes']} boxes)",
+                 f"{'class':>16} {'AP':>6} {'AP@.5':>6} {'AR@100':>7}"]
+        lines += [f"{c[:16]:>16} {ap:6.3f} {m['per_class_ap50'][c]:6.3f} {m['per_class_ar'][c]:7.3f}"
+                  for c, ap in m["per_class_ap"].items()]
+        return "\n".join(lines)
+
+    def format_prediction(self, r: dict) -> str:
+        lines = [f"{r['image']}: {len(r['detections'])} objects ({r['width']}x{r['height']})"]
+        lines += [f"  {d['class'][:20]:>20} {d['score']:.3f}  box {', '.join(f'{v:.1f}' for v in d['box'])}"
+                  for d in r["detections"]]
+        if r.get("figure"):
+            lines.append(f"  drawn: {r['figure']}")
+        return "\n".join(lines)
 
 
 def detection_metrics(preds: list[dict], targets: list[dict], classes: list[str],

@@ -18,12 +18,15 @@ from cnnlab.data.seg_augment import augment_pairs
 from cnnlab.runtime.distributed import all_reduce_sum
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, list_models, model_info
+from cnnlab.tasks.base import Task
+from cnnlab.tasks.options import SegmentOptions
+from cnnlab.tasks.tensors import input_stats, normalise
 
 CLASS_WEIGHTS = ("none", "median", "inverse")
 EVAL_PIXELS = 1 << 21  # pixels per forward pass when evaluating (bounds memory at 480x360)
 
 
-class SegmentTask:
+class SegmentTask(Task):
     """Per-pixel classification into ``classes`` (``colors`` draw them).
 
     mean/std: per-channel normalisation on the 0..1 scale; input_shape: (C, H, W) of the
@@ -31,6 +34,8 @@ class SegmentTask:
     """
 
     name = "segment"
+    Options = SegmentOptions
+    score_label = "mean IoU"
     # why `cnnlab export` refuses this task (None: it exports, parity-checked)
     export_refusal = ("its ONNX graph and onnxruntime runner are not written yet")
     explainable = False  # explain opens up classifiers only
@@ -43,7 +48,6 @@ class SegmentTask:
         self.input_shape = tuple(int(v) for v in input_shape)
         self.class_weights = list(class_weights) if class_weights else None
         self.flip, self.scale, self.translate = flip, scale, translate
-        self.channels_last = True
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -51,15 +55,7 @@ class SegmentTask:
         if not isinstance(train, SegmentationImages):
             raise CnnlabError(f"--data {cfg.data}: holds no pixel masks; --task segment needs a segmentation "
                               f"dataset (shapes, camvid, a CamVid/VOC folder or images/ + masks/)")
-        if cfg.pretrained:
-            info = model_info(_backbone_name(cfg))
-            if info.mean is None:
-                raise CnnlabError(f"--pretrained: {info.name!r} has no offline pretrained weights "
-                                  f"(use --backbone efficientnet_lite0)")
-            mean, std = list(info.mean), list(info.std)
-        else:
-            x = train.images[:2000].float().div_(255).transpose(0, 1).flatten(1)  # (C, N*H*W)
-            mean, std = x.mean(1).tolist(), x.std(1).clamp(min=1e-3).tolist()
+        mean, std = input_stats(cfg, _backbone_name(cfg), train)
         weights = class_weights(train.pixel_counts(), cfg.class_weights)
         return cls(train.classes, train.colors, mean, std, train.image_shape, weights, cfg.flip,
                    cfg.scale, cfg.translate)
@@ -98,12 +94,8 @@ class SegmentTask:
 
     # ------------------------------------------------------------------ tensors
     def prepare(self, images: Tensor) -> Tensor:
-        """uint8 (or float 0..255) (B, C, H, W) on the device -> normalised float input."""
-        x = images.float() / 255
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        x = (x - mean) / std
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        """uint8 (or float 0..255) (B, C, H, W) on the device -> normalised float input, at its own size."""
+        return normalise(images, self.input_shape, self.mean, self.std, self.channels_last, resize=False)
 
     def training_step(self, model, batch, generator):
         images, masks = batch
@@ -113,20 +105,21 @@ class SegmentTask:
         loss = F.cross_entropy(logits, masks, weight=weight, ignore_index=IGNORE)
         valid = masks != IGNORE
         correct = ((logits.argmax(1) == masks) & valid).sum()
-        return {"loss": loss}, {"correct": int(correct), "count": int(valid.sum())}
+        return {"loss": loss}, {"correct": correct, "count": valid.sum()}  # device tensors: no host sync
 
     @torch.no_grad()
     def logits(self, model: nn.Module, images: Tensor) -> Tensor:
         return model(self.prepare(images)).float()  # (B, K, H, W)
 
     # ------------------------------------------------------------------ predict
-    def predict(self, lm, images: list, out: str | Path | None = None, alpha: float = 0.5) -> list[dict]:
+    def predict(self, lm, images: list, options: SegmentOptions) -> list[dict]:
         """``[{"image", "size", "shares": {class: fraction of pixels}, "mask", "overlay"}]``.
 
         Each image is resized to the training size, segmented, and the class scores resized
         back to the image's own size. With ``out``, writes ``<stem>_mask.png`` (colours and a
         legend) and ``<stem>_overlay.png`` (the mask blended over the image, ``alpha``) there.
         """
+        out, alpha = options.out, options.alpha
         from cnnlab.images import read_image, resize
         from cnnlab.tasks import segment_plots
 
@@ -174,10 +167,42 @@ class SegmentTask:
         m["count"] = int(sums[1])
         return m
 
+    @torch.no_grad()
+    def batch_accuracy(self, model, batch) -> tuple[int, int]:
+        """Labelled pixels predicted right, labelled pixels."""
+        images, masks = batch
+        valid = masks != IGNORE
+        return int(((model(self.prepare(images)).argmax(1) == masks) & valid).sum()), int(valid.sum())
+
     def write_plots(self, run_dir, history, model, data, metrics) -> list[str]:
         from cnnlab.tasks import segment_plots
 
         return segment_plots.write_all(self, run_dir, history, model, data, metrics)
+
+    # ------------------------------------------------------------------ rendering
+    def headline(self, m: dict) -> str:
+        return f"mean IoU {m['miou']:.4f}  pixel accuracy {m['pixel_acc']:.4f}"
+
+    def format_metrics(self, m: dict) -> str:
+        lines = [f"{m['data']} / {m['split']}: {m['count']} images, {m['pixels']:,} labelled pixels",
+                 f"mean IoU {m['miou']:.4f}   pixel accuracy {m['pixel_acc']:.4f}   "
+                 f"class-average accuracy {m['mean_class_acc']:.4f}   loss {m['loss']:.4f}",
+                 f"{'class':>16} {'IoU':>6} {'acc':>6} {'pixels':>10}"]
+        for c, r in m["per_class"].items():
+            iou, acc = (f"{v:6.3f}" if v is not None else "   n/a" for v in (r["iou"], r["acc"]))
+            lines.append(f"{c[:16]:>16} {iou} {acc} {r['pixels']:10,}")
+        return "\n".join(lines)
+
+    def metrics_json(self, m: dict, full: bool = False) -> dict:
+        return m if full else {**super().metrics_json(m), "per_class_iou": m["per_class_iou"]}
+
+    def format_prediction(self, r: dict) -> str:
+        h, w = r["size"]
+        lines = [f"{r['image']}: {w}x{h} pixels"]
+        lines += [f"  {name[:20]:>20} {100 * share:5.1f}% {'#' * round(40 * share)}" for name, share in r["shares"].items()]
+        if r.get("mask"):
+            lines.append(f"  colour mask: {r['mask']}  overlay: {r['overlay']}")
+        return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- metrics

@@ -12,12 +12,13 @@ class Progress:
         self.tty = self.enabled and self.stream.isatty()
         self.done, self.stats, self._last = 0, {}, 0.0
 
-    def update(self, **stats: float) -> None:
+    def update(self, stats) -> None:
+        """One more step done; ``stats()`` (loss, acc, img_s) is called only when the line redraws."""
         self.done += 1
-        self.stats = stats
         now = time.perf_counter()
         if self.tty and (now - self._last > 0.1 or self.done == self.total):
             self._last = now
+            self.stats = stats()
             width = 24
             filled = int(width * self.done / self.total)
             bar = "#" * filled + "." * (width - filled)

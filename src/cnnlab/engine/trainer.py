@@ -49,6 +49,7 @@ class RunResult:
     plots: list[str] = field(default_factory=list)
     seconds: float = 0.0
     train_eval: dict | None = None                # eval- vs train-mode accuracy on training images
+    task: object = None                           # the Task: renders ``best`` and ``test`` (tasks.base)
 
 
 def step_seed(seed: int, epoch: int, step: int) -> int:
@@ -63,14 +64,53 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, log=print, on_epoch=
     """
     d, device_name = init_distributed(cfg.device)
     try:
-        return _fit(cfg, d, pick_device(device_name), resume, log if d.main else (lambda *a, **k: None),
-                    on_epoch)
+        run = setup(cfg, d, pick_device(device_name), resume, log if d.main else (lambda *a, **k: None))
+        try:
+            for epoch in range(run.epoch, cfg.epochs):
+                stats, progress = train_epoch(run, epoch)
+                end_epoch(run, epoch, stats, progress, on_epoch)
+        except KeyboardInterrupt:
+            return interrupted(run)
+        return finish(run)
     finally:
         shutdown(d)
 
 
-def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch) -> RunResult:
-    t_start = time.perf_counter()
+# ---------------------------------------------------------------------- set-up
+@dataclass
+class Run:
+    """One training run between its parts: what it trains, with what, and where it stands."""
+
+    cfg: TrainConfig
+    d: Dist
+    device: torch.device
+    log: object
+    out: Path
+    task: object
+    model: nn.Module
+    train_model: nn.Module  # the model as trained: under DDP and/or torch.compile
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    lookahead: Lookahead | None
+    data: dict                 # split name -> dataset
+    train_batches: Batches
+    val_batches: Batches
+    bf16: bool
+    metrics_log: MetricsLog | None
+    epoch: int = 0             # where the run stands: the epoch and the step within it
+    step: int = 0
+    best: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    skipped: int = 0
+    t_start: float = field(default_factory=time.perf_counter)
+
+    @property
+    def steps(self) -> int:
+        return self.train_batches.steps_per_epoch()
+
+
+def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log) -> Run:
+    """Read the data, build the task, model, optimizer and schedule; restore a checkpoint's state."""
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -80,163 +120,191 @@ def _fit(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, on_epoch)
     out = _run_folder(cfg.out) if d.main else Path(cfg.out)
     if d.main and ckpt:
         _bring_best(Path(resume), out)
-    opts = cfg.data_options()
-    train_data = load_dataset(cfg.data, "train", seed=cfg.seed, task=cfg.task, **opts)
-    val_data = load_dataset(cfg.data, "val", seed=cfg.seed, task=cfg.task, **opts)
-    skipped = len(getattr(train_data, "skipped", [])) + len(getattr(val_data, "skipped", []))
-    if skipped:
-        log(f"skipped {skipped} unreadable image files (--skip-bad)")
-    for line in getattr(train_data, "report", []) + getattr(val_data, "report", []):
-        log(line)  # what the annotation checks of detection data changed
-
-    task = Task.from_state(ckpt["task"]) if ckpt else Task.from_data(cfg, train_data)
+    data, skipped = _load_data(cfg, log)
+    task = Task.from_state(ckpt["task"]) if ckpt else Task.from_data(cfg, data["train"])
     model = task.build_model(cfg).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     task.channels_last = cfg.channels_last
-    bf16 = use_bf16(device, cfg.amp, min(task.input_shape[1:])) and getattr(task, "autocast", True)
-
-    train_batches = Batches(train_data, cfg.batch_size, device, shuffle=True, seed=cfg.seed,
+    train_batches = Batches(data["train"], cfg.batch_size, device, shuffle=True, seed=cfg.seed,
                             rank=d.rank, world=d.world, workers=cfg.workers, drop_last=True)
-    val_batches = Batches(val_data, max(cfg.batch_size, 256), device, shuffle=False,
-                          rank=d.rank, world=d.world, workers=cfg.workers)
     steps = train_batches.steps_per_epoch()
     if steps == 0:
         raise CnnlabError(f"--batch-size {cfg.batch_size} is larger than the training split "
-                          f"({len(train_data)} images over {d.world} processes)")
+                          f"({len(data['train'])} images over {d.world} processes)")
     optimizer = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
-    schedule = build_schedule(optimizer, cfg.schedule, cfg.epochs * steps, int(cfg.warmup_epochs * steps),
-                              cfg.lr_cycle)
-    lookahead = Lookahead(model, cfg.epochs * steps) if cfg.lookahead else None
-
-    start_epoch, start_step, best, history = 0, 0, {}, []
+    run = Run(cfg, d, device, log, out, task, model, _train_model(model, cfg, d, device), optimizer,
+              build_schedule(optimizer, cfg.schedule, cfg.epochs * steps, int(cfg.warmup_epochs * steps),
+                             cfg.lr_cycle),
+              Lookahead(model, cfg.epochs * steps) if cfg.lookahead else None, data, train_batches,
+              Batches(data["val"], max(cfg.batch_size, 256), device, shuffle=False, rank=d.rank, world=d.world,
+                      workers=cfg.workers),
+              use_bf16(device, cfg.amp, min(task.input_shape[1:])) and task.autocast, None, skipped=skipped)
     if ckpt:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        schedule.load_state_dict(ckpt["scheduler"])
-        set_rng_state(ckpt["rng"])
-        start_epoch, start_step = ckpt["epoch"], ckpt["step"]
-        best, history = ckpt.get("best", {}), list(ckpt.get("history", []))
-        if lookahead:
-            lookahead.load_state_dict(ckpt.get("lookahead"))
-        log(f"resumed from {resume} at epoch {start_epoch + 1}, step {start_step}")
-
-    train_model: nn.Module = model
-    if d.enabled:
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
-        train_model = torch.compile(train_model)
-
-    def checkpoint(path: Path, epoch: int, step: int) -> None:
-        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": schedule.state_dict(), "epoch": epoch, "step": step,
-                         "rng": rng_state(), "config": cfg.to_dict(), "task": task.state(),
-                         "lookahead": lookahead.state_dict() if lookahead else None,
-                         "model_name": cfg.model, "history": history, "best": best,
-                         "version": __version__}, path)
-
-    metrics_log = MetricsLog(out, history) if d.main else None
+        _restore(run, ckpt)
+        log(f"resumed from {resume} at epoch {run.epoch + 1}, step {run.step}")
     if d.main:
+        run.metrics_log = MetricsLog(out, run.history)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        n_params = sum(p.numel() for p in model.parameters())
-        log(f"{cfg.task} {cfg.model} ({n_params:,} parameters) on {cfg.data}: {len(train_data)} train, "
-            f"{len(val_data)} val images; {device.type}"
-            f"{', bf16 autocast' if bf16 else ''}"
-            f"{f', {d.world} processes' if d.enabled else ''}")
-        if start_epoch >= cfg.epochs:
+        log(f"{cfg.task} {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on {cfg.data}: "
+            f"{len(data['train'])} train, {len(data['val'])} val images; {device.type}"
+            f"{', bf16 autocast' if run.bf16 else ''}{f', {d.world} processes' if d.enabled else ''}")
+        if run.epoch >= cfg.epochs:
             log(f"{resume}: the run already finished its {cfg.epochs} epochs; nothing to train "
                 f"(give --epochs N above {cfg.epochs} to train longer)")
+    return run
 
-    epoch, step = start_epoch, start_step
-    try:
-        for epoch in range(start_epoch, cfg.epochs):
-            train_model.train()
-            if cfg.freeze_backbone:
-                _freeze_norm_statistics(model)
-            progress = Progress(f"epoch {epoch + 1}/{cfg.epochs}", steps, enabled=d.main)
-            totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
-            has_acc = True  # tasks without a per-image accuracy (detection) leave "correct" out
-            t0, seen = time.perf_counter(), 0
-            first = start_step if epoch == start_epoch else 0
-            for step, batch in enumerate(train_batches.epoch(epoch, first), start=first):
-                seed = step_seed(cfg.seed, epoch, step)
-                torch.manual_seed(seed)  # dropout etc.
-                gen = torch.Generator(device=device).manual_seed(seed)  # augmentation
-                with autocast(device, bf16):
-                    losses, stats = task.training_step(train_model, batch, gen)
-                loss = sum(losses.values())
-                if not torch.isfinite(loss):
-                    raise CnnlabError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}: "
-                                      f"lower --lr (now {optimizer.param_groups[0]['lr']:.3g})")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                if lookahead:
-                    lookahead.step(epoch * steps + step + 1)
-                n = stats["count"]
-                has_acc = "correct" in stats
-                totals += torch.tensor([loss.item() * n, float(stats.get("correct", 0)), n], dtype=torch.float64,
-                                       device=device)
-                seen += len(batch[0]) * d.world  # images (count may be pixels or tokens)
-                acc = {"acc": totals[1].item() / totals[2].item()} if has_acc else {}
-                progress.update(loss=totals[0].item() / totals[2].item(), **acc,
-                                img_s=seen / (time.perf_counter() - t0))
-            step = steps
-            if lookahead:
-                lookahead.end_epoch()
-            train_seconds = time.perf_counter() - t0
-            all_reduce_sum(totals, d)
-            val = task.evaluate(model, val_batches, d)
-            row = {"epoch": epoch + 1, "train_loss": totals[0].item() / totals[2].item(),
-                   **({"train_acc": totals[1].item() / totals[2].item()} if has_acc else {}),
-                   **{f"val_{k}": v for k, v in val.items() if isinstance(v, (int, float))},
-                   "lr": schedule.get_last_lr()[0], "seconds": train_seconds,
-                   "images_per_s": seen / train_seconds}
-            history.append(row)
-            improved = not best or val["score"] > best["score"]
-            if improved:
-                best = {k: v for k, v in val.items() if not isinstance(v, (dict, list))}
-                best["epoch"] = epoch + 1
-            progress.close(f"val {_short(val)}" + ("  *" if improved else ""))
-            if d.main:
-                metrics_log.append(row)
-                checkpoint(out / "last.pt", epoch + 1, 0)
-                if improved:
-                    checkpoint(out / "best.pt", epoch + 1, 0)
-                if on_epoch:
-                    on_epoch(row, model, task)
-            barrier(d)
-            start_step = 0
-    except KeyboardInterrupt:
-        if d.main:
-            done = step if step < steps else 0
-            e = epoch if step < steps else epoch + 1
-            checkpoint(out / "last.pt", e, done)
-            log(f"\ninterrupted: saved {out / 'last.pt'}; continue with --resume {out / 'last.pt'}")
-        return RunResult(out, best, None, history, interrupted=True, skipped=skipped,
-                         seconds=time.perf_counter() - t_start)
 
-    result = RunResult(out, best, None, history, skipped=skipped)
-    if d.main:
-        if (out / "best.pt").is_file():
-            model.load_state_dict(load_checkpoint(out / "best.pt", device)["model"])
-        test_data = _test_split(cfg, opts)
-        final_data = test_data if test_data is not None else val_data
-        batches = Batches(final_data, max(cfg.batch_size, 256), device, shuffle=False, workers=cfg.workers)
+def _load_data(cfg: TrainConfig, log) -> tuple[dict, int]:
+    """The train and val splits, and how many unreadable files were left out."""
+    opts = cfg.data_options()
+    data = {split: load_dataset(cfg.data, split, seed=cfg.seed, task=cfg.task, **opts) for split in ("train", "val")}
+    skipped = sum(len(getattr(part, "skipped", [])) for part in data.values())
+    if skipped:
+        log(f"skipped {skipped} unreadable image files (--skip-bad)")
+    for part in data.values():
+        for line in getattr(part, "report", []):
+            log(line)  # what the annotation checks of detection data changed
+    return data, skipped
+
+
+def _train_model(model: nn.Module, cfg: TrainConfig, d: Dist, device: torch.device) -> nn.Module:
+    """The model as the loop calls it: wrapped for DDP, compiled when asked."""
+    if d.enabled:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(model) if cfg.compile else model
+
+
+def _restore(run: Run, ckpt: dict) -> None:
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.schedule.load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"])
+    run.epoch, run.step = ckpt["epoch"], ckpt["step"]
+    run.best, run.history = ckpt.get("best", {}), list(ckpt.get("history", []))
+    if run.lookahead:
+        run.lookahead.load_state_dict(ckpt.get("lookahead"))
+
+
+def save(run: Run, path: Path, epoch: int, step: int) -> None:
+    """A checkpoint of everything ``--resume`` needs to continue exactly at (epoch, step)."""
+    save_checkpoint({"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                     "scheduler": run.schedule.state_dict(), "epoch": epoch, "step": step,
+                     "rng": rng_state(), "config": run.cfg.to_dict(), "task": run.task.state(),
+                     "lookahead": run.lookahead.state_dict() if run.lookahead else None,
+                     "model_name": run.cfg.model, "history": run.history, "best": run.best,
+                     "version": __version__}, path)
+
+
+# ---------------------------------------------------------------------- one epoch
+def train_epoch(run: Run, epoch: int) -> tuple[dict, Progress]:
+    """Train one epoch from ``run.step``: its statistics (kept on the device until a redraw reads
+    them, so a step does not wait for the host) and its progress line, left open for validation."""
+    cfg, task, steps = run.cfg, run.task, run.steps
+    run.train_model.train()
+    if cfg.freeze_backbone:
+        _freeze_norm_statistics(run.model)
+    totals = torch.zeros(3, dtype=torch.float64, device=run.device)  # loss sum, correct, count
+    has_acc, seen, t0 = True, 0, time.perf_counter()
+    progress = Progress(f"epoch {epoch + 1}/{cfg.epochs}", steps, enabled=run.d.main)
+    first = run.step if epoch == run.epoch else 0
+    for step, batch in enumerate(run.train_batches.epoch(epoch, first), start=first):
+        run.epoch, run.step = epoch, step
+        seed = step_seed(cfg.seed, epoch, step)
+        torch.manual_seed(seed)  # dropout etc.
+        gen = torch.Generator(device=run.device).manual_seed(seed)  # augmentation
+        with autocast(run.device, run.bf16):
+            losses, stats = task.training_step(run.train_model, batch, gen)
+        loss = sum(losses.values())
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        run.schedule.step()
+        if run.lookahead:
+            run.lookahead.step(epoch * steps + step + 1)
+        has_acc = "correct" in stats
+        totals += torch.stack([loss.detach().double() * stats["count"],
+                               torch.as_tensor(stats.get("correct", 0), dtype=torch.float64, device=run.device),
+                               torch.as_tensor(stats["count"], dtype=torch.float64, device=run.device)])
+        seen += len(batch[0]) * run.d.world  # images (count may be pixels or tokens)
+        progress.update(lambda: _running(totals, has_acc, seen, t0, epoch, step, run))  # read only when drawn
+    run.step = steps
+    if run.lookahead:
+        run.lookahead.end_epoch()
+    shown = _running(totals, has_acc, seen, t0, epoch, steps - 1, run)
+    progress.stats = shown
+    all_reduce_sum(totals, run.d)
+    return {"train_loss": float(totals[0] / totals[2]), **({"train_acc": float(totals[1] / totals[2])} if has_acc
+                                                           else {}),
+            "seconds": time.perf_counter() - t0, "images_per_s": shown["img_s"]}, progress
+
+
+def _running(totals: torch.Tensor, has_acc: bool, seen: int, t0: float, epoch: int, step: int, run: Run) -> dict:
+    """The progress line's numbers (one host sync); a non-finite loss stops the run here."""
+    loss_sum, correct, count = totals.tolist()
+    if not math.isfinite(loss_sum):
+        raise CnnlabError(f"loss became {loss_sum / max(count, 1)} by epoch {epoch + 1}, step {step}: "
+                          f"lower --lr (now {run.optimizer.param_groups[0]['lr']:.3g})")
+    return {"loss": loss_sum / max(count, 1), **({"acc": correct / max(count, 1)} if has_acc else {}),
+            "img_s": seen / max(time.perf_counter() - t0, 1e-9)}
+
+
+def end_epoch(run: Run, epoch: int, stats: dict, progress: Progress, on_epoch=None) -> None:
+    """Validate, log a metrics row, checkpoint ``last.pt`` (and ``best.pt`` when the score improved)."""
+    val = run.task.evaluate(run.model, run.val_batches, run.d)
+    row = {"epoch": epoch + 1, "train_loss": stats["train_loss"],
+           **({"train_acc": stats["train_acc"]} if "train_acc" in stats else {}),
+           **{f"val_{k}": v for k, v in val.items() if isinstance(v, (int, float))},
+           "lr": run.schedule.get_last_lr()[0], "seconds": stats["seconds"], "images_per_s": stats["images_per_s"]}
+    run.history.append(row)
+    improved = not run.best or val["score"] > run.best["score"]
+    if improved:
+        run.best = {**{k: v for k, v in val.items() if not isinstance(v, (dict, list))}, "epoch": epoch + 1}
+    progress.close(f"val {_short(val)}" + ("  *" if improved else ""))
+    run.epoch, run.step = epoch + 1, 0
+    if run.d.main:
+        run.metrics_log.append(row)
+        save(run, run.out / "last.pt", epoch + 1, 0)
+        if improved:
+            save(run, run.out / "best.pt", epoch + 1, 0)
+        if on_epoch:
+            on_epoch(row, run.model, run.task)
+    barrier(run.d)
+
+
+# ---------------------------------------------------------------------- the end
+def interrupted(run: Run) -> RunResult:
+    """Ctrl-C: save where the run stands (mid-epoch too) so ``--resume`` picks up at that step."""
+    if run.d.main:  # a finished epoch (stopped while validating) resumes at the next one
+        done = run.step >= run.steps
+        save(run, run.out / "last.pt", run.epoch + done, 0 if done else run.step)
+        run.log(f"\ninterrupted: saved {run.out / 'last.pt'}; continue with --resume {run.out / 'last.pt'}")
+    return RunResult(run.out, run.best, None, run.history, interrupted=True, skipped=run.skipped,
+                     seconds=time.perf_counter() - run.t_start, task=run.task)
+
+
+def finish(run: Run) -> RunResult:
+    """best.pt on the test split (or val), the train/eval guard, the plots and the metrics summary."""
+    cfg, task, model = run.cfg, run.task, run.model
+    result = RunResult(run.out, run.best, None, run.history, skipped=run.skipped, task=task)
+    if run.d.main:
+        if (run.out / "best.pt").is_file():
+            model.load_state_dict(load_checkpoint(run.out / "best.pt", run.device)["model"])
+        test_data = _test_split(cfg, cfg.data_options())
+        final_data = test_data if test_data is not None else run.data["val"]
+        batches = Batches(final_data, max(cfg.batch_size, 256), run.device, shuffle=False, workers=cfg.workers)
         final = task.evaluate(model, batches, Dist())
         result.test = final if test_data is not None else None
-        probe = Batches(train_data, cfg.batch_size, device, shuffle=False, workers=cfg.workers)
+        probe = Batches(run.data["train"], cfg.batch_size, run.device, shuffle=False, workers=cfg.workers)
         result.train_eval = train_eval_accuracy(task, model, probe)
         warning = train_eval_warning(result.train_eval)
         if warning:
-            log(warning)
+            run.log(warning)
         if cfg.plots:
-            result.plots = task.write_plots(out, history, model, final_data, final)
-        metrics_log.write_summary(best, result.test)
-    barrier(d)
-    result.seconds = time.perf_counter() - t_start
+            result.plots = task.write_plots(run.out, run.history, model, final_data, final)
+        run.metrics_log.write_summary(run.best, result.test)
+    barrier(run.d)
+    result.seconds = time.perf_counter() - run.t_start
     return result
 
 

@@ -236,3 +236,57 @@ def test_efficientnet_lite0_transfer(lite0):
     assert model.net._fc.out_features == 10
     torch.testing.assert_close(model.net._blocks[3]._depthwise_conv.weight, lite0.net._blocks[3]._depthwise_conv.weight)
     torch.testing.assert_close(model.net._conv_stem.weight, lite0.net._conv_stem.weight.sum(1, keepdim=True))
+
+
+# ---------------------------------------------------------------------- every task's models, from the registry
+def _segment_loss(model):
+    logits = model(torch.randn(2, 3, 45, 70))  # not a multiple of the output stride
+    assert logits.shape == (2, 4, 45, 70)
+    return torch.nn.functional.cross_entropy(logits, torch.randint(0, 4, (2, 45, 70)))
+
+
+def _detect_loss(model):
+    images = [torch.rand(3, 48, 64) for _ in range(2)]
+    boxes = torch.tensor([[4.0, 6.0, 30.0, 34.0], [30.0, 10.0, 60.0, 44.0]])
+    targets = [{"boxes": boxes, "labels": torch.tensor([1, 2])}] * 2
+    losses = model(images, targets)
+    assert {"loss_classifier", "loss_box_reg"} <= set(losses)
+    return sum(losses.values())
+
+
+def _caption_loss(model):
+    logits, _ = model(torch.randn(2, 3, 32, 32), torch.randint(4, 11, (2, 5)))
+    assert logits.shape == (2, 5, 11)
+    return logits.logsumexp(-1).mean()
+
+
+_TINY_CAPTIONER = {"vocab_size": 11, "encoder": "lecture_cnn", "encoder_args": {"widths": [8, 16]},
+                   "embed_dim": 16, "hidden_dim": 32, "attention_dim": 16}
+TASK_MODELS = {  # task -> (loss of a built model, {model name: builder arguments})
+    "segment": (_segment_loss, {"fcn32s": {"num_classes": 4, "backbone": "lecture_cnn"},
+                                "fcn16s": {"num_classes": 4, "backbone": "lecture_cnn"},
+                                "fcn8s": {"num_classes": 4, "backbone": "resnet18"},
+                                "unet": {"num_classes": 4, "widths": (8, 16, 32)}}),
+    "detect": (_detect_loss, {"fasterrcnn": {"num_classes": 3, "min_size": 48, "max_size": 64,
+                                             "backbone": "lecture_cnn", "anchor_sizes": [16, 32]},
+                              "rcnn": {"num_classes": 3, "window_sizes": (16, 32), "proposals": 50}}),
+    "caption": (_caption_loss, {"show_tell": _TINY_CAPTIONER, "show_attend_tell": _TINY_CAPTIONER}),
+}
+
+
+def test_every_registered_model_of_every_task_is_in_the_table():
+    for task, (_, table) in TASK_MODELS.items():
+        assert set(list_models(task=task)) == set(table), task
+
+
+@pytest.mark.parametrize("task, name", [(t, n) for t, (_, table) in TASK_MODELS.items() for n in table])
+def test_every_trainable_parameter_gets_a_gradient(task, name):
+    torch.manual_seed(0)
+    loss_of, table = TASK_MODELS[task]
+    model = get_model(name, **table[name])
+    loss = loss_of(model)
+    assert torch.isfinite(loss)
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"{name}: no gradient for {missing[:5]}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -16,7 +16,7 @@ from collections import Counter
 import numpy as np
 
 from cnnlab.data.caption_text import SPECIALS, CaptionImages, encode_references, tokenize
-from cnnlab.data.registry import SPLITS, register_dataset
+from cnnlab.data.registry import SPLITS, check_image_size, register_dataset
 from cnnlab.data.shapes import (COLORS, COUNT_WORDS, PLURALS, POSITIONS, SHAPES, SIZES, ShapeObject,
                                 Scene, generate_scenes)
 from cnnlab.errors import CnnlabError
@@ -54,14 +54,9 @@ def split_scenes(split: str, seed: int = 0, image_size: int = 64, n: int | None 
 @register_dataset("shapes", description="scenes of 1-3 coloured shapes (64x64 RGB) with 4-6 reference "
                   "captions each (objects, colours, sizes, counts, relations), train 10000 / val 500 / "
                   "test 1000", tasks=("caption",))
-def shapes_captions(split: str, seed: int = 0, *, image_size: int = 64, **opts) -> CaptionImages:
+def shapes_captions(split: str, seed: int = 0, *, image_size: int = 64) -> CaptionImages:
     """Split ``split`` of the shapes captions: labels (N, R, L) token ids, classes the word table."""
-    opts.pop("skip_bad", None)  # generated data: nothing to skip or download
-    opts.pop("download", None)
-    if opts:
-        raise CnnlabError(f"dataset 'shapes' (caption) takes only image_size, got {', '.join(sorted(opts))}")
-    if not isinstance(image_size, int) or image_size < 32:
-        raise CnnlabError(f"shapes captions: image_size must be an integer >= 32, got {image_size!r}")
+    check_image_size("shapes captions", image_size, 32)
     return caption_scenes(split_scenes(split, seed, image_size), f"shapes-captions/{split}")
 
 

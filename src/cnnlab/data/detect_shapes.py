@@ -14,23 +14,15 @@ import numpy as np
 import torch
 
 from cnnlab.data.detection import DetectionImages
-from cnnlab.data.registry import SPLITS, register_dataset
+from cnnlab.data.registry import SPLITS, check_image_size, register_dataset
 from cnnlab.data.shapes import SHAPES, SPLIT_SIZES, generate_scenes
-from cnnlab.errors import CnnlabError
 
 
 @register_dataset("shapes", description="64x64 scenes of 1-3 coloured shapes with boxes (6 classes), "
                   "train 5000 / val 500 / test 1000", tasks=("detect",))
-def detect_shapes(split: str, seed: int = 0, *, image_size: int = 64, **opts) -> DetectionImages:
+def detect_shapes(split: str, seed: int = 0, *, image_size: int = 64) -> DetectionImages:
     """Split ``split`` of the shapes scenes; labels are 1 + SHAPES index (0 is background)."""
-    opts.pop("skip_bad", None)  # generated data: nothing to skip or download
-    opts.pop("download", None)
-    if opts:
-        raise CnnlabError(f"dataset 'shapes' (detect) takes only image_size, got {', '.join(sorted(opts))}")
-    if split not in SPLITS:
-        raise CnnlabError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    if not isinstance(image_size, int) or image_size < 32:
-        raise CnnlabError(f"shapes (detect): image_size must be an integer >= 32, got {image_size!r}")
+    check_image_size("shapes (detect)", image_size, 32)
     stream = int(np.random.default_rng([seed, SPLITS.index(split), 0xDE7]).integers(2**62))
     scenes = generate_scenes(SPLIT_SIZES[split], seed=stream, size=image_size, max_objects=3)
     images = torch.stack([s.image for s in scenes])  # (N, 3, H, W) uint8

@@ -16,7 +16,6 @@ import torch
 
 from cnnlab.data.base import TensorImages
 from cnnlab.data.registry import SPLITS, register_dataset
-from cnnlab.errors import CnnlabError
 
 CLASSES = [str(d) for d in range(10)]
 SPLIT_SEED = 20240607  # fixed: the split never depends on the run's seed
@@ -53,19 +52,12 @@ def split_indices() -> dict[str, torch.Tensor]:
 
 @register_dataset("digits", description="1,797 real 8x8 handwritten digits (scikit-learn), "
                   "fixed stratified split 70/10/20", tasks=("classify",))
-def digits(split: str, seed: int = 0, **opts) -> TensorImages:
+def digits(split: str, seed: int = 0) -> TensorImages:
     """Split ``split`` of the digits. ``seed`` is accepted but unused: the split is fixed.
 
     >>> digits("test").images.shape
     torch.Size([360, 1, 8, 8])
     """
-    opts.pop("skip_bad", None)  # nothing to skip or download: the data ships with scikit-learn
-    opts.pop("download", None)
-    if opts:
-        raise CnnlabError(f"dataset 'digits' takes no options (8x8 images, fixed split), "
-                          f"got {', '.join(sorted(opts))}")
-    if split not in SPLITS:
-        raise CnnlabError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     images, labels = _load()
     index = split_indices()[split]
     return TensorImages(images[index], labels[index], list(CLASSES), name=f"digits/{split}")

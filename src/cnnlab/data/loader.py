@@ -6,6 +6,8 @@ epoch e sees exactly the batches it would have seen. Under DDP each process take
 """
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterator
 
 import torch
@@ -13,6 +15,7 @@ from torch import Tensor
 
 from cnnlab.data.base import FileImages, TensorImages
 from cnnlab.data.detection import DetectionImages
+from cnnlab.errors import CnnlabError
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
@@ -65,6 +68,18 @@ class Batches:
             loader = torch.utils.data.DataLoader(
                 self.data, batch_sampler=[c.tolist() for c in chunks], num_workers=self.workers,
                 pin_memory=self.device.type == "cuda", persistent_workers=False)
-            for images, labels in loader:
-                yield (images.to(self.device, non_blocking=True),
-                       labels.to(self.device, non_blocking=True))
+            try:
+                for images, labels in loader:
+                    yield (images.to(self.device, non_blocking=True),
+                           labels.to(self.device, non_blocking=True))
+            except CnnlabError as e:  # from a worker, its message carries the worker's traceback
+                raise type(e)(_worker_message(str(e))) from None
+
+
+def _worker_message(text: str) -> str:
+    """The error's own message out of DataLoader's "Caught X in DataLoader worker ... Original
+    Traceback ..." text: its last line, without the exception's class name."""
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return re.sub(r"^[\w.]+(Error|Exception): ", "", last.strip())

@@ -12,6 +12,7 @@ task (``register_path_loader``); classification's is ``cnnlab.data.paths.load_pa
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -83,7 +84,8 @@ def load_dataset(spec: str | Path, split: str = "train", *, seed: int = 0, task:
     _load_builtin()
     key = str(spec)
     if (key, task) in _DATASETS:
-        return _DATASETS[key, task].builder(split, seed=seed, **opts)
+        info = _DATASETS[key, task]
+        return info.builder(split, seed=seed, **_builtin_options(info, task, opts))
     named, colon, root = key.partition(":")  # NAME:PATH, e.g. camvid:../shared/data/camvid
     if colon and (named, task) in _DATASETS and root:
         return _DATASETS[named, task].builder(split, seed=seed, root=root, **opts)
@@ -97,6 +99,30 @@ def load_dataset(spec: str | Path, split: str = "train", *, seed: int = 0, task:
         return _PATH_LOADERS[task](path, split, seed=seed, **opts)
     known = ", ".join(list_datasets(task))
     raise CnnlabError(f"--data {key!r}: not a built-in {task} dataset ({known}) and no such file or folder")
+
+
+def check_image_size(dataset: str, image_size, low: int) -> None:
+    """A generated dataset's ``image_size``: a whole number of pixels, at least ``low``."""
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or not low <= image_size <= 4096:
+        raise CnnlabError(f"{dataset}: image_size must be a whole number of pixels in {low}..4096, "
+                          f"got {image_size!r}")
+
+
+MOOT = ("skip_bad", "download")  # file options: built-in data has nothing to skip or download
+
+
+def _builtin_options(info: DatasetInfo, task: str, opts: dict) -> dict:
+    """``opts`` less the moot file options, checked against the builder's keyword-only options."""
+    params = inspect.signature(info.builder).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return opts
+    opts = {k: v for k, v in opts.items() if k not in MOOT}
+    takes = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(opts) - set(takes))
+    if unknown:
+        raise CnnlabError(f"dataset {info.name!r} ({task}) takes {'only ' + ', '.join(takes) if takes else 'no options'}"
+                          f", got {', '.join(unknown)}")
+    return opts
 
 
 def _load_builtin() -> None:

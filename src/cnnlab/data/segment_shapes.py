@@ -9,9 +9,8 @@ from __future__ import annotations
 import torch
 
 from cnnlab.data.masks import SegmentationImages
-from cnnlab.data.registry import SPLITS, register_dataset
+from cnnlab.data.registry import SPLITS, check_image_size, register_dataset
 from cnnlab.data.shapes import SHAPES, generate_scenes
-from cnnlab.errors import CnnlabError
 
 SEGMENT_SPLIT_SIZES = {"train": 4000, "val": 500, "test": 500}
 CLASSES = ["background", *SHAPES]
@@ -22,16 +21,9 @@ COLORS = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200)
 @register_dataset("shapes", tasks=("segment",),
                   description="scenes of 1-3 coloured shapes, 64x64 RGB, with pixel masks: background + "
                   "6 shape classes; train 4000 / val 500 / test 500")
-def shapes_segment(split: str, seed: int = 0, *, image_size: int = 64, **opts) -> SegmentationImages:
+def shapes_segment(split: str, seed: int = 0, *, image_size: int = 64) -> SegmentationImages:
     """Split ``split`` of the shapes scenes with semantic masks (N, H, W) uint8."""
-    opts.pop("skip_bad", None)  # generated data: nothing to skip or download
-    opts.pop("download", None)
-    if opts:
-        raise CnnlabError(f"dataset 'shapes' (segment) takes only image_size, got {', '.join(sorted(opts))}")
-    if split not in SPLITS:
-        raise CnnlabError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    if not isinstance(image_size, int) or image_size < 32:
-        raise CnnlabError(f"shapes: image_size must be an integer >= 32, got {image_size!r}")
+    check_image_size("shapes", image_size, 32)
     scenes = generate_scenes(SEGMENT_SPLIT_SIZES[split], seed=seed * 1009 + 101 + SPLITS.index(split),
                              size=image_size)
     images = torch.stack([s.image for s in scenes])  # (N, 3, H, W) uint8

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from cnnlab.data.base import TensorImages
-from cnnlab.data.registry import SPLITS, register_dataset
+from cnnlab.data.registry import SPLITS, check_image_size, register_dataset
 from cnnlab.errors import CnnlabError
 
 SHAPES = ["circle", "square", "triangle", "cross", "star", "heart"]
@@ -386,20 +386,13 @@ def _scenes(rng: np.random.Generator, n: int, size: int, min_objects: int, max_o
 @register_dataset("shapes", description="one coloured shape per 32x32 RGB image, 6 kinds (circle, "
                   "square, triangle, cross, star, heart), train 5000 / val 500 / test 1000",
                   tasks=("classify",))
-def shapes(split: str, seed: int = 0, *, image_size: int = 32, **opts) -> TensorImages:
+def shapes(split: str, seed: int = 0, *, image_size: int = 32) -> TensorImages:
     """Split ``split`` of the one-object shapes set: label = SHAPES index of the shape.
 
     >>> shapes("val").images.shape
     torch.Size([500, 3, 32, 32])
     """
-    opts.pop("skip_bad", None)  # generated data: nothing to skip or download
-    opts.pop("download", None)
-    if opts:
-        raise CnnlabError(f"dataset 'shapes' takes only image_size, got {', '.join(sorted(opts))}")
-    if split not in SPLITS:
-        raise CnnlabError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    if not isinstance(image_size, int) or image_size < 16:
-        raise CnnlabError(f"shapes: image_size must be an integer >= 16, got {image_size!r}")
+    check_image_size("shapes", image_size, 16)
     rng = np.random.default_rng([seed, SPLITS.index(split), 0x5A9E])  # one stream per split
     n = SPLIT_SIZES[split]
     kinds = rng.permutation(np.arange(n) % len(SHAPES)).tolist()  # balanced to within one

@@ -22,8 +22,7 @@ import torch
 from torch import Tensor
 
 from cnnlab.data.base import TensorImages
-from cnnlab.data.registry import SPLITS, register_dataset
-from cnnlab.errors import CnnlabError
+from cnnlab.data.registry import SPLITS, check_image_size, register_dataset
 
 CLASSES = ["O", "X"]
 SPLIT_SIZES = {"train": 4000, "val": 500, "test": 1000}
@@ -165,20 +164,13 @@ def _split_generator(seed: int, split: str) -> torch.Generator:
 
 @register_dataset("xo", description="the lecture's X versus O, 28x28 grayscale, shifted, rotated "
                   "and deformed, train 4000 / val 500 / test 1000", tasks=("classify",))
-def xo(split: str, seed: int = 0, *, image_size: int = 28, **opts) -> TensorImages:
+def xo(split: str, seed: int = 0, *, image_size: int = 28) -> TensorImages:
     """Split ``split`` of X-versus-O, generated from ``seed`` in well under a second.
 
     >>> xo("val").images.shape
     torch.Size([500, 1, 28, 28])
     """
-    opts.pop("skip_bad", None)  # generated data: nothing to skip or download
-    opts.pop("download", None)
-    if opts:
-        raise CnnlabError(f"dataset 'xo' takes only image_size, got {', '.join(sorted(opts))}")
-    if split not in SPLITS:
-        raise CnnlabError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    if not isinstance(image_size, int) or image_size < 9:
-        raise CnnlabError(f"xo: image_size must be an integer of at least 9, got {image_size!r}")
+    check_image_size("xo", image_size, 9)
     g = _split_generator(seed, split)
     n = SPLIT_SIZES[split]
     labels = (torch.arange(n) % 2)[torch.randperm(n, generator=g)]  # exactly balanced

@@ -183,7 +183,7 @@ class AirbenchNet(nn.Module):
 
 
 @register_model("airbench", input_size=(3, 32, 32), paper="Jordan 2024, airbench94 (94% on CIFAR-10 in 3.8 s)",
-                tags=("cifar", "fast"))
+                tags=("cifar", "fast"), head="fc")
 def airbench(num_classes: int = 10, in_channels: int = 3, pretrained: bool = False, **kwargs) -> AirbenchNet:
     """airbench94's network (see :class:`AirbenchNet` for ``widths``, ``activation``, ``whiten``...)."""
     check_pretrained("airbench", pretrained)

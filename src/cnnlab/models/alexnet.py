@@ -75,14 +75,14 @@ class ZFNet(AlexNet):
         ))
 
 
-@register_model("alexnet", paper="Krizhevsky et al. 2012", tags=("imagenet", "classic"))
+@register_model("alexnet", paper="Krizhevsky et al. 2012", tags=("imagenet", "classic"), head="classifier")
 def alexnet(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> AlexNet:
     """AlexNet, 61.1M parameters at 1000 classes."""
     check_pretrained("alexnet", pretrained)
     return AlexNet(num_classes, in_channels, **kwargs)
 
 
-@register_model("zfnet", paper="Zeiler & Fergus 2013", tags=("imagenet", "classic"))
+@register_model("zfnet", paper="Zeiler & Fergus 2013", tags=("imagenet", "classic"), head="classifier")
 def zfnet(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> ZFNet:
     """ZFNet, 62.4M parameters at 1000 classes."""
     check_pretrained("zfnet", pretrained)

@@ -26,19 +26,14 @@ Memory = tuple[Tensor, ...]    # what every step reads from the image
 
 def conv_features(name: str, in_channels: int = 3, pretrained: bool = False, **kwargs) -> nn.Module:
     """The registered classifier ``name`` with its head replaced by identity (features only)."""
-    try:
-        info = model_info(name)
-    except KeyError as e:
-        raise CnnlabError(f"encoder: {e.args[0]}") from None
+    info = model_info(name)
     if info.task != "classify":
         raise CnnlabError(f"encoder {name!r} is a {info.task} model; expected a classifier")
     model = get_model(name, num_classes=1, in_channels=in_channels, pretrained=pretrained, **kwargs)
     if not hasattr(model, "forward_features"):
         raise CnnlabError(f"encoder {name!r} has no forward_features (no features/head split)")
-    for owner in (model, getattr(model, "net", None)):
-        for attr in ("head", "classifier", "fc", "_fc"):
-            if isinstance(getattr(owner, attr, None), nn.Module):
-                setattr(owner, attr, nn.Identity())
+    owner, _, attr = info.head.rpartition(".")
+    setattr(model.get_submodule(owner), attr, nn.Identity())  # the registry names the head
     return model
 
 

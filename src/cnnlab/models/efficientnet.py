@@ -70,7 +70,7 @@ def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
 
 
 @register_model("efficientnet_lite0", paper="Tan & Le 2019 (EfficientNet-Lite)", pretrained=True,
-                mean=(127 / 255,) * 3, std=(128 / 255,) * 3, tags=("imagenet", "pretrained", "mobile"))
+                mean=(127 / 255,) * 3, std=(128 / 255,) * 3, tags=("imagenet", "pretrained", "mobile"), head="net._fc")
 def efficientnet_lite0(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False) -> EfficientNetLite0:
     """EfficientNet-Lite0; ``pretrained=True`` loads the packaged ImageNet weights."""
     model = EfficientNetLite0(num_classes, in_channels)

@@ -36,7 +36,7 @@ class GoogLeNet(TorchvisionGoogLeNet):
         return self.forward_head(self.forward_features(x))
 
 
-@register_model("googlenet", paper="Szegedy et al. 2014", tags=("imagenet", "classic"))
+@register_model("googlenet", paper="Szegedy et al. 2014", tags=("imagenet", "classic"), head="fc")
 def googlenet(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> GoogLeNet:
     """GoogLeNet (Inception v1), 6.6M parameters at 1000 classes."""
     check_pretrained("googlenet", pretrained)

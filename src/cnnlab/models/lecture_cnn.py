@@ -71,7 +71,7 @@ class LectureCNN(nn.Module):
 
 
 @register_model("lecture_cnn", input_size=(1, 28, 28), paper="conv-BN-ReLU-pool blocks + FC, as taught",
-                tags=("lecture",))
+                tags=("lecture",), head="head")
 def lecture_cnn(num_classes: int = 10, in_channels: int = 1, pretrained: bool = False, **kwargs) -> LectureCNN:
     """The lecture's CNN (see :class:`LectureCNN` for ``widths``, ``pool``, ``hidden``...)."""
     check_pretrained("lecture_cnn", pretrained)

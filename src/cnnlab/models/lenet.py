@@ -45,7 +45,8 @@ class LeNet5(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-@register_model("lenet5", input_size=(1, 32, 32), paper="LeCun et al. 1998", tags=("mnist", "classic"))
+@register_model("lenet5", input_size=(1, 32, 32), paper="LeCun et al. 1998", tags=("mnist", "classic"),
+                head="head")
 def lenet5(num_classes: int = 10, in_channels: int = 1, pretrained: bool = False, **kwargs) -> LeNet5:
     """LeNet-5 for 32x32 (or 28x28) grey digits."""
     check_pretrained("lenet5", pretrained)

@@ -60,7 +60,7 @@ class MLP(nn.Module):
 
 
 @register_model("mlp", input_size=(1, 28, 28), paper="a fully connected network on flattened pixels",
-                tags=("lecture", "fully-connected"))
+                tags=("lecture", "fully-connected"), head="head")
 def mlp(num_classes: int = 10, in_channels: int = 1, pretrained: bool = False, **kwargs) -> MLP:
     """The fully connected baseline (see :class:`MLP` for ``image_size``, ``hidden``, ``dropout``)."""
     check_pretrained("mlp", pretrained)

@@ -31,6 +31,7 @@ class ModelInfo:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    head: str = ""  # classifiers: the dotted name of the classifier head module (``fc``, ``net._fc``)
 
 
 _MODELS: dict[str, ModelInfo] = {}
@@ -39,13 +40,15 @@ _MODELS: dict[str, ModelInfo] = {}
 def register_model(name: str, *, input_size: tuple[int, int, int] = (3, 224, 224), paper: str = "",
                    task: str = "classify", pretrained: bool = False,
                    mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                   tags: tuple[str, ...] = ()):
+                   tags: tuple[str, ...] = (), head: str = ""):
     """Decorator that registers a model builder under ``name``."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
-        _MODELS[name] = ModelInfo(name, fn, tuple(input_size), paper, task, pretrained, mean, std, tuple(tags))
+        if task == "classify" and not head:
+            raise ValueError(f"classifier {name!r} must name its head (register_model(..., head=...))")
+        _MODELS[name] = ModelInfo(name, fn, tuple(input_size), paper, task, pretrained, mean, std, tuple(tags), head)
         return fn
 
     return wrap

@@ -49,31 +49,31 @@ def _resnet(name: str, block: type[nn.Module], layers: list[int], num_classes: i
 _PAPER = "He et al. 2016"
 
 
-@register_model("resnet18", paper=_PAPER, tags=("imagenet", "residual"))
+@register_model("resnet18", paper=_PAPER, tags=("imagenet", "residual"), head="fc")
 def resnet18(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-18: basic blocks [2, 2, 2, 2]."""
     return _resnet("resnet18", tv.BasicBlock, [2, 2, 2, 2], num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("resnet34", paper=_PAPER, tags=("imagenet", "residual"))
+@register_model("resnet34", paper=_PAPER, tags=("imagenet", "residual"), head="fc")
 def resnet34(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-34: basic blocks [3, 4, 6, 3]."""
     return _resnet("resnet34", tv.BasicBlock, [3, 4, 6, 3], num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("resnet50", paper=_PAPER, tags=("imagenet", "residual"))
+@register_model("resnet50", paper=_PAPER, tags=("imagenet", "residual"), head="fc")
 def resnet50(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-50: bottleneck blocks [3, 4, 6, 3]."""
     return _resnet("resnet50", tv.Bottleneck, [3, 4, 6, 3], num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("resnet101", paper=_PAPER, tags=("imagenet", "residual"))
+@register_model("resnet101", paper=_PAPER, tags=("imagenet", "residual"), head="fc")
 def resnet101(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-101: bottleneck blocks [3, 4, 23, 3]."""
     return _resnet("resnet101", tv.Bottleneck, [3, 4, 23, 3], num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("resnet152", paper=_PAPER, tags=("imagenet", "residual"))
+@register_model("resnet152", paper=_PAPER, tags=("imagenet", "residual"), head="fc")
 def resnet152(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-152: bottleneck blocks [3, 8, 36, 3]."""
     return _resnet("resnet152", tv.Bottleneck, [3, 8, 36, 3], num_classes, in_channels, pretrained, **kwargs)
@@ -139,7 +139,7 @@ def _cifar_resnet(depth: int, num_classes: int, in_channels: int, pretrained: bo
     return CifarResNet(depth, num_classes, in_channels)
 
 
-_CIFAR = dict(input_size=(3, 32, 32), paper="He et al. 2016, §4.2", tags=("cifar", "residual"))
+_CIFAR = dict(input_size=(3, 32, 32), paper="He et al. 2016, §4.2", tags=("cifar", "residual"), head="fc")
 
 
 @register_model("resnet20", **_CIFAR)

@@ -40,49 +40,49 @@ def _vgg(name: str, cfg: str, batch_norm: bool, num_classes: int, in_channels: i
 _PAPER, _BN = "Simonyan & Zisserman 2014", "Simonyan & Zisserman 2014; BatchNorm: Ioffe & Szegedy 2015"
 
 
-@register_model("vgg11", paper=_PAPER, tags=("imagenet", "classic"))
+@register_model("vgg11", paper=_PAPER, tags=("imagenet", "classic"), head="classifier")
 def vgg11(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> VGG:
     """VGG-11 (configuration A)."""
     return _vgg("vgg11", "A", False, num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("vgg11_bn", paper=_BN, tags=("imagenet", "classic"))
+@register_model("vgg11_bn", paper=_BN, tags=("imagenet", "classic"), head="classifier")
 def vgg11_bn(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> VGG:
     """VGG-11 (configuration A) with BatchNorm after each conv."""
     return _vgg("vgg11_bn", "A", True, num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("vgg13", paper=_PAPER, tags=("imagenet", "classic"))
+@register_model("vgg13", paper=_PAPER, tags=("imagenet", "classic"), head="classifier")
 def vgg13(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> VGG:
     """VGG-13 (configuration B)."""
     return _vgg("vgg13", "B", False, num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("vgg13_bn", paper=_BN, tags=("imagenet", "classic"))
+@register_model("vgg13_bn", paper=_BN, tags=("imagenet", "classic"), head="classifier")
 def vgg13_bn(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> VGG:
     """VGG-13 (configuration B) with BatchNorm after each conv."""
     return _vgg("vgg13_bn", "B", True, num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("vgg16", paper=_PAPER, tags=("imagenet", "classic"))
+@register_model("vgg16", paper=_PAPER, tags=("imagenet", "classic"), head="classifier")
 def vgg16(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> VGG:
     """VGG-16 (configuration D)."""
     return _vgg("vgg16", "D", False, num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("vgg16_bn", paper=_BN, tags=("imagenet", "classic"))
+@register_model("vgg16_bn", paper=_BN, tags=("imagenet", "classic"), head="classifier")
 def vgg16_bn(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> VGG:
     """VGG-16 (configuration D) with BatchNorm after each conv."""
     return _vgg("vgg16_bn", "D", True, num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("vgg19", paper=_PAPER, tags=("imagenet", "classic"))
+@register_model("vgg19", paper=_PAPER, tags=("imagenet", "classic"), head="classifier")
 def vgg19(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> VGG:
     """VGG-19 (configuration E)."""
     return _vgg("vgg19", "E", False, num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("vgg19_bn", paper=_BN, tags=("imagenet", "classic"))
+@register_model("vgg19_bn", paper=_BN, tags=("imagenet", "classic"), head="classifier")
 def vgg19_bn(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> VGG:
     """VGG-19 (configuration E) with BatchNorm after each conv."""
     return _vgg("vgg19_bn", "E", True, num_classes, in_channels, pretrained, **kwargs)

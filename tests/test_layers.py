@@ -18,7 +18,7 @@ LAYERS = [
     ["runtime"],              # device, precision policy, distributed reductions
     ["tasks"],                # classify, segment, detect, caption behind one contract
     ["engine"],               # the training loop, checkpoints, inference, export
-    ["explain"],              # convolution from scratch, feature maps, CAMs
+    ["interpret"],            # convolution from scratch, kernels, feature maps, filters, CAMs
     ["experiments"],          # the lecture's arguments as measured experiments
     ["api"],                  # the public Python functions
     ["serve"],                # HTTP service and web page over api

@@ -1,12 +1,35 @@
-"""cnnlab: convolutional neural networks for computer vision, from pixels to predictions."""
+"""cnnlab: convolutional neural networks for computer vision, from pixels to predictions.
+
+    import cnnlab
+    run = cnnlab.train(data="digits", epochs=8, out="runs/digits")
+
+The public functions load on first use (PEP 562), so ``import cnnlab`` and the command line
+start at once; torch is imported by the first function that needs it.
+"""
+import importlib
+
 from cnnlab._version import __version__
+from cnnlab.errors import CnnlabError
+from cnnlab.runtime.threads import apply_thread_policy
 
-from cnnlab.api import (convolve, data_info, evaluate, explain, explain_convolution, export, load,  # noqa: E402
-                        model_summary, pixels, predict, train, xo)
-from cnnlab.data import list_datasets, load_dataset  # noqa: E402
-from cnnlab.errors import CnnlabError  # noqa: E402
-from cnnlab.models import get_model, list_models  # noqa: E402
+apply_thread_policy()  # before torch starts OpenMP: waiting threads sleep (runtime/threads.py)
 
-__all__ = ["train", "evaluate", "predict", "load", "export", "pixels", "data_info", "model_summary",
-           "convolve", "explain_convolution", "explain", "xo",
-           "get_model", "list_models", "list_datasets", "load_dataset", "CnnlabError", "__version__"]
+_EXPORTS = {  # name -> the module that defines it
+    **dict.fromkeys(["train", "evaluate", "predict", "load", "export", "pixels", "data_info", "model_summary",
+                     "convolve", "explain_convolution", "explain", "xo", "experiment", "detect_faces"], "cnnlab.api"),
+    "get_model": "cnnlab.models", "list_models": "cnnlab.models",
+    "list_datasets": "cnnlab.data", "load_dataset": "cnnlab.data",
+}
+__all__ = [*_EXPORTS, "CnnlabError", "__version__"]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # once loaded, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -17,12 +17,15 @@ import stat
 import warnings
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torch import Tensor
 
 from cnnlab.errors import CnnlabError, clean
+
+if TYPE_CHECKING:  # torch loads only where a tensor is made: `cnnlab pixels` never needs it
+    from torch import Tensor
 
 DEFAULT_MAX_PIXELS = 89_478_485
 """Largest width*height decoded (Pillow's own default, about 89 megapixels, ~256 MiB as RGB).
@@ -54,6 +57,14 @@ def read_image(source: str | Path | bytes, channels: int | None = None,
     logos and icons look as they do in a browser.
     name: what error messages call the image (default: the path, or "<bytes>").
     """
+    import torch
+
+    return torch.from_numpy(read_array(source, channels, max_pixels, name)).permute(2, 0, 1).contiguous()
+
+
+def read_array(source: str | Path | bytes, channels: int | None = None,
+               max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> np.ndarray:
+    """``read_image`` as a NumPy uint8 (H, W, C) array, without torch."""
     if channels not in (None, 1, 3, 4):
         raise ValueError(f"channels must be 1, 3, 4 or None, got {channels!r}")
     name = clean(name or (str(source) if not isinstance(source, (bytes, bytearray)) else "<bytes>"))
@@ -62,7 +73,7 @@ def read_image(source: str | Path | bytes, channels: int | None = None,
         img = _convert(_to_8bit(img), channels)
     except ValueError as e:  # a mode Pillow cannot convert, e.g. LAB
         raise ImageError(f"{name}: unsupported image mode {img.mode} ({e})") from None
-    return _to_tensor(img)
+    return _to_array(img)
 
 
 def peek_image(path: str | Path) -> tuple[int, int, int]:
@@ -178,11 +189,9 @@ def _convert(img: Image.Image, channels: int | None) -> Image.Image:
     return img.convert("L" if channels == 1 else "RGB")
 
 
-def _to_tensor(img: Image.Image) -> Tensor:
+def _to_array(img: Image.Image) -> np.ndarray:
     a = np.array(img, dtype=np.uint8)  # (H, W) or (H, W, C)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    return torch.from_numpy(a).permute(2, 0, 1).contiguous()  # (C, H, W)
+    return a[:, :, None] if a.ndim == 2 else a  # (H, W, C)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,6 +209,8 @@ def resize(img: Tensor, size: tuple[int, int]) -> Tensor:
 
 def to_pil(img: Tensor) -> Image.Image:
     """uint8 (1|3|4, H, W) or (H, W) tensor -> PIL image (L, RGB or RGBA)."""
+    import torch
+
     if img.dtype != torch.uint8:
         raise ValueError(f"to_pil expects a uint8 tensor, got {img.dtype}")
     if img.ndim == 2:
@@ -223,30 +234,34 @@ def save_image(img: Tensor, path: str | Path) -> Path:
 # an image is a matrix of numbers (the Lincoln slide)
 # ---------------------------------------------------------------------------------------------
 
-def pixel_matrix(img: Tensor | str | Path | bytes, crop: tuple[int, int, int, int] | None = None,
+def pixel_matrix(img, crop: tuple[int, int, int, int] | None = None,
                  size: int | None = None, name: str | None = None) -> np.ndarray:
-    """A grayscale uint8 (H, W) matrix of an image, optionally cropped to ``(x, y, w, h)``
-    and then resized so that its longer side is ``size`` pixels.
+    """A grayscale uint8 (H, W) matrix of an image (a file, its bytes, a (H, W, C) array or a
+    (C, H, W) tensor), optionally cropped to ``(x, y, w, h)`` and then resized (antialiased) so
+    that its longer side is ``size`` pixels.
 
-        >>> pixel_matrix(read_image("lincoln.png"), crop=(100, 80, 12, 16))
+        >>> pixel_matrix("lincoln.png", crop=(100, 80, 12, 16))
     """
-    if not isinstance(img, Tensor):
+    if isinstance(img, (str, Path, bytes, bytearray)):
         name = clean(name or (str(img) if not isinstance(img, (bytes, bytearray)) else "<bytes>"))
-        img = read_image(img, channels=1, name=name)
-    elif img.shape[0] != 1:
-        img = _to_tensor(to_pil(img[:3]).convert("L"))
-    _, height, width = img.shape
+        gray = read_array(img, channels=1, name=name)[:, :, 0]
+    elif isinstance(img, np.ndarray):  # (H, W, C)
+        gray = img[:, :, 0] if img.shape[2] == 1 else np.array(Image.fromarray(img[:, :, :3]).convert("L"))
+    else:  # a uint8 (C, H, W) tensor
+        gray = np.array(to_pil(img[:1] if img.shape[0] == 1 else img[:3]).convert("L"))
+    height, width = gray.shape
     if crop is not None:
         x, y, w, h = crop
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
             raise ImageError(f"{name or 'image'}: crop (x={x}, y={y}, w={w}, h={h}) lies outside the "
                              f"{width}x{height} image")
-        img = img[:, y:y + h, x:x + w]
+        gray = gray[y:y + h, x:x + w]
     if size is not None:
-        h, w = img.shape[1:]
+        h, w = gray.shape
         scale = size / max(h, w)
-        img = resize(img, (max(1, round(h * scale)), max(1, round(w * scale))))
-    return img[0].numpy().copy()
+        target = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL: (width, height)
+        gray = np.array(Image.fromarray(gray).resize(target, Image.Resampling.BILINEAR))
+    return gray.copy()
 
 
 def format_pixels(matrix: np.ndarray) -> str:
@@ -257,29 +272,9 @@ def format_pixels(matrix: np.ndarray) -> str:
 def as_image(image, channels: int | None = None, name: str = "image") -> Tensor:
     """A PIL image, a NumPy array (H, W) or (H, W, C) of uint8, or a uint8 (C, H, W) tensor, as
     the uint8 (C, H, W) tensor ``read_image`` would give for the same picture saved as a PNG."""
-    if isinstance(image, Tensor):
-        if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] not in (1, 3, 4):
-            raise ImageError(f"{name}: expected a uint8 (C, H, W) tensor with C 1, 3 or 4, "
-                             f"got {image.dtype} {tuple(image.shape)}")
-        if channels in (None, image.shape[0]):
-            return image
-        image = image.permute(1, 2, 0).cpu().numpy()
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-            raise ImageError(f"{name}: expected a uint8 array (H, W) or (H, W, C) with C 1, 3 or 4, "
-                             f"got {image.dtype} {image.shape}")
-        image = Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image)
-    if not isinstance(image, Image.Image):
-        raise ImageError(f"{name}: expected a file path, PIL image, NumPy array or tensor, got {type(image).__name__}")
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return read_image(buffer.getvalue(), channels=channels, name=name)
+    import torch
 
-
-def as_image(image, channels: int | None = None, name: str = "image") -> Tensor:
-    """A PIL image, a NumPy array (H, W) or (H, W, C) of uint8, or a uint8 (C, H, W) tensor, as
-    the uint8 (C, H, W) tensor ``read_image`` would give for the same picture saved as a PNG."""
-    if isinstance(image, Tensor):
+    if isinstance(image, torch.Tensor):
         if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] not in (1, 3, 4):
             raise ImageError(f"{name}: expected a uint8 (C, H, W) tensor with C 1, 3 or 4, "
                              f"got {image.dtype} {tuple(image.shape)}")

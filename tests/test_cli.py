@@ -122,3 +122,17 @@ def test_export_onnx_then_predict_with_it(tmp_path):
     [torch_] = json.loads(cnnlab("predict", "r/best.pt", "blank.png", "--json", cwd=tmp_path).stdout)
     assert onnx["top"][0]["class"] == torch_["top"][0]["class"]
     assert onnx["top"][0]["prob"] == pytest.approx(torch_["top"][0]["prob"], abs=1e-4)
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`cnnlab pixels big.png --size 1000 | head -1`: the reader leaves after one line."""
+    from PIL import Image
+
+    Image.new("L", (1000, 1000), 7).save(tmp_path / "big.png")
+    proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "pixels", str(tmp_path / "big.png"), "--size", "1000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # like head -1: ~4 MB are still to come, far more than a pipe holds
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) in (0, 141) and first.startswith(b"  7")
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err

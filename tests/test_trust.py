@@ -85,12 +85,13 @@ def _start(out: Path, epochs: int) -> subprocess.Popen:
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> bool:
+    """SIGKILL ``proc`` once ``ready()``; whether it was still running then."""
     deadline = time.monotonic() + timeout
     while not ready() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.001)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    return proc.wait() == -signal.SIGKILL
 
 
 @pytest.mark.slow
@@ -104,9 +105,10 @@ def test_kill_9_at_any_moment_leaves_loadable_checkpoints_and_resume_matches(tmp
             "after two epochs": lambda out: (out / "metrics.csv").is_file() and len(epochs_logged(out)) >= 2,
             "mid-epoch": lambda out: (out / "last.pt").is_file() and time.sleep(0.05) is None,
         }
+        killed = {}
         for name, ready in moments.items():
             out = tmp_path / name.replace(" ", "-")
-            _kill_when(_start(out, epochs), lambda: ready(out))
+            killed[name] = _kill_when(_start(out, epochs), lambda: ready(out))
             for ckpt in out.glob("*.pt"):
                 load_checkpoint(ckpt)  # every checkpoint still loads
             if not (out / "last.pt").is_file():
@@ -117,6 +119,7 @@ def test_kill_9_at_any_moment_leaves_loadable_checkpoints_and_resume_matches(tmp
             expected = load_checkpoint(straight.out / "last.pt")["model"]
             for key in expected:
                 torch.testing.assert_close(final[key], expected[key], msg=f"{name}: {key}")
+        assert killed["after two epochs"] and killed["mid-epoch"], killed  # the write itself is a race to catch
     finally:
         torch.set_num_threads(os.cpu_count() or 1)
 

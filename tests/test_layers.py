@@ -81,3 +81,15 @@ def test_every_package_says_what_its_layer_offers():
         if any(folder.glob("*.py")):
             init = folder / "__init__.py"
             assert init.is_file() and ast.get_docstring(ast.parse(init.read_text())), f"{folder.name}/__init__.py"
+
+
+def test_the_package_and_the_cli_start_without_torch():
+    """`import cnnlab`, `cnnlab --help` and `cnnlab pixels` load no torch; the API still resolves."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cnnlab, cnnlab.cli; assert 'torch' not in sys.modules, 'torch loaded'; "
+            "import cnnlab.interpret.features; assert callable(cnnlab.explain) and cnnlab.api.predict; "
+            "import os; assert os.environ['OMP_WAIT_POLICY']")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -7,6 +7,7 @@ The public functions load on first use (PEP 562), so ``import cnnlab`` and the c
 start at once; torch is imported by the first function that needs it.
 """
 import importlib
+import importlib.util
 
 from cnnlab._version import __version__
 from cnnlab.errors import CnnlabError
@@ -25,6 +26,8 @@ __all__ = [*_EXPORTS, "CnnlabError", "__version__"]
 
 def __getattr__(name: str):
     if name not in _EXPORTS:
+        if not name.startswith("_") and importlib.util.find_spec(f"cnnlab.{name}"):
+            return importlib.import_module(f"cnnlab.{name}")  # a subpackage: cnnlab.api, cnnlab.models, ...
         raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
     value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value  # once loaded, an ordinary attribute

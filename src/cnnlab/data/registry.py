@@ -97,8 +97,8 @@ def load_dataset(spec: str | Path, split: str = "train", *, seed: int = 0, task:
         if task not in _PATH_LOADERS:
             raise CnnlabError(f"--data {key}: no dataset layout on disk is known for --task {task}")
         return _PATH_LOADERS[task](path, split, seed=seed, **opts)
-    known = ", ".join(list_datasets(task))
-    raise CnnlabError(f"--data {key!r}: not a built-in {task} dataset ({known}) and no such file or folder")
+    error = unknown_name(f"{task} dataset", key, list_datasets(task))
+    raise CnnlabError(f"--data {key!r}: no such file or folder, and {error}")
 
 
 def check_image_size(dataset: str, image_size, low: int) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, unknown_name
 
 # experiment name -> "module:function", imported on first use
 EXPERIMENTS = {
@@ -28,7 +28,7 @@ MINIMUM = {"epochs": 1, "train_size": 1, "seed": 0, "batch_size": 1}  # the smal
 def run_experiment(name: str, **options) -> dict:
     """Run experiment ``name`` with ``options`` (its keyword arguments; None means its default)."""
     if name not in EXPERIMENTS:
-        raise CnnlabError(f"experiment {name!r}: expected one of {', '.join(EXPERIMENTS)}")
+        raise unknown_name("experiment", name, EXPERIMENTS)
     module, fn = EXPERIMENTS[name].split(":")
     run = getattr(importlib.import_module(module), fn)
     accepted = inspect.signature(run).parameters

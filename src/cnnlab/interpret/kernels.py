@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from cnnlab.data.xo import XO_FILTERS
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, unknown_name
 
 
 def _fixed(rows, scale: float = 1.0) -> np.ndarray:
@@ -50,8 +50,8 @@ def parse_kernel(text: str) -> np.ndarray:
         return KERNELS[name].copy()
     if "," in text or ";" in text or _is_number(text):
         return parse_matrix(text, "kernel")
-    raise CnnlabError(f"kernel {text!r}: unknown name; known kernels: {', '.join(KERNELS)} "
-                      f"(or a matrix, {MATRIX_FORM})")
+    error = unknown_name("kernel", name, KERNELS)
+    raise CnnlabError(f"{error} (or a matrix, {MATRIX_FORM})")
 
 
 def parse_matrix(text: str, what: str = "matrix") -> np.ndarray:

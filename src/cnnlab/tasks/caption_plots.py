@@ -27,8 +27,8 @@ def write_all(task, run_dir, history: list[dict], model, data) -> list[str]:
     beams = task.generate(model, images.to(next(model.parameters()).device))
     refs = refs[:, None] if refs.ndim == 2 else refs
     truth = [" ".join(task.classes[i] for i in r[0].tolist() if i > 3) for r in refs]
-    paths = [plot_curves(history, run_dir / "curves.png"),
-             plot_captions(images, [" ".join(b[0]["words"]) for b in beams], truth, run_dir / "captions.png")]
+    paths = ([plot_curves(history, run_dir / "curves.png")] if history else []) + [
+        plot_captions(images, [" ".join(b[0]["words"]) for b in beams], truth, run_dir / "captions.png")]
     return [str(p) for p in paths]
 
 

@@ -15,11 +15,10 @@ from cnnlab.figures import save_figure  # noqa: E402
 
 
 def write_all(task, run_dir, history, model, data, metrics: dict) -> list[str]:
-    """curves.png, confusion_matrix.png (from ``metrics``) and predictions.png (8 of ``data``)."""
+    """curves.png (after training), confusion_matrix.png (from ``metrics``) and predictions.png."""
     run_dir = Path(run_dir)
-    paths = [plot_curves(history, run_dir / "curves.png"),
-             plot_confusion(torch.tensor(metrics["confusion_matrix"]), task.classes,
-                            run_dir / "confusion_matrix.png")]
+    paths = ([plot_curves(history, run_dir / "curves.png")] if history else []) + [
+        plot_confusion(torch.tensor(metrics["confusion_matrix"]), task.classes, run_dir / "confusion_matrix.png")]
     images, labels = _sample(data, 8)
     model.eval()
     probs = task.logits(model, images.to(next(model.parameters()).device)).softmax(1).cpu()

@@ -41,9 +41,9 @@ def draw_prediction(image: Tensor, result: dict, out: Path, classes: list[str]) 
 
 
 def write_all(task, run_dir, history: list[dict], model, data, metrics: dict) -> list[str]:
-    """curves.png (loss, mAP per epoch) and detections.png (8 images of ``data``, true | predicted)."""
+    """curves.png (loss, mAP per epoch, after training) and detections.png (8 images, true | predicted)."""
     run_dir = Path(run_dir)
-    paths = [plot_curves(history, run_dir / "curves.png")]
+    paths = [plot_curves(history, run_dir / "curves.png")] if history else []
     model.eval()
     device = next(model.parameters()).device
     tiles = []

@@ -44,7 +44,7 @@ def test_matrix_strings_parse(text, expected):
     ("1,a;2,3", ["'1,a;2,3'", "must be a number", "rows separated by ';'"]),
     ("1,,2", ["'1,,2'", "must be a number"]),
     ("nan,1", ["'nan,1'", "finite"]),
-    ("sharpn", ["'sharpn'", "unknown name", "sharpen", "x-crossing", "rows separated by ';'"]),
+    ("sharpn", ["'sharpn'", "unknown kernel", "did you mean sharpen", "sharpen", "x-crossing", "rows separated by ';'"]),
     ("  ", ["expected a name", "identity"]),
 ])
 def test_bad_kernels_quote_the_text_and_say_the_expected_form(text, words):

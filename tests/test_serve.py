@@ -173,7 +173,7 @@ def test_client_errors_have_codes_and_one_line_reasons(client, digits_png):
     assert "unknown layer" in error(post(client, "/v1/explain", digits_png[0], layer="fc9"), 422)
     assert "unknown class" in error(post(client, "/v1/explain", digits_png[0], target_class="cat"), 422)
     error(post(client, "/v1/explain", digits_png[0], method="magic"), 422)
-    assert "unknown name" in error(post(client, "/v1/convolve", digits_png[0], kernel="blurry"), 422)
+    assert "unknown kernel 'blurry'" in error(post(client, "/v1/convolve", digits_png[0], kernel="blurry"), 422)
     error(post(client, "/v1/convolve", digits_png[0], stride="0"), 422)
     error(client.get("/v1/nothing"), 404)
 

@@ -158,7 +158,7 @@ def _image_sources(images, channels: int) -> list[tuple[str, object]]:
     return sources
 
 
-def export(checkpoint: str | Path, format: str = "onnx", out: str | Path | None = None,
+def export(checkpoint: str | Path | LoadedModel, format: str = "onnx", out: str | Path | None = None,
            atol: float = 1e-4, device: str = "auto") -> dict:
     """Export a checkpoint to ONNX (dynamic batch axis) or TorchScript, then check parity.
 
@@ -171,13 +171,13 @@ def export(checkpoint: str | Path, format: str = "onnx", out: str | Path | None 
     suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}.get(format)
     if suffix is None:
         raise CnnlabError(f"--format {format!r}: expected onnx or torchscript")
-    lm = load(checkpoint, device=device)
+    lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(checkpoint, device=device)
     if not isinstance(lm, LoadedModel):
         raise CnnlabError(f"{checkpoint}: already an export; export a PyTorch checkpoint (.pt)")
     if lm.task.export_refusal:
         raise CnnlabError(f"{checkpoint}: a {lm.task.name} checkpoint cannot be exported yet: "
                           f"{lm.task.export_refusal}; predict with `cnnlab predict` or `cnnlab serve` instead")
-    out = Path(out or Path(checkpoint).with_suffix("").with_suffix(suffix))
+    out = Path(out or Path(lm.source).with_suffix("").with_suffix(suffix))
     if out.is_dir():
         raise CnnlabError(f"--out {out}: a folder; expected a file name such as {out / ('model' + suffix)}")
     return export_model(lm, out, format=format, atol=atol)
@@ -221,6 +221,14 @@ def model_summary(name: str, input_shape: tuple[int, int, int] | None = None, **
 
     model = get_model(name, in_channels=shape[0], **kwargs)
     return format_summary(summarize(model, shape))
+
+
+def layers(lm: LoadedModel) -> list:
+    """Each layer of a loaded model at its input shape: output volume, parameters, receptive field
+    (``cnnlab.models.summarize``'s rows), for front ends that draw the architecture."""
+    from cnnlab.models import summarize
+
+    return summarize(lm.model, lm.task.input_shape)
 
 
 def _given(options: dict) -> dict:

@@ -26,6 +26,7 @@ class LoadedModel:
     name: str
     config: TrainConfig | None = None
     source: str = ""
+    runtime = "pytorch"  # what runs it (OnnxModel: onnxruntime)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "LoadedModel":

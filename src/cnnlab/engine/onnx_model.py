@@ -30,6 +30,7 @@ class OnnxModel:
     name: str
     source: str = ""
     device: torch.device = torch.device("cpu")  # onnxruntime runs on the CPU here
+    runtime = "onnxruntime"  # what runs it (LoadedModel: pytorch)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "OnnxModel":

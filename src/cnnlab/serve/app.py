@@ -39,11 +39,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cnnlab import api
 from cnnlab._version import __version__
-from cnnlab.engine.inference import LoadedModel
 from cnnlab.errors import CnnlabError
 from cnnlab.interpret import KERNELS, overlay, parse_kernel
 from cnnlab.images import read_image
-from cnnlab.models import summarize
 from cnnlab.serve import render
 from cnnlab.tasks.options import TASK_OPTIONS
 from cnnlab.serve.uploads import (BodyLimit, HTTPError, Limits, Upload, client_name, decode_upload, save_upload,
@@ -85,7 +83,7 @@ class Served:
         task = self.task
         return {"name": self.name, "task": task.name, "model": self.model.name,
                 "source": Path(str(self.model.source)).name,
-                "runtime": "pytorch" if isinstance(self.predictor, LoadedModel) else "onnxruntime",
+                "runtime": self.predictor.runtime,
                 "input_shape": list(getattr(task, "input_shape", [])),
                 "classes": list(getattr(task, "classes", [])), "options": self.options(),
                 "option_help": self.option_help(),
@@ -93,7 +91,7 @@ class Served:
                 "explain": self.explainable()}
 
     def explainable(self) -> bool:
-        return isinstance(self.model, LoadedModel) and self.task.explainable
+        return self.model.runtime == "pytorch" and self.task.explainable
 
 
 def load_models(checkpoints: Sequence = (), pretrained: Sequence[str] = (), device: str = "auto",
@@ -128,19 +126,16 @@ def load_models(checkpoints: Sequence = (), pretrained: Sequence[str] = (), devi
         raise CnnlabError("serve: give at least one CHECKPOINT (or --model NAME --pretrained)")
     if runtime == "onnxruntime":
         for s in served.values():
-            if isinstance(s.model, LoadedModel) and s.task.name == "classify":
+            if s.model.runtime == "pytorch" and s.task.export_refusal is None:
                 s.fast = _onnx_twin(s.model)
     return served
 
 
-def _onnx_twin(lm: LoadedModel):
+def _onnx_twin(lm):
     """``lm`` exported to ONNX (parity-checked) and opened in onnxruntime; the session holds the
     model in memory, so the file goes when this returns."""
-    from cnnlab.engine.export import export_model
-    from cnnlab.engine.onnx_model import OnnxModel
-
     with tempfile.TemporaryDirectory(prefix="cnnlab-serve-") as tmp:
-        return OnnxModel.from_file(export_model(lm, Path(tmp) / "model.onnx")["path"])
+        return api.load(api.export(lm, out=Path(tmp) / "model.onnx")["path"])
 
 
 def _default_name(path: Path) -> str:
@@ -260,14 +255,14 @@ def create_app(checkpoints: Sequence = (), pretrained: Sequence[str] = (), *, li
         if not served.explainable():
             raise HTTPError(422, f"model {served.name!r}: explain opens up PyTorch classifiers; this is a "
                                  f"{served.task.name} model run by "
-                                 f"{'pytorch' if isinstance(served.model, LoadedModel) else 'onnxruntime'}")
+                                 f"{served.model.runtime}")
         up = upload(file, limits.max_image_side)
         with _request_folder() as tmp:
             path = save_upload(up, tmp)
             with _client_errors({str(path): up.name, str(tmp): ""}), served.lock, PLOT_LOCK:
                 r = api.explain(served.model, path, tmp / "explain", method=method, layer=layer or None,
                                 target_class=target_class or None)
-                rows = {row.name: row for row in summarize(served.model.model, served.task.input_shape)}
+                rows = {row.name: row for row in api.layers(served.model)}
             image = read_image(path, channels=served.task.input_shape[0])
             return {**_explain_json(r, rows, image, served.name), **_resized(up)}
 

@@ -338,9 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-plots", action="store_true", help="write no figures")
     e.set_defaults(fn=cmd_eval)
 
-    r = sub.add_parser("predict", help="class probabilities for images")
+    r = sub.add_parser("predict", help="predictions for images, files, folders or globs: classes, boxes, masks or captions")
     r.add_argument("checkpoint", nargs="?", help="a checkpoint (.pt) or an exported .onnx; or use --model NAME --pretrained")
-    r.add_argument("images", nargs="*", metavar="IMAGE")
+    r.add_argument("images", nargs="*", metavar="IMAGE", help="image files, folders (recursively), globs, or - for stdin")
     r.add_argument("--model", help="a registered model name (with --pretrained)")
     r.add_argument("--pretrained", action="store_true", help="use the model's offline ImageNet weights")
     r.add_argument("--task", help="the checkpoint's task (checked; the checkpoint knows it)")
@@ -456,23 +456,20 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_predict_options(parser: argparse.ArgumentParser) -> None:
     """One --option per field of the tasks' predict options (tasks/options.py), default None so
     that only given options reach the task, which checks them against its own."""
-    takers: dict[str, list[str]] = {}
-    for task, cls in TASK_OPTIONS.items():
-        for f in dataclasses.fields(cls):
-            takers.setdefault(f.name, []).append(task)
-    done = set()
+    fields: dict[str, list] = {}  # name -> [(task, field, type)]
     for task, cls in TASK_OPTIONS.items():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            if f.name in done:
-                continue
-            done.add(f.name)
-            flag, typ = "--" + f.name.replace("_", "-"), base_type(hints[f.name])
-            text = f"{', '.join(takers[f.name])}: {f.metadata['help']} (default {f.default})"
-            if typ is bool:
-                parser.add_argument(flag, dest=f.name, action="store_const", const=True, default=None, help=text)
-            else:
-                parser.add_argument(flag, dest=f.name, type=typ, default=None, help=text, metavar=f.name.upper())
+            fields.setdefault(f.name, []).append((task, f, base_type(hints[f.name])))
+    for name, takers in fields.items():
+        flag, typ, default = "--" + name.replace("_", "-"), takers[0][2], takers[0][1].default
+        helps = {f.metadata["help"] for _, f, _ in takers}
+        text = (f"{', '.join(t for t, _, _ in takers)}: {helps.pop()}" if len(helps) == 1
+                else "; ".join(f"{t}: {f.metadata['help']}" for t, f, _ in takers)) + f" (default {default})"
+        if typ is bool:
+            parser.add_argument(flag, dest=name, action="store_const", const=True, default=None, help=text)
+        else:
+            parser.add_argument(flag, dest=name, type=typ, default=None, help=text, metavar=name.upper())
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:

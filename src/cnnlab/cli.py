@@ -20,6 +20,7 @@ from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError, clean
 from cnnlab.tasks.options import TASK_OPTIONS, base_type
 
+FIGURES = "predictions"  # where `predict` draws a task's figures unless --out says otherwise
 PREDICT_OPTIONS = sorted({f.name for cls in TASK_OPTIONS.values() for f in dataclasses.fields(cls)})
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -75,8 +76,8 @@ def cmd_predict(a) -> int:
         a.checkpoint = None
     lm = _check_task(api.load(a.checkpoint, model=a.model, pretrained=a.pretrained, device=a.device), a.task)
     given = {name: getattr(a, name) for name in PREDICT_OPTIONS if getattr(a, name) is not None}
-    if a.json and "out" in {f.name for f in dataclasses.fields(lm.task.Options)} and "out" not in given:
-        given["out"] = None  # --json prints; figures only where --out asks for them
+    if not a.json and "out" in {f.name for f in dataclasses.fields(lm.task.Options)}:
+        given.setdefault("out", FIGURES)  # the terminal shows where the figures went; --json prints only
     results = _predicted(api.predict(lm, _expand_images(a.images), **given))
     if a.json:
         print(json.dumps(results, indent=2))
@@ -463,6 +464,7 @@ def _add_predict_options(parser: argparse.ArgumentParser) -> None:
             fields.setdefault(f.name, []).append((task, f, base_type(hints[f.name])))
     for name, takers in fields.items():
         flag, typ, default = "--" + name.replace("_", "-"), takers[0][2], takers[0][1].default
+        default = f"{FIGURES}/, none with --json" if name == "out" else default
         helps = {f.metadata["help"] for _, f, _ in takers}
         text = (f"{', '.join(t for t, _, _ in takers)}: {helps.pop()}" if len(helps) == 1
                 else "; ".join(f"{t}: {f.metadata['help']}" for t, f, _ in takers)) + f" (default {default})"

@@ -1,7 +1,9 @@
 """Each task's prediction options: one typed dataclass per task, with defaults and help.
 
 The CLI makes its ``predict`` flags from these fields, the web page its option form, and the
-Python API checks keyword options against them; nothing else lists a task's options. This
+Python API checks keyword options against them; nothing else lists a task's options. ``out``
+(a folder for figures) is None by default: the API writes files only where asked (the CLI draws
+into ``predictions/`` unless ``--json``). This
 module imports no torch, so the command line can build its parser at once.
 
     parse_options(ClassifyOptions, {"topk": "3"})   # ClassifyOptions(topk=3)
@@ -29,7 +31,7 @@ class ClassifyOptions:
 
 @dataclass(frozen=True)
 class SegmentOptions:
-    out: str | None = option("predictions", "folder for each image's colour mask and overlay", path=True)
+    out: str | None = option(None, "folder for each image's colour mask and overlay", path=True)
     alpha: float = option(0.5, "mask opacity in the overlay", low=0.0, high=1.0)
 
 
@@ -39,7 +41,7 @@ class DetectOptions:
     nms_iou: float = option(0.5, "per-class non-maximum suppression overlap (IoU) threshold", low=0.01, high=1.0)
     show_proposals: bool = option(False, "draw the top region proposals beside the boxes")
     proposals: int = option(10, "how many proposals show_proposals draws", low=1, high=1000)
-    out: str | None = option("predictions", "folder for the drawn images", path=True)
+    out: str | None = option(None, "folder for the drawn images", path=True)
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class CaptionOptions:
     length_penalty: float | None = option(None, "GNMT length penalty alpha (default: the checkpoint's)",
                                           low=0.0, high=5.0)
     attention: bool = option(False, "write the image under each word's attention map to out")
-    out: str | None = option("predictions", "folder for the attention figures", path=True)
+    out: str | None = option(None, "folder for the attention figures", path=True)
 
 
 # task name -> its options: the CLI builds its predict flags from these, naming no task itself

@@ -136,3 +136,11 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) in (0, 141) and first.startswith(b"  7")
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+
+
+def test_quiet_training_prints_only_the_result(tmp_path, capsys):
+    from cnnlab.cli import main
+
+    assert main(["train", "--data", "digits", "--epochs", "1", "--no-plots", "--quiet", "--out", str(tmp_path / "r")]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and "epoch 1/1" not in out and out.startswith("test top-1 accuracy")

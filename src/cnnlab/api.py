@@ -29,6 +29,7 @@ def train(config: str | Path | None = None, overrides: list[str] | None = None,
     """Train a model; options are ``TrainConfig`` fields (``data``, ``model``, ``epochs``, ...).
 
     With ``resume``, the checkpoint's config is used and only the options given here change it.
+    ``log``: where progress lines go (``None``: nowhere, no progress bar either).
     """
     if resume:
         from cnnlab.engine.checkpoint import load_checkpoint

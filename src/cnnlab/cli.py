@@ -31,7 +31,7 @@ def cmd_train(a) -> int:
 
     options = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)
                if f.name != "model_args"}
-    log = (lambda *args: print(*args, file=sys.stderr)) if a.json else print  # keep stdout pure JSON
+    log = None if a.quiet else (lambda *args: print(*args, file=sys.stderr)) if a.json else print  # stdout: JSON
     result = api.train(config=a.config, overrides=a.set, resume=a.resume, log=log, **options)
     if result.interrupted:
         return 130
@@ -270,7 +270,7 @@ def cmd_xo(a) -> int:
 def cmd_experiment(a) -> int:
     from cnnlab import api
 
-    log = (lambda *args: print(*args, file=sys.stderr)) if a.json else print  # keep stdout pure JSON
+    log = None if a.quiet else (lambda *args: print(*args, file=sys.stderr)) if a.json else print  # stdout: JSON
     r = api.experiment(a.name, log=log, data=a.data, out=a.out, epochs=a.epochs, seed=a.seed,
                        train_size=a.train_size)
     if a.json:
@@ -319,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     t.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its last.pt")
     t.add_argument("--json", action="store_true", help="print the result as JSON")
+    t.add_argument("--quiet", "-q", action="store_true", help="no progress lines: only the result")
     _add_config_options(t)
     t.set_defaults(fn=cmd_train)
 

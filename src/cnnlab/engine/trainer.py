@@ -60,11 +60,14 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, log=print, on_epoch=
     """Train ``cfg.model`` on ``cfg.data`` for ``cfg.task``; see ``cnnlab.train`` for the API.
 
     ``on_epoch(row, model, task)``, if given, runs on rank 0 after each epoch's checkpoint
-    (benchmarks use it to measure test accuracy against training time).
+    (benchmarks use it to measure test accuracy against training time). ``log=None`` trains
+    silently (no lines, no progress bar).
     """
     d, device_name = init_distributed(cfg.device)
+    quiet = log is None or not d.main
     try:
-        run = setup(cfg, d, pick_device(device_name), resume, log if d.main else (lambda *a, **k: None))
+        run = setup(cfg, d, pick_device(device_name), resume, (lambda *a, **k: None) if quiet else log)
+        run.show_progress = not quiet
         try:
             for epoch in range(run.epoch, cfg.epochs):
                 stats, progress = train_epoch(run, epoch)
@@ -102,6 +105,7 @@ class Run:
     best: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     skipped: int = 0
+    show_progress: bool = True  # the per-epoch progress line (off for log=None and ranks above 0)
     t_start: float = field(default_factory=time.perf_counter)
 
     @property
@@ -206,7 +210,7 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict, Progress]:
         _freeze_norm_statistics(run.model)
     totals = torch.zeros(3, dtype=torch.float64, device=run.device)  # loss sum, correct, count
     has_acc, seen, t0 = True, 0, time.perf_counter()
-    progress = Progress(f"epoch {epoch + 1}/{cfg.epochs}", steps, enabled=run.d.main)
+    progress = Progress(f"epoch {epoch + 1}/{cfg.epochs}", steps, enabled=run.show_progress)
     first = run.step if epoch == run.epoch else 0
     for step, batch in enumerate(run.train_batches.epoch(epoch, first), start=first):
         run.epoch, run.step = epoch, step

@@ -270,7 +270,7 @@ def cmd_xo(a) -> int:
 def cmd_experiment(a) -> int:
     from cnnlab import api
 
-    log = None if a.quiet else (lambda *args: print(*args, file=sys.stderr)) if a.json else print  # stdout: JSON
+    log = (lambda *args: print(*args, file=sys.stderr)) if a.json else print  # keep stdout pure JSON
     r = api.experiment(a.name, log=log, data=a.data, out=a.out, epochs=a.epochs, seed=a.seed,
                        train_size=a.train_size)
     if a.json:

@@ -290,3 +290,46 @@ def test_every_trainable_parameter_gets_a_gradient(task, name):
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"{name}: no gradient for {missing[:5]}"
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_airbench_eval_uses_statistics_of_the_current_weights():
+    """After a big optimizer step, model.eval() re-estimates BatchNorm statistics from the last
+    training batch with the new weights: eval mode then matches train mode on that batch (the
+    running statistics gathered before the step would not); loading a state dict keeps its own."""
+    torch.manual_seed(0)
+    model = get_model("airbench", num_classes=10, in_channels=1, widths=(8, 16, 16))
+    x = torch.randn(64, 1, 28, 28)
+    model.train()
+    model(x).sum().backward()
+    stale = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.mul_(1.5).add_(0.3 * torch.randn_like(p))  # a large step
+    reference = get_model("airbench", num_classes=10, in_channels=1, widths=(8, 16, 16))
+    reference.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        batch_mode = reference.train()(x)  # normalised by the batch itself
+    stale_model = get_model("airbench", num_classes=10, in_channels=1, widths=(8, 16, 16), refresh_statistics=False)
+    stale_model.load_state_dict({**model.state_dict(), **stale})
+    model.eval()
+    with torch.no_grad():
+        fresh_error = (model(x) - batch_mode).abs().max()
+        stale_error = (stale_model.eval()(x) - batch_mode).abs().max()
+    assert fresh_error < 0.01 < stale_error  # (unbiased running variance: not exactly equal)
+    assert any(not torch.equal(stale[k], v) for k, v in model.state_dict().items() if k in stale)
+
+    saved = model.state_dict()
+    model.train()
+    model(x)
+    model.load_state_dict(saved)  # the loaded statistics belong to the loaded weights
+    model.eval()
+    torch.testing.assert_close(model.state_dict(), saved)
+
+    plain = get_model("airbench", num_classes=10, in_channels=1, widths=(8, 16, 16), refresh_statistics=False)
+    plain.load_state_dict(saved)
+    plain.train()
+    plain(x)
+    before = {k: v.clone() for k, v in plain.state_dict().items()}
+    plain.eval()  # switched off: eval() changes nothing
+    torch.testing.assert_close(plain.state_dict(), before)

@@ -29,6 +29,16 @@ def test_onecycle_is_a_triangle_with_the_given_ends():
     assert max(air) == pytest.approx(1.0) and air.index(max(air)) == 23
 
 
+def test_warmup_never_takes_more_than_half_the_run():
+    """A one-epoch run with the default one-epoch warm-up used to climb all the way and end at the
+    peak learning rate; the warm-up is now capped at half the steps, so both schedules come down."""
+    one = _multipliers("onecycle", 20, warmup=20)
+    assert one.index(max(one)) == 10 and one[20] == 0.0
+    assert _multipliers("onecycle", 100, warmup=40)[40] == 1.0  # a warm-up within half the run: kept
+    cos = _multipliers("cosine", 20, warmup=20)
+    assert cos.index(max(cos)) == 10 and cos[20] == pytest.approx(0.0)
+
+
 @pytest.mark.parametrize("cycle", [(0.2, 0.3), (2.0, 0.3, 0.0), ("a", 0.3, 0.0)])
 def test_bad_cycle_names_the_key(cycle):
     with pytest.raises(CnnlabError, match="lr_cycle"):

@@ -37,8 +37,13 @@ def build_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int
     down to ``end`` x peak (airbench94: (0.2, 0.23, 0.07)).
     cosine: linear warm-up over ``warmup_steps``, then half a cosine to 0.
     constant: 1 throughout.
+
+    ``warmup_steps`` (the config's ``warmup_epochs``, 1 by default) never takes more than half the
+    run: a one-epoch run would otherwise climb for all of it and end at the peak learning rate,
+    which leaves a model that is still changing fast (and whose BatchNorm statistics trail it).
     """
     total = max(total_steps, 1)
+    warmup_steps = min(warmup_steps, total // 2)  # leave at least half the run to come down
     if name == "onecycle":
         if len(cycle) != 3 or not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in cycle):
             raise CnnlabError(f"lr_cycle: expected [start, peak_at, end], three numbers in 0..1, got {cycle!r}")

@@ -24,6 +24,17 @@ Three things that make it train fast, kept from airbench:
 * **No BN scale, cooled logits.** BatchNorm learns only its shift (its scale stays 1) with a fast
   running-statistics momentum, and the logits are scaled by 1/9 (``logit_scale``).
 
+One thing added to airbench: **BatchNorm statistics of the weights being evaluated.** A running
+average is gathered during the forward pass, *before* the optimizer step that follows it, so after
+training the running statistics always describe the previous weights. airbench's learning rates
+are so high that, early in a run (a one-cycle peak reached within a few dozen steps, as on a
+small dataset), one SGD step moves the conv weights by 5-9% and the eval-mode network, normalising
+by the previous step's statistics, collapses to chance while train mode is at 80%
+(benchmarks/RESULTS.md, "Recipes on 10% subsets"). So when the model leaves training mode
+(``model.eval()``) after a training step, it re-estimates the statistics from the last training
+batch with the current weights (``refresh_statistics``; PreciseBN with one batch). Loading a state
+dict drops that batch: loaded statistics belong to the loaded weights.
+
 The 2x2 pools after each block map 32x32 -> 15 -> 7 -> 3 (28x28 -> 13 -> 6 -> 3); the head's
 global max-pool takes any remaining size, so the default three groups need inputs of 16x16 or more.
 """
@@ -151,7 +162,9 @@ class AirbenchNet(nn.Module):
                  bn_scale: bool = False,                     # let BatchNorm learn its scale too
                  bn_bias_lr: float = 1.0,                    # BatchNorm shifts learn this many times faster
                                                              # (airbench and recipes/cifar10.yaml: 64)
-                 logit_scale: float = 1 / 9):                # multiplies the logits
+                 logit_scale: float = 1 / 9,                 # multiplies the logits
+                 refresh_statistics: bool = True):           # model.eval() after training re-estimates the
+                                                             # BatchNorm statistics with the current weights
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise CnnlabError(f"activation must be one of {', '.join(_ACTIVATIONS)}, got {activation!r}")
@@ -170,8 +183,14 @@ class AirbenchNet(nn.Module):
         self.features = nn.Sequential(blocks)
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.fc = nn.Linear(c, num_classes, bias=False)
+        self.refresh_statistics = refresh_statistics
+        self._last_batch: torch.Tensor | None = None  # the last training input, until eval() uses it
+        self.register_load_state_dict_post_hook(_forget_last_batch)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.refresh_statistics and self.training and torch.is_grad_enabled() and not x.is_meta
+                and not torch.compiler.is_compiling()):
+            self._last_batch = x.detach()  # a reference, no copy: the step's input (B, C, H, W)
         return self.features(x)  # (B, widths[-1], h, w): 3x3 for 28x28 and 32x32 inputs
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
@@ -180,6 +199,31 @@ class AirbenchNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def train(self, mode: bool = True) -> "AirbenchNet":
+        if not mode and self.training and self._last_batch is not None:
+            self._refresh_batchnorm()
+        return super().train(mode)
+
+    @torch.no_grad()
+    def _refresh_batchnorm(self) -> None:
+        """Replace each BatchNorm's running statistics by those of the last training batch under the
+        current weights (the optimizer has stepped since that batch's forward pass gathered them)."""
+        x, self._last_batch = self._last_batch, None
+        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.momentum = 1.0  # running statistics := this batch's
+        try:
+            with torch.autocast(x.device.type, enabled=False):
+                self.features(x)  # still in training mode: normalised by the batch, running stats replaced
+        finally:
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+
+
+def _forget_last_batch(module: AirbenchNet, incompatible_keys) -> None:
+    module._last_batch = None  # loaded running statistics belong to the loaded weights
 
 
 @register_model("airbench", input_size=(3, 32, 32), paper="Jordan 2024, airbench94 (94% on CIFAR-10 in 3.8 s)",

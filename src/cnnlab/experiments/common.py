@@ -3,9 +3,13 @@
     key = in_memory_dataset("fc-vs-cnn/digits/permuted", {"train": ..., "val": ..., "test": ...})
     run, lm = train_model(key, "mlp", {"image_size": 8}, out="runs/x", epochs=8)
     accuracy(lm, shift(test.images, 0, 2), test.labels)
+
+    with fixed_threads(1):   # results that do not depend on the machine's thread count
+        ...
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -98,14 +102,38 @@ def permute_pixels(images: Tensor, permutation: Tensor) -> Tensor:
 # training and scoring
 # ---------------------------------------------------------------------------------------------
 
+@contextmanager
+def fixed_threads(threads: int = 1):
+    """Run the block with ``threads`` intra-op threads and deterministic algorithms; restore both after.
+
+    How many threads split a convolution's weight gradient (oneDNN over OpenMP) changes the order
+    in which its float partial sums are added: the same seed gives bitwise different weights at
+    ``OMP_NUM_THREADS=1`` and 2 after one step, and after a few epochs different models. Pinning
+    the count makes an experiment's figures the same on every machine with the same kernels; one
+    thread costs nothing for these tiny models on small inputs (faster than two on a 2-core CPU).
+    """
+    if threads < 1:
+        raise CnnlabError(f"threads {threads}: expected at least 1")
+    before = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)  # fit() turns it on for good
+
+
 def train_model(data: str, model: str, model_args: dict, out: str | Path, *, epochs: int,
                 batch_size: int, seed: int = 0, lr: float = 0.0, flip: bool = False, translate: int = 0,
-                checkpoint: str = "best.pt", log=None) -> tuple[RunResult, LoadedModel]:
+                checkpoint: str = "best.pt", deterministic: bool = False, log=None) -> tuple[RunResult, LoadedModel]:
     """Train with the one trainer (``engine.fit``); the run and its ``checkpoint`` (best.pt: the
-    best validation epoch; last.pt: the end of the schedule), loaded."""
+    best validation epoch; last.pt: the end of the schedule), loaded. ``deterministic``: torch's
+    deterministic algorithms where they exist (the thread count is pinned by ``fixed_threads``)."""
     cfg = TrainConfig(data=data, model=model, model_args=dict(model_args), epochs=epochs,
                       batch_size=batch_size, lr=lr, flip=flip, translate=translate, seed=seed,
-                      workers=0, plots=False, out=str(out))
+                      deterministic=deterministic, workers=0, plots=False, out=str(out))
     run = fit(cfg, log=log or _quiet)
     return run, LoadedModel.from_checkpoint(run.out / checkpoint)
 

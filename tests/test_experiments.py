@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 import cnnlab
@@ -74,11 +79,61 @@ def test_windows_map_back_to_the_original_image():
         pyramid_scales(20, 20, 25)
 
 
+def test_fixed_threads_pins_and_restores():
+    from cnnlab.experiments.common import fixed_threads
+
+    before, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    with fixed_threads(1):
+        assert torch.get_num_threads() == 1
+        torch.use_deterministic_algorithms(True, warn_only=True)  # as fit(deterministic=True) leaves it
+    assert torch.get_num_threads() == before and torch.are_deterministic_algorithms_enabled() == deterministic
+    with pytest.raises(CnnlabError, match="threads 0"), fixed_threads(0):
+        pass
+
+
+class _Logits:
+    """A stand-in LoadedModel: fixed logits per window (its mean pixel picks the row)."""
+
+    def __init__(self, table):
+        self.table = torch.tensor(table, dtype=torch.float32)
+
+    def logits(self, images):
+        return self.table[images.flatten(1).float().mean(1).long()]
+
+
+def test_window_log_odds_match_the_probability_and_neighbours_average_them():
+    from cnnlab.experiments.detect import neighbour_mean, window_log_odds, window_scores
+
+    lm = _Logits([[0.0, 3.0], [2.0, -1.0], [0.0, 40.0]])  # the last: p rounds to 1.0 in float32
+    windows = torch.tensor([0, 1, 2]).view(3, 1, 1, 1).expand(3, 1, 5, 5).to(torch.uint8)
+    odds = window_log_odds(lm, windows, positive=1, batch_size=2)
+    assert odds.tolist() == pytest.approx([3.0, -3.0, 40.0])
+    assert torch.sigmoid(odds[:2]).tolist() == pytest.approx(window_scores(lm, windows, 1)[:2].tolist())
+    grid = torch.zeros(5, 5)
+    grid[2, 2] = 9.0  # a lone confident window is diluted; a block of them is not
+    grid[:3, 4] = 1.0
+    smooth = neighbour_mean(grid, 3)
+    assert smooth[2, 2] == pytest.approx(1.0) and smooth[0, 0] == pytest.approx(0.0)
+    assert smooth[0, 4] == pytest.approx((2 * 1.0) / 4) and torch.equal(neighbour_mean(grid, 1), grid)
+
+
+@NEEDS_SKIMAGE
+def test_jittered_faces_keep_the_originals_and_are_seeded():
+    from cnnlab.experiments import faces
+
+    crops = faces.lfw_crops().images[:4]
+    copies = faces.jitter_faces(crops, 3, seed=1)
+    assert copies.shape == (12, 1, 25, 25) and copies.dtype == torch.uint8
+    assert torch.equal(copies[:4], crops) and not torch.equal(copies[4:8], crops)
+    assert torch.equal(copies, faces.jitter_faces(crops, 3, seed=1))
+    assert torch.equal(faces.jitter_faces(crops, 1, seed=1), crops)
+
+
 # ----------------------------------------------------------------------------- experiments
 
 
 def test_unknown_experiment_and_option_are_named():
-    with pytest.raises(CnnlabError, match="fc-vs-cnn, pooling, faces"):
+    with pytest.raises(CnnlabError, match="unknown experiment 'nope' \\(known: faces, fc-vs-cnn, pooling\\)"):
         cnnlab.api.experiment("nope")
     with pytest.raises(CnnlabError, match="no option data"):
         cnnlab.api.experiment("faces", data="digits")
@@ -121,7 +176,9 @@ def test_cli_experiment_errors_are_one_line(capsys):
 
 
 def test_detect_faces_without_a_model_says_how_to_get_one(tmp_path, capsys):
-    assert main(["detect-faces", "photo.png", "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(photo)  # the photo is read first: it must exist
+    assert main(["detect-faces", str(photo), "--checkpoint", str(tmp_path / "none.pt")]) == 2
     assert "cnnlab experiment faces" in capsys.readouterr().err
 
 
@@ -193,3 +250,38 @@ def test_cli_detect_faces_prints_boxes_as_json(face_detector, tmp_path, capsys):
     assert max(iou(f["box"], faces.ASTRONAUT_FACE) for f in r["faces"][:3]) >= 0.5
     assert (tmp_path / "det.png").stat().st_size > 0
     assert main(["detect-faces", str(photo), "--checkpoint", str(checkpoint), "--scales", "x"]) == 2
+
+
+# A reduced faces experiment (2 folds, 4 epochs, 1 bootstrap round on 3 photos, a coarse scan)
+# in a fresh process; then the astronaut scanned again outside the experiment, as `cnnlab
+# detect-faces` does, on the machine's threads. Figures and digests as JSON on stdout's last line.
+_REDUCED_FACES = """
+import hashlib, json, sys
+import torch
+from cnnlab.experiments import faces
+digest = lambda tensors: hashlib.sha256(b"".join(t.numpy().tobytes() for t in tensors)).hexdigest()
+r = faces.run(folds=2, epochs=4, rounds=1, threshold=0.0, photos=3, stride=4, out=sys.argv[1], log=lambda *a: None)
+found = faces.find_faces(faces.load_detector(r["files"]["checkpoint"]), faces.astronaut(), stride=4)
+print(json.dumps({"acc": [row["held_out_acc"] for row in r["rows"]], "boxes": r["detection"]["boxes"][:5],
+                  "weights": digest(torch.load(r["files"]["checkpoint"], weights_only=True)["model"].values()),
+                  "detect_faces": digest([found["boxes"], found["scores"], found["heatmap"]]),
+                  "threads_after": torch.get_num_threads()}))
+"""
+
+
+@pytest.mark.slow
+@NEEDS_SKIMAGE
+def test_faces_experiment_does_not_depend_on_the_thread_count(tmp_path):
+    """OMP_NUM_THREADS=1 and 2 used to train different detectors (the float sums of a conv's
+    weight gradient are split between threads); the experiment now pins its own thread count."""
+    results = {}
+    for threads in (1, 2):  # one after the other: the CPU is shared
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+               "OMP_WAIT_POLICY": "PASSIVE"}
+        done = subprocess.run([sys.executable, "-c", _REDUCED_FACES, str(tmp_path / f"threads{threads}")],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        results[threads] = json.loads(done.stdout.strip().splitlines()[-1])
+        assert results[threads].pop("threads_after") == threads  # the machine's setting is restored
+    assert results[1] == results[2]
+    assert len(results[1]["acc"]) == 2 + 1 + 1 and results[1]["boxes"]  # 2 folds, their mean, 1 round

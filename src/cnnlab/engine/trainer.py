@@ -65,6 +65,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, log=print, on_epoch=
     """
     d, device_name = init_distributed(cfg.device)
     quiet = log is None or not d.main
+    deterministic = torch.are_deterministic_algorithms_enabled()  # setup may turn it on for this run only
     try:
         run = setup(cfg, d, pick_device(device_name), resume, (lambda *a, **k: None) if quiet else log)
         run.show_progress = not quiet
@@ -76,6 +77,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, log=print, on_epoch=
             return interrupted(run)
         return finish(run)
     finally:
+        torch.use_deterministic_algorithms(deterministic)
         shutdown(d)
 
 

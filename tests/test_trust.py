@@ -220,3 +220,19 @@ def test_a_file_failing_inside_a_dataloader_worker_is_one_clean_line(tmp_path):
         cnnlab.train(data=str(tmp_path / "photos"), epochs=1, batch_size=4, workers=1, image_size=24, plots=False,
                      out=str(tmp_path / "run"), log=lambda *a: None)
     assert "broken.png" in str(e.value) and "Traceback" not in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_train_eval_guard_speaks_when_batchnorm_statistics_do_not_fit(digits_run):
+    from cnnlab.data.loader import Batches
+    from cnnlab.engine.guards import train_eval_accuracy, train_eval_warning
+
+    lm = api.load(digits_run / "best.pt")
+    batches = Batches(cnnlab.load_dataset("digits", "train"), 64, lm.device, shuffle=True, seed=0)
+    healthy = train_eval_accuracy(lm.task, lm.model, batches)
+    assert train_eval_warning(healthy) is None and healthy["images"] == 256
+    for m in lm.model.modules():  # statistics of other weights: what a large late step leaves behind
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean += 3 * m.running_var.sqrt()
+    broken = train_eval_accuracy(lm.task, lm.model, batches)
+    assert broken["eval_acc"] < broken["train_mode_acc"] - 0.05
+    assert "BatchNorm running statistics do not fit" in train_eval_warning(broken)

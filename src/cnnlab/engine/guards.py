@@ -1,9 +1,10 @@
 """Checks at the end of a run that catch a model which trained but will not predict well.
 
 The train/eval check: a network with BatchNorm normalises by the batch's statistics in training
-mode and by its running averages in eval mode. When the two disagree (running statistics polluted
-by an early blow-up, too few steps for them to settle), the model scores far lower in eval mode,
-which is how it predicts, than the training accuracy suggests.
+mode and by its running averages in eval mode. The averages are gathered in the forward pass,
+before each optimizer step, so they describe the previous weights; when late steps are large
+(a high learning rate over few steps), the model scores far lower in eval mode, which is how it
+predicts, than the training accuracy suggests (benchmarks/RESULTS.md, "Recipes on 10% subsets").
 """
 from __future__ import annotations
 
@@ -36,6 +37,6 @@ def train_eval_warning(check: dict | None) -> str | None:
     if not check or check["train_mode_acc"] - check["eval_acc"] <= MAX_GAP:
         return None
     return (f"warning: on {check['images']} training images the model scores {check['eval_acc']:.1%} in eval mode "
-            f"but {check['train_mode_acc']:.1%} in train mode: its BatchNorm running statistics do not match "
-            f"the batch statistics (likely an early loss spike with too few steps to wash it out); "
-            f"try more --warmup-epochs, a lower --lr or more epochs")
+            f"but {check['train_mode_acc']:.1%} in train mode: its BatchNorm running statistics do not fit its "
+            f"final weights (they are gathered before each step, and large late steps leave them behind); "
+            f"try a lower --lr or more epochs")

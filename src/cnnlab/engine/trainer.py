@@ -301,7 +301,8 @@ def finish(run: Run) -> RunResult:
         batches = Batches(final_data, max(cfg.batch_size, 256), run.device, shuffle=False, workers=cfg.workers)
         final = task.evaluate(model, batches, Dist())
         result.test = final if test_data is not None else None
-        probe = Batches(run.data["train"], cfg.batch_size, run.device, shuffle=False, workers=cfg.workers)
+        probe = Batches(run.data["train"], cfg.batch_size, run.device, shuffle=True, seed=cfg.seed,
+                        workers=cfg.workers)  # shuffled: class-sorted folders would give one class a batch
         result.train_eval = train_eval_accuracy(task, model, probe)
         warning = train_eval_warning(result.train_eval)
         if warning:

@@ -57,16 +57,21 @@ class LoadedModel:
         return cls(model.to(dev).eval(), task, dev, name, cfg, f"{name} (pretrained)")
 
     def read(self, image: str | Path | Tensor) -> Tensor:
-        """An image file (or a uint8 (C, H, W) tensor) as the uint8 (C, H, W) tensor this model
-        takes: the one preprocessing of predict, explain and the service."""
-        c, h, w = self.task.input_shape
-        return resize(as_image(image, c) if isinstance(image, Tensor) else read_image(image, channels=c), (h, w))
+        """An image file (or a uint8 (C, H, W) tensor) as the uint8 (C, H, W) tensor this model takes."""
+        return model_input(self.task, image)
 
     @torch.no_grad()
     def logits(self, images: Tensor, amp: bool = False) -> Tensor:
         """uint8 (B, C, H, W) -> float logits (B, K); fp32 unless ``amp`` (bf16 can flip near-ties)."""
         with autocast(self.device, amp):
             return self.task.logits(self.model, images.to(self.device))
+
+
+def model_input(task, image: str | Path | Tensor) -> Tensor:
+    """The one preprocessing of predict, explain and the service, for PyTorch and ONNX models alike:
+    an image file or uint8 (C, H, W) tensor, in the task's channels, resized to its input size."""
+    c, h, w = task.input_shape
+    return resize(as_image(image, c) if isinstance(image, Tensor) else read_image(image, channels=c), (h, w))
 
 
 def imagenet_classes() -> list[str]:

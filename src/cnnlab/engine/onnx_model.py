@@ -17,7 +17,7 @@ from torch import Tensor
 
 from cnnlab.engine.export import METADATA_KEY
 from cnnlab.errors import CnnlabError
-from cnnlab.images import as_image, read_image, resize
+from cnnlab.engine.inference import model_input
 from cnnlab.tasks.base import task_class
 
 
@@ -47,10 +47,8 @@ class OnnxModel:
         return cls(session, task, meta.get("model", Path(path).stem), str(path))
 
     def read(self, image: str | Path | Tensor) -> Tensor:
-        """An image file (or a uint8 (C, H, W) tensor) as the uint8 (C, H, W) tensor this model
-        takes: the one preprocessing of predict, explain and the service."""
-        c, h, w = self.task.input_shape
-        return resize(as_image(image, c) if isinstance(image, Tensor) else read_image(image, channels=c), (h, w))
+        """An image file (or a uint8 (C, H, W) tensor) as the uint8 (C, H, W) tensor this model takes."""
+        return model_input(self.task, image)
 
     @torch.no_grad()
     def logits(self, images: Tensor) -> Tensor:

@@ -21,13 +21,13 @@ def train_eval_accuracy(task, model: nn.Module, batches, max_batches: int = 4) -
     """Accuracy of ``model`` in eval mode and in train mode on the same un-augmented training
     batches: ``{"eval_acc", "train_mode_acc", "images"}``; None for tasks without an accuracy."""
     taken = [b for _, b in zip(range(max_batches), batches.epoch(0))]
-    if not taken or task.batch_accuracy(model.eval(), taken[0]) is None:
-        return None
     probe = copy.deepcopy(model)  # train mode updates BatchNorm buffers: never touch the real model
     hits = {}
     for mode in ("eval", "train"):  # eval first: the train-mode pass moves the probe's running statistics
         probe.train(mode == "train")
         counts = [task.batch_accuracy(probe, b) for b in taken]
+        if not counts or None in counts:  # no batches, or a task without a per-item accuracy
+            return None
         hits[mode] = sum(c for c, _ in counts) / max(1, sum(n for _, n in counts))
     return {"eval_acc": hits["eval"], "train_mode_acc": hits["train"], "images": sum(len(b[0]) for b in taken)}
 

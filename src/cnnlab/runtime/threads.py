@@ -1,10 +1,10 @@
 """The CPU thread policy, applied before torch starts OpenMP (``import cnnlab`` does it).
 
-On a machine that is doing other work, OpenMP threads that spin while they wait for a partner
-that was descheduled cost far more than their share of the cores (benchmarks/contention.py).
-So waiting threads sleep: ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it. ``CNNLAB_THREADS``
-picks the thread count: a number, or ``adapt`` (the cores left idle right now, measured over
-0.1 s), or unset (torch's own choice: one per core).
+Waiting threads sleep rather than spin: ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it. On a
+busy machine the thread count matters more (benchmarks/RESULTS.md, "Contention": one thread kept
+0.52 of the quiet two-thread speed beside a busy process, two threads 0.38), so ``CNNLAB_THREADS``
+picks it: a number, or ``adapt`` (the cores left idle right now, measured over 0.1 s), or unset
+(torch's own choice: one per core).
 """
 from __future__ import annotations
 

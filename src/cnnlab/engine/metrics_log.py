@@ -16,10 +16,12 @@ class MetricsLog:
     def append(self, row: dict) -> None:
         self.rows.append(row)
         keys = list(dict.fromkeys(k for r in self.rows for k in r))
-        with open(self.out / "metrics.csv", "w", newline="") as f:
+        tmp = self.out / "metrics.csv.tmp"
+        with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(self.rows)
+        tmp.replace(self.out / "metrics.csv")  # a reader (or a kill) never sees half a file
         self._write_json({"epochs": self.rows})
 
     def write_summary(self, best: dict, test: dict | None) -> None:

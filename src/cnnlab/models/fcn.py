@@ -9,7 +9,8 @@ stride-16 and stride-8 maps, so finer layers restore the detail the pooling lost
     model(torch.randn(2, 3, 360, 480)).shape    # (2, 12, 360, 480) class scores per pixel
 
 Backbones: lecture_cnn (five conv-pool blocks), vgg11/vgg16 (the paper's), resnet18/34/50 and
-efficientnet_lite0 (ImageNet weights offline with ``pretrained=True``). Upsampling: ``transposed``
+efficientnet_lite0; ``pretrained=True`` loads their ImageNet weights (EfficientNet-Lite0's from its
+package, the others torchvision's from the torch hub cache: ``cnnlab.models.pretrained``). Upsampling: ``transposed``
 (learned, initialised bilinear, as in the paper) or ``bilinear`` (interpolation + 3x3 conv).
 """
 from __future__ import annotations

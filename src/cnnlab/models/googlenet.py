@@ -1,13 +1,17 @@
 """GoogLeNet / Inception v1 (Szegedy et al. 2014), without the two auxiliary classifiers.
 
 torchvision's definition (which adds BatchNorm after every conv); 6.6M parameters.
+``pretrained=True`` loads torchvision's ImageNet weights (``cnnlab.models.pretrained``): ported
+from TensorFlow, they expect pixels mapped to -1..1 (mean = std = 0.5 on the 0..1 scale, which
+the registry records; torchvision's ``transform_input`` does the same from ImageNet statistics).
 """
 from __future__ import annotations
 
 import torch
 from torchvision.models import GoogLeNet as TorchvisionGoogLeNet
 
-from cnnlab.models.common import check_pretrained, with_in_channels
+from cnnlab.models.common import with_in_channels
+from cnnlab.models.pretrained import GOOGLENET_MEAN, GOOGLENET_STD, load_imagenet_weights
 from cnnlab.models.registry import register_model
 
 
@@ -36,8 +40,11 @@ class GoogLeNet(TorchvisionGoogLeNet):
         return self.forward_head(self.forward_features(x))
 
 
-@register_model("googlenet", paper="Szegedy et al. 2014", tags=("imagenet", "classic"), head="fc")
+@register_model("googlenet", paper="Szegedy et al. 2014", tags=("imagenet", "classic", "pretrained"), head="fc",
+                pretrained=True, mean=GOOGLENET_MEAN, std=GOOGLENET_STD)
 def googlenet(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> GoogLeNet:
-    """GoogLeNet (Inception v1), 6.6M parameters at 1000 classes."""
-    check_pretrained("googlenet", pretrained)
-    return GoogLeNet(num_classes, in_channels, **kwargs)
+    """GoogLeNet (Inception v1), 6.6M parameters at 1000 classes; ``pretrained``: torchvision's ImageNet weights."""
+    model = GoogLeNet(num_classes, in_channels, **kwargs)
+    if pretrained:
+        load_imagenet_weights(model, "googlenet", head="fc")
+    return model

@@ -26,7 +26,7 @@ class ModelInfo:
     input_size: tuple[int, int, int]  # (C, H, W) of the configuration the paper used
     paper: str = ""
     task: str = "classify"
-    pretrained: bool = False  # offline pretrained weights are available
+    pretrained: bool = False  # ImageNet weights: packaged offline, or torchvision's from the torch hub cache
     # Per-channel mean/std on the 0..1 scale that pretrained weights expect (None: use the data's).
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None

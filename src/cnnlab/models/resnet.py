@@ -1,6 +1,7 @@
 """Residual networks (He, Zhang, Ren & Sun 2016).
 
-ImageNet ResNets 18-152 are torchvision's (ResNet-18 11.7M parameters, ResNet-152 60.2M).
+ImageNet ResNets 18-152 are torchvision's (ResNet-18 11.7M parameters, ResNet-152 60.2M);
+``pretrained=True`` loads torchvision's ImageNet weights (``cnnlab.models.pretrained``).
 The CIFAR ResNets of §4.2 (6n+2 layers: 20, 32, 44, 56, 110) are built here from torchvision's
 ``BasicBlock``: a 3x3 conv, three stages of n blocks with 16, 32 and 64 filters on 32x32, 16x16
 and 8x8 maps, global average pooling and one FC layer; shortcuts are identities, with
@@ -14,6 +15,7 @@ from torch import nn
 from torchvision.models import resnet as tv
 
 from cnnlab.models.common import check_pretrained, with_in_channels
+from cnnlab.models.pretrained import IMAGENET_MEAN, IMAGENET_STD, load_imagenet_weights
 from cnnlab.models.registry import register_model
 
 # ----------------------------------------------------------------------------- ImageNet ResNets
@@ -42,40 +44,44 @@ class ResNet(tv.ResNet):
 
 def _resnet(name: str, block: type[nn.Module], layers: list[int], num_classes: int, in_channels: int,
             pretrained: bool, **kwargs) -> ResNet:
-    check_pretrained(name, pretrained)
-    return ResNet(block, layers, num_classes, in_channels, **kwargs)
+    model = ResNet(block, layers, num_classes, in_channels, **kwargs)
+    if pretrained:  # torchvision's IMAGENET1K_V1 weights (cnnlab.models.pretrained)
+        load_imagenet_weights(model, name, head="fc")
+    return model
 
 
 _PAPER = "He et al. 2016"
+_IMAGENET = dict(paper=_PAPER, tags=("imagenet", "residual", "pretrained"), head="fc", pretrained=True,
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
-@register_model("resnet18", paper=_PAPER, tags=("imagenet", "residual"), head="fc")
+@register_model("resnet18", **_IMAGENET)
 def resnet18(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> ResNet:
-    """ResNet-18: basic blocks [2, 2, 2, 2]."""
+    """ResNet-18: basic blocks [2, 2, 2, 2]; ``pretrained``: torchvision's ImageNet weights."""
     return _resnet("resnet18", tv.BasicBlock, [2, 2, 2, 2], num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("resnet34", paper=_PAPER, tags=("imagenet", "residual"), head="fc")
+@register_model("resnet34", **_IMAGENET)
 def resnet34(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> ResNet:
-    """ResNet-34: basic blocks [3, 4, 6, 3]."""
+    """ResNet-34: basic blocks [3, 4, 6, 3]; ``pretrained``: torchvision's ImageNet weights."""
     return _resnet("resnet34", tv.BasicBlock, [3, 4, 6, 3], num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("resnet50", paper=_PAPER, tags=("imagenet", "residual"), head="fc")
+@register_model("resnet50", **_IMAGENET)
 def resnet50(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> ResNet:
-    """ResNet-50: bottleneck blocks [3, 4, 6, 3]."""
+    """ResNet-50: bottleneck blocks [3, 4, 6, 3]; ``pretrained``: torchvision's ImageNet weights."""
     return _resnet("resnet50", tv.Bottleneck, [3, 4, 6, 3], num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("resnet101", paper=_PAPER, tags=("imagenet", "residual"), head="fc")
+@register_model("resnet101", **_IMAGENET)
 def resnet101(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> ResNet:
-    """ResNet-101: bottleneck blocks [3, 4, 23, 3]."""
+    """ResNet-101: bottleneck blocks [3, 4, 23, 3]; ``pretrained``: torchvision's ImageNet weights."""
     return _resnet("resnet101", tv.Bottleneck, [3, 4, 23, 3], num_classes, in_channels, pretrained, **kwargs)
 
 
-@register_model("resnet152", paper=_PAPER, tags=("imagenet", "residual"), head="fc")
+@register_model("resnet152", **_IMAGENET)
 def resnet152(num_classes: int = 1000, in_channels: int = 3, pretrained: bool = False, **kwargs) -> ResNet:
-    """ResNet-152: bottleneck blocks [3, 8, 36, 3]."""
+    """ResNet-152: bottleneck blocks [3, 8, 36, 3]; ``pretrained``: torchvision's ImageNet weights."""
     return _resnet("resnet152", tv.Bottleneck, [3, 8, 36, 3], num_classes, in_channels, pretrained, **kwargs)
 
 

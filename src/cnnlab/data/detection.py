@@ -19,6 +19,10 @@ from torch import Tensor
 from cnnlab.errors import CnnlabError
 
 OUT_OF_IMAGE = ("clip", "reject")  # what to do with boxes that leave the image
+# pixels: a kept box is wider and higher than this. A narrower one outlines nothing: zero or
+# negative sides, a box left with none inside the image, or a VOC point (xmin == xmax, which the
+# 1-based inclusive VOC coordinates make one pixel wide).
+MIN_SIDE = 1.0
 
 
 @dataclass
@@ -36,6 +40,8 @@ class DetectionImages:
     files: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # unreadable images left out (--skip-bad)
     report: list[str] = field(default_factory=list)   # what the annotation checks changed
+    source_sizes: list[tuple[int, int]] = field(default_factory=list)  # each image's (H, W) on disk
+    degenerate: dict[str, list[str]] = field(default_factory=dict)  # file -> its dropped boxes, described
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -58,8 +64,12 @@ class DetectionImages:
 
     def subset(self, index: Tensor, name: str | None = None) -> "DetectionImages":
         idx = index.tolist()
+        files = [self.files[i] for i in idx] if self.files else []
+        sizes = [self.source_sizes[i] for i in idx] if self.source_sizes else []
+        names = set(files)
         return DetectionImages(self.images[index], [self.targets[i] for i in idx], self.classes,
-                               name or self.name, [self.files[i] for i in idx] if self.files else [])
+                               name or self.name, files, source_sizes=sizes,
+                               degenerate={f: d for f, d in self.degenerate.items() if f in names})
 
     def box_counts(self) -> dict[str, int]:
         counts = torch.bincount(self.labels, minlength=len(self.classes)).tolist()
@@ -118,14 +128,45 @@ class Annotated:
 # ---------------------------------------------------------------------------------------
 
 
+def box_faults(boxes: Tensor, width: int, height: int) -> tuple[Tensor, Tensor, list[str]]:
+    """Boxes (K, 4) of an image ``width`` x ``height`` -> (clipped to the image, kept mask (K,),
+    why each dropped box is dropped: "zero width", "negative height", "outside the image", ...)."""
+    inside = boxes.clone()
+    inside[:, 0::2] = inside[:, 0::2].clamp(0, width)
+    inside[:, 1::2] = inside[:, 1::2].clamp(0, height)
+    keep = (inside[:, 2] - inside[:, 0] > MIN_SIDE) & (inside[:, 3] - inside[:, 1] > MIN_SIDE)
+    why = []
+    for (x0, y0, x1, y1), (cx0, cy0, cx1, cy1) in zip(boxes[~keep].tolist(), inside[~keep].tolist()):
+        w, h = x1 - x0, y1 - y0
+        faults = [f"{'negative' if s < 0 else 'zero'} {side}" for s, side in ((w, "width"), (h, "height")) if s <= 0]
+        faults += [f"{side} {s:g} pixel" for s, side in ((w, "width"), (h, "height")) if 0 < s <= MIN_SIDE]
+        why.append(", ".join(faults) if faults else "outside the image" if cx1 - cx0 <= 0 or cy1 - cy0 <= 0
+                   else "a sliver inside the image")
+    return inside, keep, why
+
+
+def degenerate_boxes(records: list[Annotated]) -> dict[str, list[str]]:
+    """File -> a line per box the checks drop: its category, (x0, y0, x1, y1) in the file's pixels, why."""
+    out = {}
+    for r in records:
+        b = torch.tensor(r.boxes, dtype=torch.float32).reshape(-1, 4)  # (K, 4)
+        _, keep, why = box_faults(b, r.width, r.height)
+        dropped = (~keep).nonzero().flatten().tolist()
+        if dropped:
+            out[r.file] = [f"{r.categories[i]} ({', '.join(f'{v:g}' for v in r.boxes[i])}): {w}"
+                           for i, w in zip(dropped, why)]
+    return out
+
+
 def check_annotations(records: list[Annotated], category_ids: dict, source: str,
                       out_of_image: str = "clip") -> tuple[list[dict[str, Tensor]], list[str]]:
     """Validate and clean boxes; returns per-record targets and the report lines.
 
     Errors (one ``CnnlabError`` naming the files and counts): duplicate image ids, unknown
     category ids, and, with ``out_of_image="reject"``, boxes that leave the image. Cleaned
-    and reported: boxes clipped to the image (``"clip"``), boxes of zero or negative area
-    (dropped). Images without boxes are kept as negatives and counted.
+    and reported: boxes clipped to the image (``"clip"``), degenerate boxes (dropped: zero,
+    negative or at most ``MIN_SIDE`` wide or high, also after clipping; ``degenerate_boxes`` says
+    which and why). Images without boxes are kept as negatives and counted.
     """
     if out_of_image not in OUT_OF_IMAGE:
         raise CnnlabError(f"out_of_image {out_of_image!r}: expected one of {', '.join(OUT_OF_IMAGE)}")
@@ -154,13 +195,10 @@ def check_annotations(records: list[Annotated], category_ids: dict, source: str,
     for r in records:
         b = torch.tensor(r.boxes, dtype=torch.float32).reshape(-1, 4)  # (K, 4)
         labels = torch.tensor([category_ids[c] for c in r.categories], dtype=torch.int64)
-        inside = b.clone()
-        inside[:, 0::2] = inside[:, 0::2].clamp(0, r.width)
-        inside[:, 1::2] = inside[:, 1::2].clamp(0, r.height)
+        inside, keep, _ = box_faults(b, r.width, r.height)
         moved = (inside != b).any(1) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
         if moved.any():
             (outside if out_of_image == "reject" else clipped)[r.file] = int(moved.sum())
-        keep = (inside[:, 2] > inside[:, 0]) & (inside[:, 3] > inside[:, 1])
         if (~keep).any():
             dropped[r.file] = int((~keep).sum())
         if not len(b) or not keep.any():
@@ -175,7 +213,8 @@ def check_annotations(records: list[Annotated], category_ids: dict, source: str,
         report.append(f"{source}: clipped {sum(clipped.values())} boxes to the image in {len(clipped)} files: "
                       f"{_few([f'{f} ({n})' for f, n in clipped.items()])}")
     if dropped:
-        report.append(f"{source}: dropped {sum(dropped.values())} boxes of zero or negative area in "
+        report.append(f"{source}: dropped {sum(dropped.values())} boxes of zero or negative area (or at most "
+                      f"{MIN_SIDE:g} pixel wide or high inside the image) in "
                       f"{len(dropped)} files: {_few([f'{f} ({n})' for f, n in dropped.items()])}")
     if negatives:
         report.append(f"{source}: {negatives} images without boxes, kept as negatives")
@@ -198,7 +237,7 @@ def to_detection_images(records: list[Annotated], targets: list[dict[str, Tensor
     from cnnlab.images import ImageError, read_image, resize
 
     h, w = size
-    images, kept, files, skipped = [], [], [], []
+    images, kept, files, skipped, sizes = [], [], [], [], []
     for r, t in zip(records, targets):
         try:
             img = read_image(r.file, channels=channels)
@@ -212,6 +251,8 @@ def to_detection_images(records: list[Annotated], targets: list[dict[str, Tensor
         images.append(resize(img, (h, w)))
         kept.append({"boxes": t["boxes"] * scale, "labels": t["labels"]})
         files.append(r.file)
+        sizes.append((ih, iw))
     if not images:
         raise CnnlabError(f"{name}: no readable images")
-    return DetectionImages(torch.stack(images), kept, classes, name, files, skipped, list(report))
+    degenerate = {f: d for f, d in degenerate_boxes(records).items() if f not in skipped}
+    return DetectionImages(torch.stack(images), kept, classes, name, files, skipped, list(report), sizes, degenerate)

@@ -1,4 +1,8 @@
-"""What a dataset holds: counts per class, image shape, and a labelled grid of samples."""
+"""What a dataset holds: counts per class, image shape, and a labelled grid of samples.
+
+Detection data adds how large its boxes are (a histogram of sqrt(area) in the images' own pixels,
+and COCO's small / medium / large) and, by file, the degenerate boxes its reader dropped.
+"""
 from __future__ import annotations
 
 import math
@@ -15,12 +19,20 @@ TILE = 64        # pixels: tiny images (8x8 digits) are enlarged to about this s
 MAX_TILE = 128   # pixels: larger images are shrunk to this side
 LABEL_H = 12     # pixels of caption under each tile
 PAD = 2          # pixels between tiles
+# Box sides, sqrt(area) in pixels of the image on disk: bin edges (each bin is [lo, hi)).
+BOX_SIZE_EDGES = (8, 16, 32, 64, 128, 256)
+COCO_AREAS = (32 ** 2, 96 ** 2)  # pixels^2: COCO's small < 32^2 <= medium < 96^2 <= large
+MAX_DEGENERATE_LINES = 20  # files listed one a line under "degenerate boxes"; then a count
 
 
 def describe(dataset) -> dict:
     """Count, classes, per-class counts, image shape (C, H, W) and skipped files of a split."""
     if hasattr(dataset, "describe"):  # e.g. segmentation: per-class pixel counts
-        return dataset.describe()
+        info = dataset.describe()
+        if hasattr(dataset, "targets") and hasattr(dataset, "degenerate"):  # detection
+            info.update(describe_boxes(dataset))
+            info["report"] = list(info.get("report", [])) + box_lines(info)
+        return info
     counts = torch.bincount(dataset.labels, minlength=len(dataset.classes)).tolist()
     return {
         "name": dataset.name,
@@ -31,6 +43,60 @@ def describe(dataset) -> dict:
         "in_memory": isinstance(dataset, TensorImages),
         "skipped": len(dataset.skipped),
     }
+
+
+# ----------------------------------------------------------------------------- detection boxes
+
+
+def box_sides(dataset) -> torch.Tensor:
+    """sqrt(area) of every kept box, in pixels of its image on disk (before resizing), (N,)."""
+    sides = []
+    for i, t in enumerate(dataset.targets):
+        b = t["boxes"].float()  # (K, 4) in the resized image's pixels
+        if dataset.source_sizes:
+            (sh, sw), (h, w) = dataset.source_sizes[i], dataset.images.shape[-2:]
+            b = b * torch.tensor([sw / w, sh / h, sw / w, sh / h])
+        sides.append(((b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)).sqrt())
+    return torch.cat(sides + [torch.zeros(0)])
+
+
+def describe_boxes(dataset) -> dict:
+    """Box-size histogram, COCO size classes and the degenerate boxes by file (JSON-ready)."""
+    sides = box_sides(dataset)
+    edges = torch.tensor(BOX_SIZE_EDGES, dtype=torch.float32)
+    counts = torch.bincount(torch.bucketize(sides, edges, right=True), minlength=len(edges) + 1).tolist()
+    names = ([f"<{BOX_SIZE_EDGES[0]}"] + [f"{a}-{b}" for a, b in zip(BOX_SIZE_EDGES, BOX_SIZE_EDGES[1:])]
+             + [f">={BOX_SIZE_EDGES[-1]}"])
+    area = sides ** 2
+    small, large = COCO_AREAS
+    coco = {"small": int((area < small).sum()), "medium": int(((area >= small) & (area < large)).sum()),
+            "large": int((area >= large).sum())}
+    return {"box_sizes": dict(zip(names, counts)), "box_sizes_coco": coco,
+            "degenerate": {f: list(d) for f, d in dataset.degenerate.items()}}
+
+
+def box_lines(info: dict) -> list[str]:
+    """The terminal lines for ``describe_boxes``' fields."""
+    sizes, coco = info["box_sizes"], info["box_sizes_coco"]
+    total = sum(sizes.values())
+    lines = [f"box sizes, sqrt(area) in the images' own pixels ({total} boxes):"]
+    top = max(sizes.values(), default=0) or 1
+    for name, n in sizes.items():
+        lines.append(f"  {name:>8} {n:>7}  {'#' * round(30 * n / top)}")
+    lines.append(f"  COCO sizes: small (<32^2) {coco['small']}, medium {coco['medium']}, "
+                 f"large (>=96^2) {coco['large']}")
+    bad = info["degenerate"]
+    if bad:
+        n = sum(len(v) for v in bad.values())
+        lines.append(f"degenerate boxes, dropped: {n} in {len(bad)} files (category (x0, y0, x1, y1) in the "
+                     f"image's pixels, 0-based edges):")
+        for f, boxes in list(bad.items())[:MAX_DEGENERATE_LINES]:
+            lines.append(f"  {f}: {'; '.join(boxes)}")
+        if len(bad) > MAX_DEGENERATE_LINES:
+            lines.append(f"  and {len(bad) - MAX_DEGENERATE_LINES} more files (--json lists them all)")
+    else:
+        lines.append("degenerate boxes: none")
+    return lines
 
 
 def save_sample_grid(dataset, path: str | Path, n: int = 64, seed: int = 0) -> Path:

@@ -67,10 +67,12 @@ def load(checkpoint: str | Path | None = None, *, model: str | None = None,
 
 def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, split: str = "test",
              batch_size: int = 256, device: str = "auto", plots: str | Path | None = None,
-             tta: int = 0) -> dict:
+             tta: int = 0, images: str | Path | None = None) -> dict:
     """Top-1/top-5 accuracy and error, loss, per-class precision/recall, confusion matrix.
 
     ``data`` defaults to the data the checkpoint was trained on; accuracies are fractions.
+    ``images``: the image folder of a COCO-style annotation file (``--images``); by default the
+    training run's, when ``data`` is the training data.
     Segmentation: mean IoU, per-class IoU, pixel and class-average accuracy. ``plots``: a
     folder for the task's evaluation figures (their paths come back under ``plots``).
     ``tta`` (classification): test-time augmentation, 1 = mirror, 2 = mirror + 1-pixel shifts, each
@@ -88,6 +90,10 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
     cfg = lm.config
     spec = data or cfg.data
     opts = {k: v for k, v in cfg.data_options().items() if k != "download"}
+    if images or str(spec) != str(cfg.data):  # other data: the training images folder is not its own
+        opts.pop("images", None)
+    if images:
+        opts["images"] = str(images)
     dataset = load_dataset(spec, split, seed=cfg.seed, task=lm.task.name, **opts)
     if list(getattr(dataset, "classes", [])) != list(getattr(lm.task, "classes", [])):
         raise CnnlabError(f"--data {spec}: its classes {dataset.classes[:5]}... differ from the "

@@ -57,7 +57,7 @@ def cmd_eval(a) -> int:
 
     lm = _check_task(api.load(a.checkpoint, device=a.device), a.task)
     plots = None if a.no_plots else (a.plots or Path(a.checkpoint).parent / f"eval-{a.split}")
-    m = api.evaluate(lm, data=a.data, split=a.split, device=a.device, tta=a.tta, plots=plots)
+    m = api.evaluate(lm, data=a.data, split=a.split, device=a.device, tta=a.tta, plots=plots, images=a.images)
     if a.json:
         print(json.dumps(lm.task.metrics_json(m, full=a.full), indent=2))
         return 0
@@ -189,7 +189,7 @@ def cmd_data(a) -> int:
             print(name)
         return 0
     info = api.data_info(a.spec, a.split, grid=a.grid or f"{_stem(a.spec)}_{a.split}_grid.png",
-                         skip_bad=a.skip_bad, task=a.task)
+                         skip_bad=a.skip_bad, task=a.task, images=a.images)
     if a.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -326,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a checkpoint: top-1/top-5, per-class, confusion matrix")
     e.add_argument("checkpoint")
     e.add_argument("--data", help="dataset name or path (default: the training data)")
+    e.add_argument("--images", metavar="DIR", help="the folder of the images a COCO-style --data file names "
+                   "(default: the training run's, for its own data)")
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true")
@@ -387,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--split", default="train", choices=["train", "val", "test"])
     d.add_argument("--grid", help="where to write the sample grid PNG")
     d.add_argument("--skip-bad", action="store_true", help="skip unreadable image files and count them")
+    d.add_argument("--images", metavar="DIR", help="the folder of the images a COCO-style annotation file names")
     d.add_argument("--task", default="classify", help="the task whose variant of the data to show (segment: masks)")
     d.add_argument("--json", action="store_true")
     d.set_defaults(fn=cmd_data)
@@ -566,7 +569,7 @@ def _shape(text: str) -> tuple[int, int, int]:
 
 
 def _stem(spec: str) -> str:
-    return Path(spec).name or "data"
+    return Path(spec.rpartition(":")[2] or spec).name or "data"  # coco:FILE, camvid:DIR: the file or folder
 
 
 def _meta_device():

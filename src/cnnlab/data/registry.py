@@ -7,8 +7,14 @@
     test = load_dataset("../shared/data/cifar10", "test")
     scenes = load_dataset("shapes", "val", task="segment")   # one name, one builder per task
 
+    boxes = load_dataset("coco:ann/instances_train.json", "train", task="detect", images="train2017")
+
 A name may be registered once per task. A path is read by the loader registered for the
 task (``register_path_loader``); classification's is ``cnnlab.data.paths.load_path``.
+``NAME:PATH`` reads PATH with a built-in name's builder (``camvid:../camvid``); ``FORMAT:PATH``
+makes a path loader read PATH as that format (``coco:FILE``, ``voc:DIR``, ``yolo:data.yaml``;
+the formats a loader declares). ``images`` (``--images DIR``): the folder of the images an
+annotation file names, for the loaders that take it (COCO-style annotations); others refuse it.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ class DatasetInfo:
 
 _DATASETS: dict[tuple[str, str], DatasetInfo] = {}    # (name, task) -> builder
 _PATH_LOADERS: dict[str, Callable[..., object]] = {}  # task -> fn(path, split, seed=0, **opts)
+_FORMATS: dict[str, tuple[str, ...]] = {}             # task -> format prefixes its loader reads (format=)
 
 
 def register_dataset(name: str, *, description: str = "", tasks: tuple[str, ...] = ("classify",)):
@@ -47,13 +54,17 @@ def register_dataset(name: str, *, description: str = "", tasks: tuple[str, ...]
     return wrap
 
 
-def register_path_loader(task: str):
-    """Decorator that registers how a dataset on disk is read for ``task``."""
+def register_path_loader(task: str, formats: tuple[str, ...] = ()):
+    """Decorator that registers how a dataset on disk is read for ``task``.
+
+    ``formats``: prefixes that force one reader (``coco:FILE``); the loader gets ``format=NAME``.
+    """
 
     def wrap(fn):
         if task in _PATH_LOADERS:
             raise ValueError(f"a path loader for task {task!r} is registered twice")
         _PATH_LOADERS[task] = fn
+        _FORMATS[task] = tuple(formats)
         return fn
 
     return wrap
@@ -77,18 +88,32 @@ def load_dataset(spec: str | Path, split: str = "train", *, seed: int = 0, task:
 
     ``opts`` go to the builder: ``skip_bad`` (leave unreadable files out and count them),
     ``download`` (torchvision downloaders, needs internet), ``val_fraction`` (carve a
-    validation split from train when the data has none), ``image_size``.
+    validation split from train when the data has none), ``image_size``, ``images`` (the
+    image folder of an annotation file: COCO-style detection and captions).
     """
     if split not in SPLITS:
         raise CnnlabError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     _load_builtin()
     key = str(spec)
+    if not opts.get("images"):
+        opts.pop("images", None)  # "" / None: not given
     if (key, task) in _DATASETS:
         info = _DATASETS[key, task]
+        _refuse_images(opts, task, f"{key} is a built-in dataset")
         return info.builder(split, seed=seed, **_builtin_options(info, task, opts))
     named, colon, root = key.partition(":")  # NAME:PATH, e.g. camvid:../shared/data/camvid
     if colon and (named, task) in _DATASETS and root:
+        _refuse_images(opts, task, f"{named} is a built-in dataset")
         return _DATASETS[named, task].builder(split, seed=seed, root=root, **opts)
+    if colon and named in _FORMATS.get(task, ()):  # FORMAT:PATH, e.g. coco:annotations/instances.json
+        path = Path(root).expanduser()
+        if not root or not path.exists():
+            raise CnnlabError(f"--data {key}: no such file or folder {root!r}; expected {named}:PATH")
+        return _PATH_LOADERS[task](path, split, seed=seed, format=named, **_path_options(task, opts))
+    if colon and any(named in formats for formats in _FORMATS.values()) and not Path(key).exists():
+        tasks = sorted(t for t, formats in _FORMATS.items() if named in formats)
+        raise CnnlabError(f"--data {key}: the prefix {named}: is read for --task {', '.join(tasks)}; "
+                          f"for --task {task} give the path itself")
     if any(name == key for name, _ in _DATASETS):
         tasks = sorted(t for name, t in _DATASETS if name == key)
         raise CnnlabError(f"--data {key!r} has no {task!r} variant; it serves --task {', '.join(tasks)}")
@@ -96,9 +121,34 @@ def load_dataset(spec: str | Path, split: str = "train", *, seed: int = 0, task:
     if path.exists():
         if task not in _PATH_LOADERS:
             raise CnnlabError(f"--data {key}: no dataset layout on disk is known for --task {task}")
-        return _PATH_LOADERS[task](path, split, seed=seed, **opts)
+        return _PATH_LOADERS[task](path, split, seed=seed, **_path_options(task, opts))
     error = unknown_name(f"{task} dataset", key, list_datasets(task))
     raise CnnlabError(f"--data {key!r}: no such file or folder, and {error}")
+
+
+def _takes_images(fn) -> bool:
+    return "images" in inspect.signature(fn).parameters
+
+
+def _refuse_images(opts: dict, task: str, why: str) -> None:
+    """``--images`` given where nothing reads it: one line saying which data it is for."""
+    if "images" in opts:
+        takers = sorted(t for t, fn in _PATH_LOADERS.items() if _takes_images(fn))
+        raise CnnlabError(f"--images is for COCO-style annotations (--task {', '.join(takers)}); {why}, "
+                          f"whose images come with it")
+
+
+def _path_options(task: str, opts: dict) -> dict:
+    """``opts`` for the path loader of ``task``: ``images`` checked (taken, and a folder)."""
+    if "images" not in opts:
+        return opts
+    if not _takes_images(_PATH_LOADERS[task]):
+        _refuse_images(opts, task, f"--task {task} reads its images from the --data folder")
+    images = Path(opts["images"]).expanduser()
+    if not images.is_dir():
+        raise CnnlabError(f"--images {opts['images']}: no such folder; expected the folder holding the "
+                          f"images that the --data annotations name")
+    return {**opts, "images": images}
 
 
 def check_image_size(dataset: str, image_size, low: int) -> None:

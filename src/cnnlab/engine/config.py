@@ -60,6 +60,8 @@ class TrainConfig:
     val_fraction: float = 0.1         # carved from train when the data has no val split
     skip_bad: bool = False            # skip unreadable image files (counted and reported)
     download: bool = False            # let torchvision download MNIST/Fashion-MNIST/CIFAR (internet)
+    images: str = ""                  # detect, caption: the folder of the images a COCO-style annotation
+                                      # file names (--data coco:instances.json --images train2017/)
     # --- output
     out: str = "runs/run"             # run folder: checkpoints, metrics, plots
     plots: bool = True                # write PNG plots at the end
@@ -107,7 +109,7 @@ class TrainConfig:
     def data_options(self) -> dict:
         """The dataset options the user changed (built-in sets refuse options they can't honour)."""
         base = TrainConfig()
-        keys = ("skip_bad", "val_fraction", "download", "image_size")
+        keys = ("skip_bad", "val_fraction", "download", "image_size", "images")
         return {k: getattr(self, k) for k in keys if getattr(self, k) != getattr(base, k)}
 
     def to_dict(self) -> dict:
@@ -218,8 +220,8 @@ def _coerce(key: str, value, typ):
             value = float(value)  # YAML 1.1 reads "2e-3" (no dot) as a string
         except ValueError:
             pass
-    if typ is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
+    if typ is str and ((isinstance(value, (int, float)) and not isinstance(value, bool)) or isinstance(value, Path)):
+        value = str(value)  # data=Path(...), images=Path(...) from Python
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
         raise CnnlabError(f"config key {key!r}: expected {expected}, got {value!r}")
     return value

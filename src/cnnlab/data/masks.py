@@ -6,8 +6,11 @@ in neither the loss nor the metrics (CamVid's void, VOC's object borders).
 
 Mask files are read as class ids: 8-bit gray or 16-bit PNGs hold ids, palette PNGs (VOC) hold
 ids as palette indices, RGB colour masks are converted by the classes' colours when they are
-given (else refused, with the fix). Every pair is checked before training starts; problems are
-reported for all files at once (the first few and a count).
+given (else refused, with the fix). JPEG masks are lossy (edges blur into in-between values):
+a two-class gray mask (0/255) is thresholded at 128, other JPEG masks are mapped pixel by pixel
+to the nearest class colour when colours are known (else refused); ``decode_mask`` counts the
+pixels that held no exact class value, which the dataset reports once. Every pair is checked
+before training starts; problems are reported for all files at once (the first few and a count).
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ class SegmentationImages(TensorImages):
     """
 
     colors: list[tuple[int, int, int]] = field(default_factory=list)
+    report: list[str] = field(default_factory=list)  # what reading the masks changed (lossy JPEG masks)
 
     def __post_init__(self):
         super().__post_init__()
@@ -64,7 +68,8 @@ class SegmentationImages(TensorImages):
                 "class_counts": dict(zip(self.classes, counts.tolist())),
                 "class_shares": {c: round(n / total, 4) for c, n in zip(self.classes, counts.tolist())},
                 "ignored_share": round(1 - int(counts.sum()) / total, 4),
-                "image_shape": tuple(self.image_shape), "in_memory": True, "skipped": len(self.skipped)}
+                "image_shape": tuple(self.image_shape), "in_memory": True, "skipped": len(self.skipped),
+                "report": list(self.report)}
 
     def sample_grid(self, path: str | Path, n: int = 16, seed: int = 0) -> Path:
         """A PNG grid of ``n`` random samples (by seed), each image beside its colour mask."""
@@ -114,28 +119,81 @@ def read_mask(path: str | Path, colors: list[tuple[int, int, int]] | None = None
     colors: the classes' RGB colours, which turn an RGB colour mask into ids (pixels of
     another colour become IGNORE). Without them an RGB colour mask is an error.
     """
+    return decode_mask(path, colors)[0]
+
+
+def decode_mask(path: str | Path, colors: list[tuple[int, int, int]] | None = None,
+                classes: int = 0, palette: list[tuple[int, int, int]] | None = None) -> tuple[np.ndarray, int]:
+    """(ids (H, W) uint16, pixels changed): a mask file as class ids.
+
+    PNG (and other lossless) masks: ids as stored, palette indices, or RGB by exact ``colors``;
+    nothing changes. JPEG masks: with ``classes`` == 2 a gray mask is thresholded at 128 (0/255
+    masks); otherwise each pixel takes the id of the nearest class colour (``palette``, else
+    ``colors``); "changed" counts the pixels that held no exact class value (JPEG's blurred edges).
+    """
     try:
         with Image.open(path) as img:
             img.load()
-            mode = img.mode
-            if mode == "P":  # palette PNG (VOC): the palette index is the class id
-                return np.asarray(img).astype(np.uint16)
-            if mode in ("L", "1"):
-                return np.asarray(img.convert("L")).astype(np.uint16)
-            if mode.startswith("I"):
-                return np.asarray(img).astype(np.int64).clip(0, 65535).astype(np.uint16)
-            rgb = np.asarray(img.convert("RGB"))
+            mode, lossy = img.mode, img.format in LOSSY_FORMATS
+            if lossy:
+                pixels = np.asarray(img.convert("L" if mode in ("L", "1") else "RGB"))
+            elif mode in ("P", "PA"):  # palette PNG (VOC): the palette index is the class id
+                return np.asarray(img.convert("P") if mode == "PA" else img).astype(np.uint16), 0
+            elif mode in ("L", "1"):
+                return np.asarray(img.convert("L")).astype(np.uint16), 0
+            elif mode.startswith("I"):
+                return np.asarray(img).astype(np.int64).clip(0, 65535).astype(np.uint16), 0
+            else:
+                pixels = np.asarray(img.convert("RGB"))
     except FileNotFoundError:
         raise CnnlabError(f"{path}: no such mask file") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise CnnlabError(f"{path}: cannot read the mask ({e})") from None
+    if lossy:
+        return _lossy_to_ids(pixels, palette or colors, classes, path)
+    rgb = pixels
     if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
-        return rgb[..., 0].astype(np.uint16)  # gray stored as RGB
+        return rgb[..., 0].astype(np.uint16), 0  # gray stored as RGB
     if not colors:
         raise CnnlabError(f"{path}: an RGB colour mask where class ids are expected; give the class "
                           f"colours (a classes file with 'name R G B' lines) to convert it by palette, "
                           f"or save masks as 8-bit ids or palette PNGs")
-    return rgb_to_ids(rgb, colors)
+    return rgb_to_ids(rgb, colors), 0
+
+
+LOSSY_FORMATS = ("JPEG", "MPO")  # Pillow's names of lossy mask formats (MPO: a multi-picture JPEG)
+GRAY_TOLERANCE = 16  # a JPEG whose channels differ by at most this much is a gray mask (chroma noise)
+BINARY_THRESHOLD = 128  # a two-class gray JPEG mask: at least this is class 1
+
+
+def _lossy_to_ids(pixels: np.ndarray, colors, classes: int, path) -> tuple[np.ndarray, int]:
+    """A JPEG mask's ids: a binary threshold, or the nearest class colour; and the pixels changed."""
+    gray = pixels if pixels.ndim == 2 else (
+        pixels.mean(-1).round().astype(np.uint8)
+        if int(np.ptp(pixels.astype(np.int16), axis=-1).max(initial=0)) <= GRAY_TOLERANCE else None)
+    if gray is not None and classes == 2:
+        ids = (gray >= BINARY_THRESHOLD).astype(np.uint16)
+        return ids, int(((gray != 0) & (gray != 255)).sum())
+    if not colors:
+        raise CnnlabError(f"{path}: a JPEG mask for {classes or 'several'} classes; JPEG changes pixel values, "
+                          f"so class ids cannot be read from it: save masks as PNG, or give each class its "
+                          f"colour ('name R G B' lines in classes.txt) to map pixels to the nearest colour "
+                          f"(two-class 0/255 masks are thresholded at {BINARY_THRESHOLD})")
+    rgb = np.repeat(gray[..., None], 3, -1) if pixels.ndim == 2 else pixels
+    return nearest_color_ids(rgb, colors)
+
+
+def nearest_color_ids(rgb: np.ndarray, colors: list[tuple[int, int, int]]) -> tuple[np.ndarray, int]:
+    """(H, W, 3) colours -> (H, W) id of the nearest class colour (squared RGB distance), and how
+    many pixels were not exactly a class colour."""
+    rgb = rgb.astype(np.int32)
+    best = np.full(rgb.shape[:2], np.iinfo(np.int32).max, dtype=np.int32)
+    ids = np.zeros(rgb.shape[:2], dtype=np.uint16)
+    for i, c in enumerate(colors):  # one pass per class: memory stays (H, W)
+        d = ((rgb - np.asarray(c, dtype=np.int32)) ** 2).sum(-1)
+        closer = d < best
+        ids[closer], best[closer] = i, d[closer]
+    return ids, int((best > 0).sum())
 
 
 def rgb_to_ids(rgb: np.ndarray, colors: list[tuple[int, int, int]]) -> np.ndarray:

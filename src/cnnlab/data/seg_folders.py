@@ -15,6 +15,11 @@ Layouts, tried in this order:
   optionally with its colour (``road 128 64 128``); with colours, RGB colour masks are
   converted by palette.
 
+Masks may be index PNGs (gray, 16-bit), palette PNGs (the palette index is the id) or JPEGs:
+JPEG blurs edges into in-between values, so a two-class 0/255 JPEG mask is thresholded at 128
+and other JPEG masks are mapped to the nearest class colour (``classes.txt`` colours, VOC's
+palette); the number of pixels changed is warned about once per split and kept in its ``report``.
+
 A missing val split is carved from train (``val_fraction``, by seed); the generic layout
 without split folders also carves ``test_fraction``. Decoded splits are cached as uint8
 tensors under ``$CNNLAB_CACHE/segment`` (keyed by the files and their mtimes). Images of one
@@ -26,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.data.folder import IMAGE_EXTENSIONS, cache_root
-from cnnlab.data.masks import (IGNORE, SegmentationImages, bad_ids, default_colors, pairs_by_stem,
-                               raise_problems, read_mask)
+from cnnlab.data.masks import (IGNORE, SegmentationImages, bad_ids, decode_mask, default_colors, pairs_by_stem,
+                               raise_problems)
 from cnnlab.data.registry import register_dataset, register_path_loader
 from cnnlab.errors import CnnlabError
 from cnnlab.images import ImageError, read_image, resize
@@ -210,16 +216,20 @@ def _carve(pairs, seed: int, val_fraction: float, test_fraction: float) -> dict[
 # ---------------------------------------------------------------------------------------------
 
 def _decode(layout: Layout, pairs, skip_bad: bool, where: str):
-    """(images list of uint8 (3, H, W), masks list of uint8 (H, W), kept pairs, skipped files)."""
+    """(images list of uint8 (3, H, W), masks list of uint8 (H, W), kept pairs, skipped files, report)."""
     images, masks, kept, problems = [], [], [], []
     k = len(layout.classes)
+    palette = layout.colors if layout.rgb_masks or layout.kind == "voc" else None  # known class colours
+    lossy, changed, pixels = 0, 0, 0
     for image_path, mask_path in pairs:
         try:
             image = read_image(image_path, channels=3)
         except ImageError as e:
             problems.append(str(e))
             continue
-        ids = read_mask(mask_path, layout.colors if layout.rgb_masks else None)
+        ids, moved = decode_mask(mask_path, layout.colors if layout.rgb_masks else None, k, palette)
+        if moved:
+            lossy, changed, pixels = lossy + 1, changed + moved, pixels + ids.size
         if ids.shape != tuple(image.shape[1:]):
             problems.append(f"mask {mask_path.name} is {ids.shape[1]}x{ids.shape[0]} but image "
                             f"{image_path.name} is {image.shape[2]}x{image.shape[1]} (W x H)")
@@ -236,7 +246,13 @@ def _decode(layout: Layout, pairs, skip_bad: bool, where: str):
         kept.append((image_path, mask_path))
     if problems and not skip_bad:
         raise_problems(problems, f"{where} (skip_bad=True / --skip-bad leaves these pairs out)")
-    return images, masks, kept, problems
+    report = []
+    if changed:
+        report.append(f"{where}: lossy (JPEG) masks: {changed:,} pixels in {lossy} masks ({100 * changed / pixels:.2f}% "
+                      f"of theirs) held no exact class value and were mapped to the nearest class "
+                      f"(save masks as PNG to keep them exact)")
+        warnings.warn(report[-1], stacklevel=3)
+    return images, masks, kept, problems, report
 
 
 def _target_size(sizes: set, image_size: int) -> tuple[int, int] | None:
@@ -277,10 +293,11 @@ def load_split(layout: Layout, split: str, seed: int = 0, *, val_fraction: float
     cached = cache_root() / "segment" / f"{_cache_key(layout, pairs, image_size)}.pt"
     if cached.is_file():
         data = torch.load(cached, weights_only=True)
-        out = SegmentationImages(data["images"], data["masks"], layout.classes, name, colors=layout.colors)
+        out = SegmentationImages(data["images"], data["masks"], layout.classes, name, colors=layout.colors,
+                                 report=list(data.get("report", [])))
         out.skipped = list(data["skipped"])
         return out
-    images, masks, kept, skipped = _decode(layout, pairs, skip_bad, f"{layout.root} ({split})")
+    images, masks, kept, skipped, report = _decode(layout, pairs, skip_bad, f"{layout.root} ({split})")
     if not images:
         raise CnnlabError(f"{layout.root}: no readable pairs in the {split} split")
     size = _target_size({tuple(m.shape) for m in masks}, image_size)
@@ -292,9 +309,9 @@ def load_split(layout: Layout, split: str, seed: int = 0, *, val_fraction: float
         y = torch.cat([p[1] for p in pairs_resized])
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"images": x, "masks": y, "skipped": skipped}, tmp)
+    torch.save({"images": x, "masks": y, "skipped": skipped, "report": report}, tmp)
     os.replace(tmp, cached)  # a reader never sees half a cache file
-    out = SegmentationImages(x, y, layout.classes, name, colors=layout.colors)
+    out = SegmentationImages(x, y, layout.classes, name, colors=layout.colors, report=report)
     out.skipped = skipped
     return out
 

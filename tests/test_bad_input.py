@@ -243,6 +243,11 @@ def test_a_checkpoint_of_another_task_or_data(corpus, capsys, args, named):
     (["experiment", "pooling", "--epochs", "0"], "epochs"),
     (["detect-faces", "{image}", "--scales", "a,b"], "--scales"),
     (["detect-faces", "{image}", "--out", "faces.xyz"], "faces.xyz"),
+    (["train", "--data", "digits", "--images", "{folder}"], "--images"),
+    (["train", "--task", "detect", "--data", "shapes", "--images", "{folder}"], "--images"),
+    (["train", "--task", "detect", "--data", "coco:{folder}/none.json"], "none.json"),
+    (["eval", "{good}", "--images", "{folder}/nowhere"], "--images"),
+    (["data", "info", "digits", "--images", "{folder}"], "--images"),
 ])
 def test_bad_names_and_options(corpus, capsys, tmp_path, args, named):
     fill = {"good": corpus["good"], "image": corpus["image"], "folder": tmp_path}
@@ -266,6 +271,23 @@ def test_bad_config_files(tmp_path, capsys, content, named):
     recipe.write_bytes(content)
     code, err = run_cli(["train", "--config", recipe, "--out", tmp_path / "run"], capsys)
     assert_refused(code, err, [named])
+
+
+# ---------------------------------------------------------------------- dataset files from other tools
+@pytest.mark.parametrize("name, content, named", [
+    ("my.yaml", "train: images/train\n", "my.yaml"),                      # Ultralytics YAML without names
+    ("my.yaml", "names: [cat]\n", "my.yaml"),                             # ... without train
+    ("my.yaml", "train: images/gone\nnames: [cat]\n", "images/gone"),     # a split folder that is not there
+    ("my.yaml", "train: [unclosed\n", "my.yaml"),                         # not YAML
+    ("instances.json", '{"images": []}', "instances.json"),                # COCO without annotations
+    ("instances.json", "[1, 2]", "instances.json"),                        # not a COCO object
+])
+def test_bad_detection_dataset_files(tmp_path, capsys, name, content, named):
+    (tmp_path / name).write_text(content)
+    for args in (["train", "--task", "detect", "--data", tmp_path / name, "--out", tmp_path / "run"],
+                 ["data", "info", tmp_path / name, "--task", "detect"]):
+        code, err = run_cli(args, capsys)
+        assert_refused(code, err, [named])
 
 
 def test_a_directory_as_config(tmp_path, capsys):

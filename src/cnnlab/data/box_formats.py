@@ -460,8 +460,8 @@ def _yolo_yaml(path: Path, split: str, skip_bad: bool) -> tuple[list[Annotated],
         raise CnnlabError(f"{path}: expected an Ultralytics dataset YAML (a mapping with path, train, val, names)")
     classes = _yaml_names(doc, path)
     if not doc.get("train"):
-        raise CnnlabError(f"{path}: no train entry; expected train: images/train (a folder of images or a "
-                          f".txt list of them, relative to path:)")
+        raise CnnlabError(f"{path}: no train entry; expected train: images/train (a folder of images, or a "
+                          f".txt list of them, relative to the YAML's path: entry)")
     carve = split != "test" and not doc.get("val")  # no val: carve it from train
     key = "train" if carve else split
     if not doc.get(key):

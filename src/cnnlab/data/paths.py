@@ -11,7 +11,8 @@ Layouts, tried in this order:
 * an image-folder tree (see ``cnnlab.data.folder``).
 
 For IDX and CIFAR the test split is the official test set and val is ``val_fraction``
-of the official train set (stratified, deterministic by seed); train is the rest.
+of the official train set (stratified, deterministic by seed); train is the rest. An
+annotation file (YAML, JSON, XML) is refused with the task that reads it.
 """
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def load_path(path: str | Path, split: str, seed: int = 0, *, skip_bad: bool = F
     if download:
         raise CnnlabError(f"{path}: download works for the named datasets (mnist, fashion-mnist, "
                           f"cifar10, cifar100), not for a path")
+    if path.is_file() and path.suffix.lower() in (".yaml", ".yml", ".json", ".xml"):  # another task's annotations
+        raise CnnlabError(f"{path}: an annotation file (Ultralytics YAML, COCO JSON) is read with --task detect "
+                          f"(caption JSON with --task caption); classification reads a folder holding {LAYOUTS}")
     if not path.is_dir():
         raise CnnlabError(f"{path}: expected a folder holding {LAYOUTS}")
     name = name or path.resolve().name

@@ -118,7 +118,7 @@ def test_pretrained_efficientnet_backbone():
 
 def test_backbone_without_weights_is_refused():
     with pytest.raises(CnnlabError, match="efficientnet_lite0"):
-        get_model("fcn8s", num_classes=3, backbone="resnet18", pretrained=True)
+        get_model("fcn8s", num_classes=3, backbone="lecture_cnn", pretrained=True)
     with pytest.raises(CnnlabError, match="backbone 'nope'"):
         get_model("fcn8s", num_classes=3, backbone="nope")
 

@@ -13,7 +13,8 @@ et al. 2017) gives every stage's map to the RPN and RoIAlign.
 
 Backbones (``backbone=``): ``lecture_cnn`` (the lecture's conv-BN-ReLU-pool blocks, strides
 2/4/8), ``resnet18`` (stem..layer3, strides 4/8/16) and ``efficientnet_lite0`` (stem..stage 5,
-strides 4/8/16; ``pretrained=True`` loads its offline ImageNet weights). Anchor sizes are in
+strides 4/8/16; ``pretrained=True`` loads its offline ImageNet weights; resnet18's come from
+torchvision's file in the torch hub cache, ``cnnlab.models.pretrained``). Anchor sizes are in
 pixels of the image the model sees (after resizing to ``min_size``/``max_size``).
 """
 from __future__ import annotations
@@ -66,10 +67,10 @@ def _lecture_cnn_stages(in_channels: int, widths=(32, 64, 128)) -> tuple[list[nn
     return list(cnn.features), list(widths)
 
 
-def _resnet18_stages(in_channels: int) -> tuple[list[nn.Module], list[int]]:
+def _resnet18_stages(in_channels: int, pretrained: bool) -> tuple[list[nn.Module], list[int]]:
     from cnnlab.models.resnet import resnet18
 
-    r = resnet18(num_classes=1, in_channels=in_channels)
+    r = resnet18(num_classes=1, in_channels=in_channels, pretrained=pretrained)  # torchvision's ImageNet file
     stem = nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool, r.layer1)  # stride 4
     return [stem, r.layer2, r.layer3], [64, 128, 256]
 
@@ -104,13 +105,13 @@ def build_backbone(name: str, in_channels: int, fpn: bool, pretrained: bool = Fa
     if name == "lecture_cnn":
         stages, channels = _lecture_cnn_stages(in_channels, widths)
     elif name == "resnet18":
-        stages, channels = _resnet18_stages(in_channels)
+        stages, channels = _resnet18_stages(in_channels, pretrained)
     elif name == "efficientnet_lite0":
         stages, channels = _efficientnet_stages(in_channels, pretrained)
     else:
         raise CnnlabError(f"backbone {name!r}: expected one of {', '.join(BACKBONES)}")
-    if pretrained and name != "efficientnet_lite0":
-        raise CnnlabError(f"backbone {name!r} has no offline pretrained weights; efficientnet_lite0 has")
+    if pretrained and name == "lecture_cnn":
+        raise CnnlabError(f"backbone {name!r} has no pretrained weights; efficientnet_lite0 and resnet18 have")
     return Stages(stages, channels, fpn, fpn_channels)
 
 
@@ -146,6 +147,16 @@ class FasterRCNN(TorchvisionFasterRCNN):
         return self.roi_heads.score_thresh, self.roi_heads.nms_thresh
 
 
+def _anchor_sizes(sizes, levels: int) -> tuple[tuple[int, ...], ...]:
+    """The anchor sides of every feature level: one list for all, or a list per level."""
+    if all(isinstance(s, (int, float)) for s in sizes):
+        return (tuple(int(s) for s in sizes),) * levels
+    if len(sizes) != levels or not all(isinstance(s, (list, tuple)) and s for s in sizes):
+        raise CnnlabError(f"anchor_sizes: expected a list of sides in pixels, or one non-empty list per "
+                          f"feature level ({levels} here), got {list(sizes)!r}")
+    return tuple(tuple(int(v) for v in s) for s in sizes)
+
+
 @register_model("fasterrcnn", input_size=(3, 64, 64), task="detect", paper="Ren et al. 2015 (Faster R-CNN)",
                 tags=("detection", "rcnn"))
 def fasterrcnn(num_classes: int = 7, in_channels: int = 3, pretrained: bool = False, *,
@@ -153,7 +164,8 @@ def fasterrcnn(num_classes: int = 7, in_channels: int = 3, pretrained: bool = Fa
                fpn: bool = False,                      # feature pyramid over the backbone's stages
                fpn_channels: int = 64,                 # channels of every pyramid level
                widths: tuple[int, ...] = (32, 64, 128),  # lecture_cnn backbone: channels per block
-               anchor_sizes: tuple[int, ...] = (16, 32, 48),  # anchor sides, pixels of the resized image
+               anchor_sizes: tuple = (16, 32, 48),   # anchor sides, pixels of the resized image; with fpn
+                                                     # a list per pyramid level (fine to coarse) is allowed
                aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0),  # anchor height / width
                min_size: int = 800, max_size: int = 1333,  # resize: shorter side to min_size, longer <= max
                representation: int = 256,              # width of the box head's two FC layers
@@ -164,7 +176,7 @@ def fasterrcnn(num_classes: int = 7, in_channels: int = 3, pretrained: bool = Fa
     torchvision's ``FasterRCNN`` (e.g. ``rpn_post_nms_top_n_test``, ``box_batch_size_per_image``)."""
     body = build_backbone(backbone, in_channels, fpn, pretrained, fpn_channels, widths)
     names = [str(i) for i in range(len(body.stages))] if fpn else ["0"]
-    anchors = AnchorGenerator(sizes=(tuple(anchor_sizes),) * body.levels,
+    anchors = AnchorGenerator(sizes=_anchor_sizes(anchor_sizes, body.levels),
                               aspect_ratios=(tuple(aspect_ratios),) * body.levels)
     roi_pool = SparseMultiScaleRoIAlign(featmap_names=names, output_size=7, sampling_ratio=sampling_ratio)
     box_head = TwoMLPHead(body.out_channels * 7 * 7, representation)

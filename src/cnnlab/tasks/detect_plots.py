@@ -41,25 +41,54 @@ def draw_prediction(image: Tensor, result: dict, out: Path, classes: list[str]) 
 
 
 def write_all(task, run_dir, history: list[dict], model, data, metrics: dict) -> list[str]:
-    """curves.png (loss, mAP per epoch, after training) and detections.png (8 images, true | predicted)."""
+    """curves.png (loss, mAP per epoch, after training) and detections.png (8 images, truth | predicted)."""
     run_dir = Path(run_dir)
     paths = [plot_curves(history, run_dir / "curves.png")] if history else []
     model.eval()
     device = next(model.parameters()).device
-    tiles = []
     with torch.no_grad():
         preds = model(task.prepare(data.images[:8].to(device)))
-    for img, t, p in zip(data.images[:8], data.targets[:8], preds):
-        keep = p["scores"] >= 0.5
-        tiles.append(draw_boxes(img, t["boxes"], [task.classes[i - 1] for i in t["labels"].tolist()],
-                                [PALETTE[(i - 1) % len(PALETTE)] for i in t["labels"].tolist()]))
-        labels = p["labels"][keep].tolist()
-        tiles.append(draw_boxes(img, p["boxes"][keep].float().cpu(),
-                                [f"{task.classes[i - 1]} {s:.2f}" for i, s in zip(labels, p["scores"][keep].tolist())],
-                                [PALETTE[(i - 1) % len(PALETTE)] for i in labels]))
-    paths.append(save_image(make_grid(torch.stack(tiles), nrow=4, padding=4, pad_value=255),
-                            run_dir / "detections.png"))
+    paths.append(truth_and_prediction(data.images[:8], data.targets[:8], preds, task.classes,
+                                      run_dir / "detections.png", names=data.files[:8]))
     return [str(p) for p in paths]
+
+
+def truth_and_prediction(images: Tensor, targets: list[dict], preds: list[dict], classes: list[str], path,
+                         names: list[str] = (), min_score: float = 0.5, columns: int = 2):
+    """A figure of image pairs, ground truth | predictions scoring at least ``min_score``, each
+    panel titled with the image's name and its boxes per class."""
+    import matplotlib.pyplot as plt
+
+    from cnnlab.figures import save_figure
+
+    rows = math.ceil(len(images) / columns)
+    fig, axes = plt.subplots(rows, 2 * columns, figsize=(5 * columns * 2 * images.shape[-1] / max(images.shape[-2:]),
+                                                         5 * rows * images.shape[-2] / max(images.shape[-2:])),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (img, t, p) in enumerate(zip(images, targets, preds)):
+        keep = p["scores"] >= min_score
+        truth, found = t["labels"].tolist(), p["labels"][keep].tolist()
+        name = Path(names[i]).name if i < len(names) else f"image {i + 1}"
+        panels = [(draw_boxes(img, t["boxes"], [classes[c - 1] for c in truth], [PALETTE[(c - 1) % len(PALETTE)] for c in truth]),
+                   f"{name}: truth\n{_tally(truth, classes)}"),
+                  (draw_boxes(img, p["boxes"][keep].float().cpu(),
+                              [f"{classes[c - 1]} {s:.2f}" for c, s in zip(found, p["scores"][keep].tolist())],
+                              [PALETTE[(c - 1) % len(PALETTE)] for c in found]),
+                   f"predicted (score >= {min_score:g})\n{_tally(found, classes)}")]
+        for j, (tile, title) in enumerate(panels):
+            ax = axes[i // columns, 2 * (i % columns) + j]
+            ax.imshow(tile.permute(1, 2, 0).numpy())
+            ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=100)
+
+
+def _tally(labels: list[int], classes: list[str]) -> str:
+    """'RBC 12, WBC 1' (classes in order; 'no boxes' when empty)."""
+    counts = [(c, labels.count(i + 1)) for i, c in enumerate(classes) if labels.count(i + 1)]
+    return ", ".join(f"{c} {n}" for c, n in counts) or "no boxes"
 
 
 def plot_curves(history: list[dict], path: Path) -> Path:

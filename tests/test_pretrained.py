@@ -1,4 +1,4 @@
-"""torchvision ImageNet weights for ResNet / VGG / GoogLeNet (``cnnlab.models.pretrained``).
+"""torchvision ImageNet weights for ResNet / VGG / GoogLeNet / MobileNet (``cnnlab.models.pretrained``).
 
 No download: each test writes a torchvision model's (random) state dict under the file name
 torchvision's weights use, in a temporary $TORCH_HOME, and checks that cnnlab loads exactly
@@ -14,6 +14,8 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, list_models, model_info
 from cnnlab.models import pretrained as pt
+
+MOBILENETS = ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")
 
 
 @pytest.fixture
@@ -130,7 +132,8 @@ def test_googlenet_drops_aux_heads_and_its_mean_std_match_transform_input(torch_
         torch.testing.assert_close(model(ours), tv(imagenet), atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "vgg19_bn", "resnet50", "resnet152"])
+@pytest.mark.parametrize("name", ["vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "vgg19_bn", "resnet50", "resnet152",
+                                  "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"])
 def test_state_dict_keys_and_shapes_match_torchvisions(name):
     with torch.device("meta"):  # no memory: VGG-16 alone is 528 MB
         theirs = getattr(torchvision.models, name)().state_dict()
@@ -152,7 +155,7 @@ def test_vgg_keeps_fresh_last_layer_for_another_head(torch_home, monkeypatch):
 
 def test_registry_marks_the_torchvision_models_pretrained():
     for name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg11", "vgg16", "vgg19_bn",
-                 "googlenet"):
+                 "googlenet", *MOBILENETS):
         info = model_info(name)
         assert info.pretrained and info.mean and info.std and pt.has_torchvision_weights(name)
     assert model_info("resnet18").mean == pt.IMAGENET_MEAN
@@ -161,6 +164,77 @@ def test_registry_marks_the_torchvision_models_pretrained():
     with pytest.raises(CnnlabError, match="resnet18"):
         get_model("resnet20", pretrained=True)
     assert "resnet18" in list_models() and "efficientnet_lite0" in list_models()
+
+
+# ----------------------------------------------------------------------------- MobileNet-V2 / V3
+
+
+def _scramble(model: nn.Module) -> nn.Module:
+    """Every tensor away from its initial value (BatchNorm's ones and zeros included), so that an
+    equal tensor after loading was loaded, and the output depends on the input."""
+    _kaiming(model)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.normal_(m.bias, std=0.1)
+            nn.init.normal_(m.running_mean, std=0.1)
+            nn.init.uniform_(m.running_var, 0.5, 1.5)
+    return model
+
+
+def test_mobilenet_files_are_torchvisions(torch_home):
+    assert pt.weights_path("mobilenet_v2").name == "mobilenet_v2-b0353104.pth"
+    assert pt.weights_path("mobilenet_v3_small").name == "mobilenet_v3_small-047dcff4.pth"
+    assert pt.weights_path("mobilenet_v3_large").name == "mobilenet_v3_large-8738ca79.pth"
+    assert pt.weights_url("mobilenet_v2") == torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.url
+
+
+@pytest.mark.parametrize("name", MOBILENETS)
+def test_mobilenet_loads_exactly_the_file_and_predicts_as_torchvision(torch_home, name):
+    torch.manual_seed(0)
+    tv = _scramble(getattr(torchvision.models, name)()).eval()
+    state = _save(name, tv)
+    model = get_model(name, pretrained=True).eval()
+    own = model.state_dict()
+    assert own.keys() == state.keys()
+    for k, v in own.items():
+        assert torch.equal(v, state[k]), k
+    info = model_info(name)
+    x = _normalise(torch.rand(2, 3, 64, 64), info.mean, info.std)
+    with torch.no_grad():
+        ours, theirs = model(x), tv(x)
+    torch.testing.assert_close(ours, theirs)
+    assert not torch.allclose(ours[0], ours[1])  # the output depends on the input
+
+
+@pytest.mark.parametrize("name", MOBILENETS)
+def test_mobilenet_missing_file_offline_is_one_line(torch_home, name):
+    with pytest.raises(CnnlabError) as e:
+        get_model(name, pretrained=True)
+    msg = str(e.value)
+    assert "\n" not in msg
+    for part in (pt.weights_path(name).name, str(torch_home / "hub" / "checkpoints"), pt.weights_url(name)):
+        assert part in msg
+
+
+@pytest.mark.parametrize("name, last", [("mobilenet_v2", "classifier.1"), ("mobilenet_v3_large", "classifier.3")])
+def test_mobilenet_transfer_keeps_fresh_last_layer_and_adapts_grey_stem(torch_home, name, last):
+    torch.manual_seed(0)
+    state = _save(name, _scramble(getattr(torchvision.models, name)()))
+    model = get_model(name, pretrained=True, num_classes=5, in_channels=1)
+    own = model.state_dict()
+    assert own[f"{last}.weight"].shape[0] == 5 and model.features[0][0].in_channels == 1
+    torch.testing.assert_close(own["features.0.0.weight"], state["features.0.0.weight"].sum(1, keepdim=True))
+    loaded = [k for k in own if k not in ("features.0.0.weight", f"{last}.weight", f"{last}.bias")]
+    assert all(torch.equal(own[k], state[k]) for k in loaded)  # V3's hidden classifier.0 included
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 5)
+
+
+@pytest.mark.parametrize("name, expected", [("mobilenet_v2", 3_504_872), ("mobilenet_v3_small", 2_542_856),
+                                            ("mobilenet_v3_large", 5_483_032)])
+def test_mobilenet_parameter_count_is_torchvisions(name, expected):
+    with torch.device("meta"):
+        assert sum(p.numel() for p in get_model(name).parameters()) == expected
 
 
 # ----------------------------------------------------------------------------- through the front ends

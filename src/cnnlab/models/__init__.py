@@ -5,7 +5,7 @@
     print(format_summary(summarize(model, (3, 32, 32))))
 """
 from cnnlab.models import airbench, alexnet, efficientnet, googlenet, lecture_cnn, lenet, resnet, vgg  # noqa: F401  (register)
-from cnnlab.models import mlp  # noqa: F401,E402  (register)
+from cnnlab.models import mlp, mobilenet  # noqa: F401,E402  (register)
 from cnnlab.models import rcnn, rcnn_classic  # noqa: F401,E402  (register: detection)
 from cnnlab.models import fcn, unet  # noqa: F401,E402  (register: segmentation)
 from cnnlab.models import captioner  # noqa: F401,E402  (register: captioning)

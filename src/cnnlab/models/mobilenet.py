@@ -14,17 +14,9 @@ import torch.nn.functional as F
 from torchvision.models import mobilenetv2 as tv2
 from torchvision.models import mobilenetv3 as tv3
 
-from cnnlab.models import pretrained as _pt
 from cnnlab.models.common import with_in_channels
 from cnnlab.models.pretrained import IMAGENET_MEAN, IMAGENET_STD, load_imagenet_weights
 from cnnlab.models.registry import register_model
-
-# torchvision's weight files, as pretrained.py lists the ResNets' (enum, key of the first convolution)
-_pt._WEIGHTS.update({
-    "mobilenet_v2": ("MobileNet_V2_Weights", "features.0.0.weight"),
-    "mobilenet_v3_small": ("MobileNet_V3_Small_Weights", "features.0.0.weight"),
-    "mobilenet_v3_large": ("MobileNet_V3_Large_Weights", "features.0.0.weight"),
-})
 
 
 class MobileNetV2(tv2.MobileNetV2):

@@ -46,6 +46,9 @@ _WEIGHTS = {
     "vgg19": ("VGG19_Weights", "features.0.weight"),
     "vgg19_bn": ("VGG19_BN_Weights", "features.0.weight"),
     "googlenet": ("GoogLeNet_Weights", "conv1.conv.weight"),
+    "mobilenet_v2": ("MobileNet_V2_Weights", "features.0.0.weight"),
+    "mobilenet_v3_small": ("MobileNet_V3_Small_Weights", "features.0.0.weight"),
+    "mobilenet_v3_large": ("MobileNet_V3_Large_Weights", "features.0.0.weight"),
 }
 _EXTRA_PREFIXES = ("aux1.", "aux2.")  # GoogLeNet's auxiliary classifiers: in the file, not in cnnlab's model
 

@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("checkpoint", nargs="?", help="a checkpoint (.pt) or an exported .onnx; or use --model NAME --pretrained")
     r.add_argument("images", nargs="*", metavar="IMAGE", help="image files, folders (recursively), globs, or - for stdin")
     r.add_argument("--model", help="a registered model name (with --pretrained)")
-    r.add_argument("--pretrained", action="store_true", help="use the model's offline ImageNet weights")
+    r.add_argument("--pretrained", action="store_true", help="use the model's ImageNet weights (EfficientNet-Lite0: offline; torchvision models: the torch hub cache)")
     r.add_argument("--task", help="the checkpoint's task (checked; the checkpoint knows it)")
     _add_predict_options(r)
     r.add_argument("--device", default="auto")
@@ -365,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
                    help="a checkpoint (.pt) or exported .onnx, optionally NAME=PATH; several serve side by side")
     s.add_argument("--model", action="append", help="a registered model name to serve with --pretrained; repeat")
-    s.add_argument("--pretrained", action="store_true", help="use the --model's offline ImageNet weights")
+    s.add_argument("--pretrained", action="store_true", help="use the --model's ImageNet weights (EfficientNet-Lite0: offline; torchvision models: the torch hub cache)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--max-upload-mb", type=float, default=20, help="largest request body in MiB (413 above)")

@@ -24,7 +24,7 @@ class TrainConfig:
     task: str = "classify"            # classify (segment, detect, caption plug in later)
     data: str = "digits"              # a registered dataset name or a path on disk
     model: str = "lecture_cnn"        # a registered model name (cnnlab models)
-    pretrained: bool = False          # start from offline pretrained weights (transfer learning)
+    pretrained: bool = False          # start from ImageNet weights (transfer learning; models.pretrained)
     freeze_backbone: bool = False     # train only the classifier head (with pretrained)
     model_args: dict = field(default_factory=dict)  # extra builder kwargs, e.g. {"widths": [32, 64]}
     backbone: str = ""                # segment: the classifier under an FCN (resnet18, efficientnet_lite0...)

@@ -1,4 +1,4 @@
-"""A model ready to predict: from a checkpoint, or a registered model with offline weights."""
+"""A model ready to predict: from a checkpoint, or a registered model with ImageNet weights."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,12 +43,12 @@ class LoadedModel:
 
     @classmethod
     def from_pretrained(cls, name: str, device: str = "auto") -> "LoadedModel":
-        """A registered model with its offline ImageNet weights and class names."""
+        """A registered model with its ImageNet weights and class names."""
         from cnnlab.tasks.classify import ClassifyTask
 
         info = model_info(name)
         if not info.pretrained:
-            raise CnnlabError(f"--pretrained: model {name!r} has no offline weights")
+            raise CnnlabError(f"--pretrained: model {name!r} has no pretrained weights")
         dev = pick_device(device)
         classes = imagenet_classes()
         task = ClassifyTask(classes, list(info.mean), list(info.std), info.input_size)

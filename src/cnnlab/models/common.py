@@ -8,10 +8,10 @@ from cnnlab.models.registry import list_models, model_info
 
 
 def check_pretrained(name: str, pretrained: bool) -> None:
-    """Refuse ``pretrained=True`` for ``name``, which ships no offline weights."""
+    """Refuse ``pretrained=True`` for ``name``, which has no pretrained weights."""
     if pretrained:
         have = [n for n in list_models() if model_info(n).pretrained]
-        raise CnnlabError(f"model {name!r} has no offline pretrained weights; "
+        raise CnnlabError(f"model {name!r} has no pretrained weights; "
                           f"models with them: {', '.join(have) or 'none'}")
 
 

@@ -31,7 +31,7 @@ def input_stats(cfg, model_name: str, train) -> tuple[list[float], list[float]]:
     info = model_info(model_name)
     if info.mean is None:
         known = ", ".join(n for n in list_models() if model_info(n).pretrained)
-        raise CnnlabError(f"--pretrained: {model_name!r} has no offline pretrained weights (these have: {known})")
+        raise CnnlabError(f"--pretrained: {model_name!r} has no pretrained weights (these have: {known})")
     return list(info.mean), list(info.std)
 
 

@@ -291,6 +291,21 @@ def explain(checkpoint: str | Path | LoadedModel | None = None, image: str | Pat
                          dataset=hierarchy)
 
 
+def inspect(model: LoadedModel, image, *, layer: str | None = None, cam_layer: str | None = None,
+            target_class: str | int | None = None, method: str = "gradcam", topk: int = 5) -> dict:
+    """One image through a loaded classifier, step by step (what the web page's explainer draws):
+    the input after resizing and normalisation, the top-k, a CAM at ``cam_layer`` for
+    ``target_class``, and a conv ``layer``'s feature maps with its kernels
+    (``cnnlab.interpret.report.inspect_image``). Same preprocessing as ``predict``."""
+    from cnnlab.engine.inference import LoadedModel
+    from cnnlab.interpret.report import inspect_image
+
+    if not isinstance(model, LoadedModel) or not model.task.explainable:
+        raise CnnlabError("inspect opens up PyTorch classifiers (a loaded .pt checkpoint or pretrained model)")
+    return inspect_image(model, image, layer=layer, cam_layer=cam_layer, target_class=target_class,
+                         method=method, topk=topk)
+
+
 def xo(out: str | Path = "runs/xo", epochs: int = 2, seed: int = 0, train: bool = True, log=None) -> dict:
     """The "X or X?" case study; with ``train``, also a small CNN trained on the built-in xo data."""
     from cnnlab.interpret import train_xo_cnn, xo_case_study

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnlab.data import load_dataset
+from cnnlab.errors import CnnlabError
 from cnnlab.interpret.cams import cam, plot_cam
 from cnnlab.interpret.features import (conv_layers, feature_maps, first_layer_filters, pick_layers,
                                      plot_feature_maps, plot_filters, plot_top_patches, top_patches)
@@ -54,3 +55,34 @@ def explain_image(loaded_model, image_path: str | Path, out_dir: str | Path, met
     return {"image": str(image_path), "prediction": prediction, "cam": {"heatmap": heat, **info},
             "feature_maps": maps, "filters": filters, "hierarchy": hierarchy,
             "files": {k: str(v) for k, v in files.items()}}
+
+
+def inspect_image(loaded_model, image, layer: str | None = None, cam_layer: str | None = None,
+                  target_class: int | str | None = None, method: str = "gradcam", topk: int = 5) -> dict:
+    """One image through a classifier, step by step, for front ends that draw it (the web page).
+
+    ``image``: a file or uint8 (C, H, W) tensor, read and resized exactly as predict does. Returns
+    ``{"seen": uint8 (C, h, w) (the input after resizing), "normalised": float (C, h, w) (what the
+    first layer gets), "mean", "std", "prediction": top-k, "cam": {"heatmap" (h, w), "method",
+    "class", "class_index", "prob", "layer"}}`` and, given a conv ``layer``, ``"feature_maps"``
+    (float (C', h', w')) and ``"weights"`` (its kernels, float (C', C/groups, k, k)).
+    """
+    from cnnlab.interpret.features import find_layer
+
+    lm, model, task = loaded_model, loaded_model.model, loaded_model.task
+    seen = lm.read(image)  # (C, h, w) uint8: what predict feeds the model
+    probs = lm.logits(seen[None]).softmax(1)[0].cpu()
+    values, index = probs.topk(min(topk, len(probs)))
+    prediction = [{"class": task.classes[i], "prob": float(v)} for v, i in zip(values, index.tolist())]
+    normalised = task.prepare(seen[None].to(lm.device))[0].float().cpu().contiguous()  # (C, h, w)
+    heat, info = cam(model, task, seen, method=method, target_class=target_class, layer=cam_layer)
+    result = {"seen": seen.cpu(), "normalised": normalised, "mean": list(getattr(task, "mean", [])),
+              "std": list(getattr(task, "std", [])), "prediction": prediction, "cam": {"heatmap": heat, **info}}
+    if layer:
+        module = find_layer(model, layer)
+        weight = getattr(module, "weight", None)
+        if not (hasattr(module, "kernel_size") and weight is not None and weight.dim() == 4):
+            raise CnnlabError(f"layer {layer!r} is a {type(module).__name__}, not a conv layer with kernels")
+        result["feature_maps"] = feature_maps(model, task, seen, [layer])[layer]
+        result["weights"] = weight.detach().float().cpu()
+    return result

@@ -24,6 +24,7 @@ import json
 import logging
 import tempfile
 import threading
+import typing
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.interpret import KERNELS, overlay, parse_kernel
 from cnnlab.images import read_image
 from cnnlab.serve import render
-from cnnlab.tasks.options import TASK_OPTIONS
+from cnnlab.tasks.options import TASK_OPTIONS, base_type
 from cnnlab.serve.uploads import (BodyLimit, HTTPError, Limits, Upload, client_name, decode_upload, save_upload,
                                   scrub)
 
@@ -62,6 +63,7 @@ class Served:
     model: object  # LoadedModel, or OnnxModel for an exported .onnx
     fast: object | None = None  # an onnxruntime twin of a PyTorch classifier that predicts instead
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _architecture: dict | None = field(default=None, repr=False)
 
     @property
     def task(self):
@@ -79,6 +81,30 @@ class Served:
         """A help line per option, from the task's typed options (tasks/options.py)."""
         return {f.name: f.metadata["help"] for f in client_options(self.task)}
 
+    def option_fields(self) -> list[dict]:
+        """Each option as the page's form draws it: name, label, type, default, help and range."""
+        hints = typing.get_type_hints(self.task.Options)
+        return [{"name": f.name, "label": f.name.replace("_", " "), "type": base_type(hints[f.name]).__name__,
+                 "default": render.jsonable(f.default), "help": f.metadata["help"],
+                 "low": f.metadata["low"], "high": f.metadata["high"]} for f in client_options(self.task)]
+
+    def architecture(self) -> dict:
+        """Each layer (``api.layers``: output volume, parameters, receptive field) with a readable
+        name, and the conv layers a CAM may be taken at; computed once (a forward pass)."""
+        if self._architecture is None:
+            from cnnlab.interpret import cam_layer, conv_layers
+
+            convs = {n for n, _ in conv_layers(self.model.model)}
+            rows = [{"name": r.name, "label": "input" if r.name == "input" else render.readable(r.name),
+                     "type": r.type, "output": list(r.output), "params": r.params, "kernel": r.kernel,
+                     "stride": r.stride, "receptive_field": r.receptive_field, "jump": r.jump,
+                     "conv": r.name in convs} for r in api.layers(self.model)]
+            self._architecture = {"model": self.name, "layers": rows,
+                                  "cam_layers": [{"name": n, "label": render.readable(n)} for n in
+                                                 dict.fromkeys(r["name"] for r in rows if r["conv"])],
+                                  "cam_layer": cam_layer(self.model.model)}
+        return self._architecture
+
     def info(self) -> dict:
         task = self.task
         return {"name": self.name, "task": task.name, "model": self.model.name,
@@ -86,7 +112,7 @@ class Served:
                 "runtime": self.predictor.runtime,
                 "input_shape": list(getattr(task, "input_shape", [])),
                 "classes": list(getattr(task, "classes", [])), "options": self.options(),
-                "option_help": self.option_help(),
+                "option_help": self.option_help(), "option_fields": self.option_fields(),
                 "colors": render.jsonable(getattr(task, "colors", None)),
                 "explain": self.explainable()}
 
@@ -266,6 +292,38 @@ def create_app(checkpoints: Sequence = (), pretrained: Sequence[str] = (), *, li
             image = read_image(path, channels=served.task.input_shape[0])
             return {**_explain_json(r, rows, image, served.name), **_resized(up)}
 
+    def explainable(served: Served) -> Served:
+        if not served.explainable():
+            raise HTTPError(422, f"model {served.name!r}: the explainer opens up PyTorch classifiers; this is a "
+                                 f"{served.task.name} model run by {served.model.runtime}")
+        return served
+
+    @app.get("/v1/architecture", summary="The model's layers: output volume, parameters, receptive field")
+    def architecture(model: str | None = None) -> dict:
+        served = explainable(pick(model))
+        with served.lock:
+            return served.architecture()
+
+    @app.post("/v1/inspect", summary="What the model saw, its top-5, a Grad-CAM, and one conv layer's maps and kernels")
+    def inspect(file: Annotated[UploadFile, File(description="an image file")],
+                model: Annotated[str | None, Form()] = None,
+                layer: Annotated[str | None, Form(description="a conv layer: its feature maps and kernels")] = None,
+                cam_layer: Annotated[str | None, Form(description="CAM layer (default: the last conv layer)")] = None,
+                target_class: Annotated[str | None, Form(description="class name or index (default: predicted)")] = None,
+                method: Annotated[str, Form(pattern="^(gradcam|gradcam\\+\\+|saliency)$")] = "gradcam",
+                max_maps: Annotated[int, Form(ge=1, le=256, description="feature maps returned, most active first")] = 32,
+                ) -> dict:
+        served = explainable(pick(model))
+        up = upload(file, limits.max_image_side)
+        with _client_errors({}), served.lock:
+            arch = served.architecture()
+            if layer and layer not in {r["name"] for r in arch["layers"] if r["conv"]}:
+                known = ", ".join(c["name"] for c in arch["cam_layers"])
+                raise HTTPError(422, f"layer {layer[:80]!r}: not a conv layer of {served.name!r}; conv layers: {known}")
+            r = api.inspect(served.model, up.image, layer=layer or None, cam_layer=cam_layer or None,
+                            target_class=target_class or None, method=method)
+        return {"model": served.name, "image": up.name, **_resized(up), **_inspect_json(r, arch, layer, max_maps)}
+
     @app.post("/v1/convolve", summary="Slide hand-made kernels (names or matrices) over the image in grey")
     def convolve(file: Annotated[UploadFile, File(description="an image file")],
                  kernel: Annotated[list[str], Form(description="a kernel name or 'a,b,c;d,e,f;g,h,i'; repeat")] = ["edge"],  # noqa: B006
@@ -323,6 +381,35 @@ def _explain_json(r: dict, rows: dict, original, model: str) -> dict:
                     "heatmap": render.colour_png(render.fit_map(heat), "jet")},
             "layers": layers,
             "figures": {k: render.file_data_url(Path(v)) for k, v in r["files"].items()}}
+
+
+def _inspect_json(r: dict, arch: dict, layer: str | None, max_maps: int) -> dict:
+    """api.inspect's result for the page: PNGs of the input as the model saw it, the CAM over it,
+    and (with ``layer``) the most active feature maps, each with its kernel's weights."""
+    seen = r["seen"]  # uint8 (C, h, w)
+    cam = {k: v for k, v in r["cam"].items() if k != "heatmap"}
+    out = {"seen": {"shape": list(seen.shape), "image": render.png_data_url(seen),
+                    "normalised": render.denormalised_png(r["normalised"], r["mean"], r["std"]),
+                    "mean": r["mean"], "std": r["std"],
+                    "range": [float(r["normalised"].min()), float(r["normalised"].max())]},
+           "prediction": r["prediction"],
+           "cam": {**cam, "label": render.readable(cam["layer"]) if cam["layer"] != "input" else "input",
+                   "overlay": render.png_data_url(overlay(seen, r["cam"]["heatmap"]))}}
+    if layer:
+        fmap, weights = r["feature_maps"], r["weights"]  # (C', h', w'), (C', C/groups, k, k)
+        row = next(x for x in arch["layers"] if x["name"] == layer)
+        order = fmap.mean((1, 2)).topk(min(max_maps, fmap.shape[0])).indices.tolist()
+        maps = []
+        for c in order:
+            w = weights[c]  # (C/groups, k, k)
+            maps.append({"channel": c, "min": float(fmap[c].min()), "max": float(fmap[c].max()),
+                         "image": render.gray_png(fmap[c].numpy(), float(fmap[c].min()), float(fmap[c].max())),
+                         "kernel_sum": w.sum(0).tolist(), "kernel_first": w[:3].tolist(),
+                         "in_channels": int(w.shape[0])})
+        out["layer"] = {"name": layer, "label": row["label"], "shape": list(fmap.shape), "type": row["type"],
+                        "kernel": row["kernel"], "stride": row["stride"],
+                        "receptive_field": row["receptive_field"], "jump": row["jump"], "maps": maps}
+    return out
 
 
 # ---------------------------------------------------------------------- errors

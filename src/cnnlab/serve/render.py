@@ -9,6 +9,7 @@ import base64
 import io
 import math
 import mimetypes
+import re
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,32 @@ def jsonable(value, names: dict[str, str] | None = None, folder: Path | None = N
             path = Path(value)
             return file_data_url(path) if path.is_file() else path.name
     return value
+
+
+def readable(name: str) -> str:
+    """A module path as a reader names it: ``net._blocks.3._depthwise_conv`` -> ``block 3 / depthwise conv``,
+    ``features.block1.conv`` -> ``block 1 / conv``; wrappers (net, model, features, ...) go."""
+    parts = [p.strip("_").replace("_", " ") for p in name.split(".")]
+    words: list[str] = []
+    for p in parts:
+        if p.isdigit() and words and words[-1][-1].isdigit():  # layer1.0 -> layer 1 / block 0
+            words.append(f"block {p}")
+        elif p.isdigit() and words:
+            prev = words.pop()
+            words.append(f"{prev[:-1] if prev.endswith('s') and prev != 'features' else prev} {p}")
+        else:
+            words.append(re.sub(r"^([a-z]+?)(\d+)$", r"\1 \2", p))
+    while len(words) > 1 and words[0] in _WRAPPERS:
+        words.pop(0)
+    return " / ".join(words) or name
+
+
+_WRAPPERS = {"net", "model", "module", "orig mod", "features", "backbone", "body", "encoder"}
+
+
+def denormalised_png(x: Tensor, mean: list[float], std: list[float]) -> str:
+    """The normalised model input (float (C, h, w)) mapped back to 0..255 for display: x * std + mean."""
+    c = x.shape[0]
+    m = torch.tensor(mean[:c] or [0.0] * c).view(-1, 1, 1)
+    s = torch.tensor(std[:c] or [1.0] * c).view(-1, 1, 1)
+    return png_data_url((x * s + m).clamp(0, 1).mul(255).round().to(torch.uint8))

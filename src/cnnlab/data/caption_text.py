@@ -13,6 +13,7 @@ caption task builds from the training split alone with a minimum count).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ from cnnlab.errors import CnnlabError
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)  # ids 0, 1, 2, 3 in every table
 PAD_ID, START_ID, END_ID, UNK_ID = range(4)
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# a number with separators (1,000  3.5), else a run of letters/digits with an apostrophe suffix (dog's)
+_WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:'[^\W_]+)?")
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 
 
 class CaptionImages(TensorImages):
@@ -40,8 +43,12 @@ class CaptionImages(TensorImages):
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case words (letters, digits, an apostrophe suffix); punctuation is dropped."""
-    return _WORD.findall(text.lower())
+    """Lower-case words (letters of any script, digits, an apostrophe suffix); punctuation,
+    hyphens and stray whitespace separate words and are dropped; ``1,000`` and ``3.5`` stay whole.
+
+    ``tokenize(" A man's 2 dogs,\tin Zürich -- 3.5 m  ")`` -> ``['a', "man's", '2', 'dogs', 'in', 'zürich', '3.5', 'm']``
+    """
+    return _WORD.findall(unicodedata.normalize("NFKC", text).translate(_QUOTES).lower())
 
 
 @dataclass(frozen=True)

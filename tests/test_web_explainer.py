@@ -161,3 +161,169 @@ def test_explainer_refuses_models_it_cannot_open(checkpoints, digit_png):
         c.app.state.models["digits"].model = c.app.state.models["digits"].fast  # served as a bare ONNX model
         assert "explainer opens up PyTorch classifiers" in detail(post(c, "/v1/inspect", digit_png), 422)
         assert "explainer" in detail(c.get("/v1/architecture"), 422)
+
+
+# ---------------------------------------------------------------------- the page, in Chromium
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service(checkpoints, tmp_path_factory):
+    """`cnnlab serve DIGITS RGB` on a free loopback port; its base URL."""
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install -y chromium chromium-driver)")
+    pytest.importorskip("selenium", reason="selenium is not installed (the test extra)")
+    pytest.importorskip("uvicorn", reason="the serve extra is not installed")
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "serve", *map(str, checkpoints), "--port", str(port),
+                                 "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + WAIT_S
+            while True:
+                try:
+                    urllib.request.urlopen(url + "/healthz", timeout=2).read()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"cnnlab serve did not start: {log_path.read_text()[-2000:]}")
+                    time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser(service, tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1400", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def open_page(browser, service, model: str):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser.get(service + "/")
+    wait = WebDriverWait(browser, WAIT_S)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 2)
+    Select(browser.find_element(By.ID, "model")).select_by_value(model)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cam-layer option"))
+    return wait
+
+
+def text(browser, css: str) -> str:
+    """The text of the first element matching ``css`` ("" when none), read in one step: the page
+    replaces its results as answers arrive, so a found element may be gone a moment later."""
+    return browser.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : ''", css)
+
+
+def visible(browser, element_id: str) -> bool:
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.ID, element_id).is_displayed()
+
+
+def test_page_before_upload_options_and_drawing_pad(service, browser):
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, service, "digits")
+    broken = browser.execute_script("return [...document.images].filter(i => i.offsetParent !== null && "
+                                    "!(i.complete && i.naturalWidth > 0)).map(i => i.id || i.alt)")
+    assert broken == [] and not visible(browser, "preview") and visible(browser, "no-image")
+    assert visible(browser, "pad") and visible(browser, "explainer")  # digits: one channel
+    topk = browser.find_element(By.ID, "option-topk")
+    assert topk.get_attribute("value") == "5" and topk.get_attribute("min") == "1"
+    assert topk.get_attribute("step") == "1" and "most probable classes" in topk.get_attribute("title")
+    assert "how many of the most probable classes to show per image (default 5)" in \
+        browser.find_element(By.ID, "options").text
+    assert browser.find_element(By.CSS_SELECTOR, "label[for=option-topk]").text.startswith("topk")
+    open_page(browser, service, "rgb")
+    assert not visible(browser, "pad")  # three channels: nothing to draw with white ink
+
+
+def test_page_explains_an_upload_step_by_step(service, browser, tmp_path, photo_png):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(photo_png)
+    wait = open_page(browser, service, "rgb")
+    browser.find_element(By.ID, "file").send_keys(str(photo))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=top] .prob"))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=explainer-cam] figcaption"))
+
+    # what the model saw: 16x16 after resizing, beside the upload
+    wait.until(lambda d: d.execute_script("return document.getElementById('seen').naturalWidth") == 16)
+    assert visible(browser, "seen") and visible(browser, "preview")
+    assert "resized to 16x16x3" in browser.find_element(By.ID, "seen-caption").text
+
+    # Grad-CAM: the class picker holds the top-5 with the same probabilities as the prediction
+    bars = browser.find_elements(By.CSS_SELECTOR, "[data-testid=top] .prob")
+    labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "[data-testid=top] .label")]
+    options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#cam-class option")]
+    assert options == [f"{c} (p = {float(b.text):.3f})" for c, b in zip(labels, bars)]
+    caption = text(browser, "[data-testid=explainer-cam] figcaption")
+    assert f'"{labels[0]}"' in caption and "block 3" in caption
+    Select(browser.find_element(By.ID, "cam-class")).select_by_value(labels[1])
+    wait.until(lambda d: f'"{labels[1]}"' in text(d, "[data-testid=explainer-cam] figcaption"))
+    layers = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#cam-layer option")]
+    assert layers == ["block 1 / conv", "block 2 / conv", "block 3 / conv"]
+    Select(browser.find_element(By.ID, "cam-layer")).select_by_visible_text("block 1 / conv")
+    wait.until(lambda d: "at block 1 / conv" in text(d, "[data-testid=explainer-cam] figcaption"))
+
+    # the architecture, from the model summary; clicking a conv layer shows its maps for this upload
+    rows = {r.get_attribute("data-layer"): r.text for r in browser.find_elements(By.CSS_SELECTOR, "#arch tbody tr")}
+    assert rows["features.block2.conv"].startswith("block 2 / conv Conv2d 8 x 8 x")
+    browser.find_element(By.CSS_SELECTOR, "#arch tr[data-layer='features.block2.conv']").click()
+    maps = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=feature-maps] figure"))
+    assert len(maps) == 32 and "block 2 / conv" in browser.find_element(By.ID, "layer-view").text
+
+    # clicking a map: its kernel (summed, and the first 3 input channels) and the sliding window
+    maps[0].click()
+    kernels = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=kernel] canvas"))
+    assert len(kernels) == 4 and kernels[0].get_attribute("width") == "66"  # 3x3 cells of 22 px
+    info = wait.until(lambda d: text(d, "[data-testid=patch-info]"))
+    assert "position (4, 4) of 8x8" in info and "receptive field 8 px" in info
+    unit_map = browser.find_element(By.ID, "unit-map")
+    ActionChains(browser).move_to_element_with_offset(unit_map, -unit_map.size["width"] // 2 + 2,
+                                                      -unit_map.size["height"] // 2 + 2).perform()
+    wait.until(lambda d: "position (0, 0)" in text(d, "[data-testid=patch-info]"))
+    patch = browser.find_element(By.CSS_SELECTOR, "[data-testid=patch]")
+    assert "rows 0..4, columns 0..4" in text(browser, "[data-testid=patch-info]")
+    assert patch.get_attribute("width") == "5"  # the 8-px field clipped at the image's edge
+    assert not visible(browser, "error")
+
+
+def test_a_failed_request_clears_the_results(service, browser, tmp_path, digit_png):
+    from selenium.webdriver.common.by import By
+
+    good, bad = tmp_path / "seven.png", tmp_path / "notes.png"
+    good.write_bytes(digit_png)
+    bad.write_bytes(b"not an image at all")
+    wait = open_page(browser, service, "digits")
+    browser.find_element(By.ID, "file").send_keys(str(good))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=top]")
+               and d.find_elements(By.CSS_SELECTOR, "[data-testid=explainer-cam]"))
+    assert visible(browser, "seen")
+    browser.find_element(By.ID, "file").send_keys(str(bad))
+    wait.until(lambda d: d.find_element(By.ID, "error").is_displayed())
+    assert "415" in browser.find_element(By.ID, "error").text
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-testid=top], [data-testid=explainer-cam]"))
+    assert not visible(browser, "seen-box") and browser.find_element(By.ID, "prediction").text == ""

@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { image: null, name: "", models: [], url: null };
+const state = { image: null, name: "", models: [], url: null, arch: null, inspected: null, layer: null };
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"];
 
@@ -44,10 +44,22 @@ function setImage(blob, name) {
   $("preview").src = state.url;
   $("preview").classList.toggle("pixelated", name === "drawing.png");
   $("preview-name").textContent = name;
+  $("preview-box").hidden = false;
+  $("no-image").hidden = true;
   for (const id of ["run-predict", "run-explain", "run-convolve"]) $(id).disabled = false;
   $("run-explain").disabled = !(currentModel() || {}).explain;
+  $("cam-class").replaceChildren();  // a new image: Grad-CAM for its own predicted class
   runPredict();
+  if (state.arch) runInspect();  // else it runs once the architecture has loaded
   schedule();
+}
+
+function clearResults() {  // a failed request leaves no stale result from an earlier image on screen
+  for (const id of ["prediction", "explanation", "cam-view", "layer-view", "unit-view", "convolution"]) $(id).replaceChildren();
+  $("seen-box").hidden = true;
+  $("seen").removeAttribute("src");
+  $("cam-class").replaceChildren();
+  state.inspected = null;
 }
 
 function setupInput() {
@@ -97,12 +109,26 @@ function showModel() {
   $("model-info").textContent = `${m.task} · ${m.model} (${m.runtime})${shape} · ${m.classes.length} classes`;
   const options = $("options");
   options.replaceChildren();
-  for (const [key, value] of Object.entries(m.options)) {
-    const type = typeof value === "boolean" ? "checkbox" : typeof value === "number" ? "number" : "text";
-    const input = el("input", { type, "data-option": key });
-    if (type === "checkbox") input.checked = value; else input.value = value === null ? "" : value;
-    options.append(el("label", {}, `${key} `, input), " ");
+  for (const f of m.option_fields || []) {  // the task's typed options: label, default, range, help
+    const type = f.type === "bool" ? "checkbox" : f.type === "int" || f.type === "float" ? "number" : "text";
+    const input = el("input", { type, "data-option": f.name, "data-type": f.type, id: `option-${f.name}`, title: f.help });
+    if (type === "number") {
+      input.step = f.type === "int" ? "1" : "any";
+      if (f.low !== null) input.min = f.low;
+      if (f.high !== null) input.max = f.high;
+    }
+    if (type === "checkbox") input.checked = f.default; else input.value = f.default === null ? "" : f.default;
+    if (f.default === null) input.placeholder = "default";
+    options.append(el("label", { for: input.id }, `${f.label} `, input),
+      el("small", { class: "help", text: f.help + (f.default === null ? "" : ` (default ${f.default})`) }));
   }
+  $("draw").hidden = m.input_shape[0] !== 1;  // the drawing pad: white ink on black, for one-channel models
+  $("explainer").hidden = !m.explain;
+  state.arch = null;
+  state.layer = null;
+  clearResults();
+  $("cam-layer").replaceChildren();
+  if (m.explain) loadArchitecture(m.name).then(runInspect);
   $("run-explain").disabled = !state.image || !m.explain;
   $("explanation").replaceChildren(m.explain ? "" : el("p", { class: "muted", text: "explain opens up PyTorch classifiers" }));
 }
@@ -112,7 +138,7 @@ function optionValues() {
   for (const input of document.querySelectorAll("[data-option]")) {
     if (input.type === "checkbox") out[input.dataset.option] = input.checked;
     else if (input.value === "") continue;
-    else if (input.type === "number" || !isNaN(Number(input.value))) out[input.dataset.option] = Number(input.value);
+    else if (input.type === "number") out[input.dataset.option] = Number(input.value);
     else out[input.dataset.option] = input.value;
   }
   return out;
@@ -134,7 +160,7 @@ async function runPredict() {
   try {
     const result = await api("/v1/predict", imageForm({ options: JSON.stringify(optionValues()) }));
     out.replaceChildren(...renderPrediction(result));
-  } catch (e) { out.replaceChildren(); showError(e.message); }
+  } catch (e) { clearResults(); showError(e.message); }
 }
 
 function renderPrediction(r) {
@@ -303,6 +329,145 @@ async function runExplain() {
   } catch (e) { out.replaceChildren(); showError(e.message); }
 }
 
+// ------------------------------------------------------------------ inside the model (CNN Explainer style)
+async function loadArchitecture(name) {
+  try {
+    const arch = await api(`/v1/architecture?model=${encodeURIComponent(name)}`);
+    if (($("model").value || "") !== name) return;
+    state.arch = arch;
+    $("cam-layer").replaceChildren(...arch.cam_layers.map((c) => el("option", { value: c.name, text: c.label, title: c.name })));
+    const camDefault = arch.cam_layers.find((c) => arch.cam_layer.startsWith(c.name)) || arch.cam_layers.at(-1);
+    if (camDefault) $("cam-layer").value = camDefault.name;
+    const fmt = (v) => (v === null || v === undefined ? "-" : String(v));
+    $("arch").tBodies[0].replaceChildren(...arch.layers.map((L) => {
+      const row = el("tr", { class: L.conv ? "conv" : "", "data-layer": L.name, title: L.name },
+        el("td", { text: L.label }), el("td", { text: L.type }), el("td", { text: L.output.join(" x ") }),
+        el("td", { class: "num", text: L.params.toLocaleString() }), el("td", { class: "num", text: fmt(L.receptive_field) }));
+      if (L.conv) row.addEventListener("click", () => { state.layer = L.name; runInspect(); });
+      return row;
+    }));
+  } catch (e) { showError(e.message); }
+}
+
+async function runInspect() {
+  const m = currentModel();
+  if (!state.image || !m || !m.explain || !state.arch) return;
+  const extra = { cam_layer: $("cam-layer").value || "", target_class: $("cam-class").value || "" };
+  if (state.layer) extra.layer = state.layer;
+  const ticket = (runInspect.ticket = (runInspect.ticket || 0) + 1);
+  try {
+    const r = await api("/v1/inspect", imageForm(extra));
+    if (ticket !== runInspect.ticket) return;  // a newer request is on its way
+    state.inspected = r;
+    showSeen(r);
+    showCam(r);
+    showLayer(r);
+  } catch (e) { if (ticket === runInspect.ticket) { clearResults(); showError(e.message); } }
+}
+
+function showSeen(r) {
+  const [c, h, w] = r.seen.shape;
+  $("seen").src = r.seen.normalised;
+  $("seen-caption").textContent = `what the model saw: resized to ${h}x${w}x${c}, normalised by mean ` +
+    `${r.seen.mean.map((v) => v.toFixed(2)).join(",")} / std ${r.seen.std.map((v) => v.toFixed(2)).join(",")} ` +
+    `(values ${r.seen.range[0].toFixed(2)}..${r.seen.range[1].toFixed(2)}; shown de-normalised)`;
+  $("seen-box").hidden = false;
+}
+
+function showCam(r) {
+  const picker = $("cam-class");
+  const chosen = r.cam.class;
+  const classes = r.prediction.map((p) => p.class);
+  if (!classes.includes(chosen)) classes.push(chosen);
+  picker.replaceChildren(...classes.map((name) => {
+    const p = r.prediction.find((q) => q.class === name);
+    return el("option", { value: name, text: p ? `${name} (p = ${p.prob.toFixed(3)})` : name });
+  }));
+  picker.value = chosen;
+  $("cam-view").replaceChildren(el("figure", { "data-testid": "explainer-cam" },
+    el("img", { src: r.cam.overlay, class: "pixelated", style: "width:224px", alt: "Grad-CAM overlay" }),
+    el("figcaption", { text: `Grad-CAM for "${r.cam.class}" (p = ${r.cam.prob.toFixed(3)}) at ${r.cam.label}` })));
+}
+
+function showLayer(r) {
+  document.querySelectorAll("#arch tr").forEach((tr) => tr.classList.toggle("on", tr.dataset.layer === state.layer));
+  $("unit-view").replaceChildren();
+  const L = r.layer;
+  if (!L) { $("layer-view").replaceChildren(); return; }
+  const [c, h, w] = L.shape;
+  const grid = el("div", { class: "fmaps", "data-testid": "feature-maps" });
+  L.maps.forEach((m) => grid.append(el("figure", {
+    "data-channel": m.channel, title: `channel ${m.channel}: values ${m.min.toFixed(2)}..${m.max.toFixed(2)}`,
+    onclick: (e) => { grid.querySelectorAll("figure").forEach((f) => f.classList.remove("on")); e.currentTarget.classList.add("on"); showUnit(L, m); },
+  }, el("img", { src: m.image, alt: `channel ${m.channel}` }), el("figcaption", { text: `#${m.channel}` }))));
+  $("layer-view").replaceChildren(el("p", { text: `${L.label} (${L.type}, ${L.kernel}x${L.kernel} kernels, stride ${L.stride}): ` +
+    `${h} x ${w} x ${c}; receptive field ${L.receptive_field} px; the ${L.maps.length} most active maps. Click one.` }), grid);
+}
+
+function heat(values, cell = 22) {  // a k x k kernel as a diverging heat map: red positive, blue negative
+  const k = values.length, kw = values[0].length;
+  const max = Math.max(1e-12, ...values.flat().map(Math.abs));
+  const canvas = el("canvas", { class: "kernel", width: kw * cell, height: k * cell, title: values.map((r) => r.map((v) => v.toFixed(3)).join(" ")).join("\n") });
+  const ctx = canvas.getContext("2d");
+  values.forEach((row, y) => row.forEach((v, x) => {
+    const t = Math.min(1, Math.abs(v) / max), c = Math.round(255 * (1 - t));
+    ctx.fillStyle = v >= 0 ? `rgb(255,${c},${c})` : `rgb(${c},${c},255)`;
+    ctx.fillRect(x * cell, y * cell, cell, cell);
+  }));
+  return canvas;
+}
+
+function showUnit(L, m) {  // the kernel that made map m, and the input patch under the cursor
+  const [, h, w] = L.shape;
+  const seen = state.inspected.seen, [, H, W] = seen.shape;
+  const kernels = el("div", { class: "kernels", "data-testid": "kernel" },
+    el("figure", {}, heat(m.kernel_sum), el("figcaption", { text: `summed over ${m.in_channels} input channel(s)` })),
+    ...m.kernel_first.map((k, i) => el("figure", {}, heat(k), el("figcaption", { text: `input channel ${i}` }))));
+  const mapCanvas = el("canvas", { id: "unit-map", width: w, height: h, title: "move over the map: the input patch this position sees" });
+  const seenCanvas = el("canvas", { class: "patch", width: W, height: H, "data-testid": "seen-window" });
+  const patch = el("canvas", { class: "patch", width: 1, height: 1, "data-testid": "patch" });
+  const where = el("p", { class: "muted", "data-testid": "patch-info" });
+  const mapImg = new Image(), seenImg = new Image();
+  mapImg.src = m.image;
+  seenImg.src = seen.normalised;
+  const show = (y, x) => {  // map position (y, x) -> its receptive field in the model's input
+    const rf = L.receptive_field, jump = L.jump;
+    const cy = (y + 0.5) * jump - 0.5, cx = (x + 0.5) * jump - 0.5;  // the cell's centre in input pixels
+    const y0 = Math.max(0, Math.round(cy - (rf - 1) / 2)), x0 = Math.max(0, Math.round(cx - (rf - 1) / 2));
+    const y1 = Math.min(H, Math.round(cy - (rf - 1) / 2) + rf), x1 = Math.min(W, Math.round(cx - (rf - 1) / 2) + rf);
+    const mc = mapCanvas.getContext("2d");
+    mc.imageSmoothingEnabled = false;
+    mc.drawImage(mapImg, 0, 0, w, h);
+    mc.strokeStyle = "#f00"; mc.lineWidth = Math.max(w, h) / 48;
+    mc.strokeRect(x, y, 1, 1);
+    const sc = seenCanvas.getContext("2d");
+    sc.imageSmoothingEnabled = false;
+    sc.drawImage(seenImg, 0, 0, W, H);
+    sc.strokeStyle = "#f00"; sc.lineWidth = Math.max(W, H) / 48;
+    sc.strokeRect(x0, y0, x1 - x0, y1 - y0);
+    patch.width = x1 - x0; patch.height = y1 - y0;
+    const pc = patch.getContext("2d");
+    pc.imageSmoothingEnabled = false;
+    pc.drawImage(seenImg, x0, y0, x1 - x0, y1 - y0, 0, 0, x1 - x0, y1 - y0);
+    where.textContent = `position (${y}, ${x}) of ${h}x${w}: sees input rows ${y0}..${y1 - 1}, columns ${x0}..${x1 - 1} ` +
+      `(receptive field ${rf} px, ${jump} px between positions)`;
+  };
+  mapCanvas.addEventListener("mousemove", (e) => {
+    const r = mapCanvas.getBoundingClientRect();
+    show(Math.min(h - 1, Math.floor((e.clientY - r.top) * h / r.height)), Math.min(w - 1, Math.floor((e.clientX - r.left) * w / r.width)));
+  });
+  let loaded = 0;
+  const ready = () => { if (++loaded === 2) show(Math.floor(h / 2), Math.floor(w / 2)); };
+  mapImg.onload = ready;
+  seenImg.onload = ready;
+  $("unit-view").replaceChildren(
+    el("div", {}, el("h3", { text: `The kernel that made map #${m.channel}` }), kernels),
+    el("div", {}, el("h3", { text: "The sliding window" }), el("div", { class: "maps" },
+      el("figure", {}, mapCanvas, el("figcaption", { text: `map #${m.channel} (move the cursor)` })),
+      el("figure", {}, seenCanvas, el("figcaption", { text: "the model's input" })),
+      el("figure", {}, patch, el("figcaption", { text: "the patch under the cursor" }))), where));
+}
+
 // ------------------------------------------------------------------ convolution explorer
 async function setupKernels() {
   const kernels = await api("/v1/kernels");
@@ -344,7 +509,7 @@ async function runConvolve() {
       el("figure", {}, el("img", { src: r.input.image, alt: "input" }), el("figcaption", { text: `input ${r.input.shape.join("x")}${resized}` })),
       el("figure", { "data-testid": "feature-map" }, el("img", { src: m.image, alt: "feature map" }),
         el("figcaption", { text: `feature map ${m.shape.join("x")}, stride ${r.stride}, padding ${r.padding}; values ${m.min.toFixed(2)} .. ${m.max.toFixed(2)}` }))));
-  } catch (e) { showError(e.message); }
+  } catch (e) { out.replaceChildren(); showError(e.message); }
 }
 
 // ------------------------------------------------------------------ start
@@ -353,6 +518,7 @@ window.addEventListener("DOMContentLoaded", async () => {
   $("run-predict").addEventListener("click", runPredict);
   $("run-explain").addEventListener("click", runExplain);
   $("run-convolve").addEventListener("click", runConvolve);
+  for (const id of ["cam-class", "cam-layer"]) $(id).addEventListener("change", runInspect);
   for (const id of ["stride", "padding"]) $(id).addEventListener("input", schedule);
   try { await Promise.all([loadModels(), setupKernels()]); } catch (e) { showError(e.message); }
 });

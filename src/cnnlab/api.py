@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError, clean
@@ -25,12 +25,44 @@ if TYPE_CHECKING:  # the functions import torch and the engine when called: `cnn
 
 
 def train(config: str | Path | None = None, overrides: list[str] | None = None,
-          resume: str | Path | None = None, log=print, on_epoch=None, **options) -> RunResult:
-    """Train a model; options are ``TrainConfig`` fields (``data``, ``model``, ``epochs``, ...).
+          resume: str | Path | None = None, log: Callable[..., object] | None = print,
+          on_epoch: Callable[[dict], object] | None = None, *,
+          task: str | None = None, data: str | Path | None = None, model: str | None = None,
+          pretrained: bool | None = None, epochs: int | None = None, batch_size: int | None = None,
+          optimizer: str | None = None, lr: float | None = None, flip: bool | None = None,
+          translate: int | None = None, device: str | None = None, seed: int | None = None,
+          out: str | Path | None = None, **options) -> RunResult:
+    """Train a model and write its run folder (``best.pt``, ``last.pt``, metrics, plots).
 
-    With ``resume``, the checkpoint's config is used and only the options given here change it.
-    ``log``: where progress lines go (``None``: nowhere, no progress bar either).
+    Every option is a ``TrainConfig`` field (``cnnlab.engine.config``; ``cnnlab train --help``
+    lists all ~40 with their help, defaults, choices and ranges); ``None`` keeps the value from
+    the defaults, the ``config`` recipe and the ``overrides``, which apply in that order.
+
+    config: a packaged recipe's name (``"fashion-mnist"``, see ``cnnlab recipes``) or a YAML file.
+    overrides: ``["key=value", ...]`` as on the command line (``--set``).
+    resume: a ``last.pt`` to continue: its config is used and only the options given change it.
+    log: where progress lines go (``None``: nowhere, no progress bar either).
+    on_epoch: called with each epoch's metrics dict.
+    task: ``classify`` (default), ``segment``, ``detect`` or ``caption``.
+    data: a registered dataset (``digits``, ``fashion-mnist``, ``shapes``...) or a path on disk.
+    model: a registered model name (``cnnlab models``); ``pretrained``: start from ImageNet weights.
+    epochs, batch_size, optimizer (``sgd`` | ``adamw``), lr (0: the optimizer's default).
+    flip, translate: batched augmentation (a horizontal flip; a shift of up to N pixels).
+    device: ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+    seed: seeds weights, sampling and augmentation; out: the run folder (default ``runs/run``).
+    **options: any other ``TrainConfig`` field (``weight_decay``, ``schedule``, ``amp``, ...).
+
+    Returns a ``RunResult``: ``out``, ``best`` (the best validation score and its epoch), ``test``
+    metrics, ``plots``, ``seconds``, ``task``.
+
+        import cnnlab
+        run = cnnlab.train(data="digits", epochs=8, out="runs/digits", log=None)
+        run.test["top1"]                                   # test top-1 accuracy, a fraction
+        cnnlab.train(config="fashion-mnist", epochs=2, weight_decay=1e-3)
     """
+    options = {**dict(task=task, data=data, model=model, pretrained=pretrained, epochs=epochs,
+                      batch_size=batch_size, optimizer=optimizer, lr=lr, flip=flip, translate=translate,
+                      device=device, seed=seed, out=out), **options}
     if resume:
         from cnnlab.engine.checkpoint import load_checkpoint
 
@@ -65,10 +97,14 @@ def load(checkpoint: str | Path | None = None, *, model: str | None = None,
     raise CnnlabError("give a CHECKPOINT, or --model NAME with --pretrained")
 
 
-def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, split: str = "test",
+def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, split: str = "test", *,
              batch_size: int = 256, device: str = "auto", plots: str | Path | None = None,
              tta: int = 0, images: str | Path | None = None) -> dict:
-    """Top-1/top-5 accuracy and error, loss, per-class precision/recall, confusion matrix.
+    """The task's metrics of a checkpoint on a split: for a classifier top-1/top-5 accuracy and
+    error, loss, per-class precision/recall, confusion matrix.
+
+        m = cnnlab.evaluate("runs/digits/best.pt", split="test", plots="runs/digits/eval-test")
+        print(m["top1"], m["plots"])                       # 0.9917 ['.../confusion_matrix.png', ...]
 
     ``data`` defaults to the data the checkpoint was trained on; accuracies are fractions.
     ``images``: the image folder of a COCO-style annotation file (``--images``); by default the
@@ -110,17 +146,32 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
     return metrics
 
 
-def predict(model: str | Path | LoadedModel, images, *, batch_size: int = 64, **options) -> list[dict]:
+def predict(model: str | Path | LoadedModel, images, *, batch_size: int = 64,
+            topk: int | None = None, score_threshold: float | None = None, nms_iou: float | None = None,
+            show_proposals: bool | None = None, proposals: int | None = None, alpha: float | None = None,
+            beam: int | None = None, max_len: int | None = None, length_penalty: float | None = None,
+            attention: bool | None = None, out: str | Path | None = None, **options) -> list[dict]:
     """The task's prediction for each image, one dict per image, in order.
 
-    ``images``: one or a list of image files (paths), PIL images, NumPy arrays (H, W) or
-    (H, W, C) of uint8, or uint8 tensors (C, H, W). They stream through the model ``batch_size``
-    at a time; an image that cannot be read gets ``{"image", "error"}`` and the rest go on.
-    Classification: ``[{"image", "top": [{"class", "prob"}...]}]`` (option ``topk=5``); other
-    tasks document their own shape and options in ``cnnlab.tasks``.
+    model: a checkpoint (``.pt``), an exported ``.onnx``, or a model from ``cnnlab.load``.
+    images: one or a list of image files (paths), PIL images, NumPy arrays (H, W) or (H, W, C)
+    of uint8, or uint8 tensors (C, H, W). They stream through the model ``batch_size`` at a
+    time; an image that cannot be read gets ``{"image", "error"}`` and the rest go on.
+
+    The options belong to the checkpoint's task (``None``: the task's default; an option of
+    another task is an error naming it; ``tasks/options.py`` is their source):
+      classify: topk=5 (the most probable classes) -> ``{"image", "top": [{"class", "prob"}...]}``
+      segment: out (a folder for colour masks and overlays), alpha=0.5 -> ``{"image", "size", "shares"}``
+      detect: score_threshold=0.5, nms_iou=0.5, show_proposals=False, proposals=10, out -> boxes
+      caption: beam=5, max_len, length_penalty, attention=False, out -> ``{"image", "caption", ...}``
 
         cnnlab.predict("runs/digits/best.pt", ["digit.png", PIL.Image.open("seven.png")], topk=3)
+        cnnlab.predict("runs/det/best.pt", ["scene.png"], score_threshold=0.3, out="predictions")
     """
+    named = dict(topk=topk, score_threshold=score_threshold, nms_iou=nms_iou, show_proposals=show_proposals,
+                 proposals=proposals, alpha=alpha, beam=beam, max_len=max_len, length_penalty=length_penalty,
+                 attention=attention, out=str(out) if out is not None else None)
+    options = {**_given(named), **options}
     from cnnlab.engine.inference import LoadedModel
     from cnnlab.engine.onnx_model import OnnxModel
 
@@ -165,12 +216,17 @@ def _image_sources(images, channels: int) -> list[tuple[str, object]]:
     return sources
 
 
-def export(checkpoint: str | Path | LoadedModel, format: str = "onnx", out: str | Path | None = None,
+def export(checkpoint: str | Path | LoadedModel, format: str = "onnx", *, out: str | Path | None = None,
            atol: float = 1e-4, device: str = "auto") -> dict:
     """Export a checkpoint to ONNX (dynamic batch axis) or TorchScript, then check parity.
 
+    format: ``onnx`` or ``torchscript``; out: the file (default: beside the checkpoint).
     The same inputs go through PyTorch fp32 and the export (onnxruntime for ONNX); above ``atol``
-    the export is refused (the file is kept as ``*.failed``). Returns path, max_abs_diff, atol.
+    (the largest logit difference accepted) the export is refused (the file is kept as
+    ``*.failed``). Returns ``{"path", "format", "max_abs_diff", "atol", "batch_sizes"}``.
+
+        r = cnnlab.export("runs/digits/best.pt", format="onnx")   # runs/digits/best.onnx
+        cnnlab.predict(r["path"], ["digit.png"])                   # run by onnxruntime
     """
     from cnnlab.engine.export import export_model
     from cnnlab.engine.inference import LoadedModel
@@ -274,6 +330,17 @@ def explain(checkpoint: str | Path | LoadedModel | None = None, image: str | Pat
     """Open up a model on one image: feature maps of every conv layer, first-layer filters,
     a class activation map (gradcam, gradcam++ or saliency) and, given a dataset, the feature
     hierarchy (the patches that most excite early, middle and late layers). Figures go to ``out``.
+
+    checkpoint: a ``.pt`` (or a model from ``cnnlab.load``); or ``model=NAME, pretrained=True``.
+    method: ``gradcam``, ``gradcam++`` or ``saliency``; layer: the CAM's layer (default: the
+    last conv layer); target_class: a class name or index (default: the predicted one);
+    hierarchy: a dataset whose patches most excite early/middle/late layers.
+    Returns ``{"prediction": [{"class", "prob"}...], "cam": {"method", "class", "prob", "layer",
+    "heatmap"}, "files": {name: path}}``.
+
+        r = cnnlab.explain("runs/digits/best.pt", "digit.png", out="explain")
+        r["cam"]["heatmap"]                                # (H, W) NumPy array in 0..1
+        cnnlab.explain(None, "chelsea.png", model="efficientnet_lite0", pretrained=True)
     """
     from cnnlab.engine.inference import LoadedModel
     from cnnlab.interpret.report import explain_image

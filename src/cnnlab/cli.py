@@ -11,12 +11,14 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
+import textwrap
 import typing
 from pathlib import Path
 
 from cnnlab._version import __version__
-from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.config import CHOICES, TrainConfig, describe_field, field_docs, recipe_names
 from cnnlab.errors import CnnlabError, clean
 from cnnlab.tasks.options import TASK_OPTIONS, base_type
 
@@ -29,8 +31,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 def cmd_train(a) -> int:
     from cnnlab import api
 
-    options = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)
-               if f.name != "model_args"}
+    options = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)}
     log = None if a.quiet else (lambda *args: print(*args, file=sys.stderr)) if a.json else print  # stdout: JSON
     result = api.train(config=a.config, overrides=a.set, resume=a.resume, log=log, **options)
     if result.interrupted:
@@ -305,6 +306,37 @@ def cmd_detect_faces(a) -> int:
     return 0
 
 
+def cmd_recipes(a) -> int:
+    from cnnlab.engine.config import recipe_info
+
+    rows = [recipe_info(name) for name in recipe_names()]
+    if a.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'recipe':<16}{'task':<10}{'model':<18}data")
+    for r in rows:
+        print(f"{r['name']:<16}{r['task']:<10}{r['model']:<18}{r['data']}")
+        print(textwrap.fill(r["about"], 100, initial_indent="    ", subsequent_indent="    "))
+    print("train one: cnnlab train --config NAME  (the files: " + str(Path(rows[0]["path"]).parent) + ")"
+          if rows else "no recipes installed")
+    return 0
+
+
+def cmd_samples(a) -> int:
+    from cnnlab.data.samples import write_samples
+
+    r = write_samples(a.out, a.names, log=print)
+    if not r["written"]:
+        raise CnnlabError("no sample could be written here")
+    return 0
+
+
+def cmd_completion(a) -> int:
+    extra = {**CHOICES, "config:files": recipe_names()}  # config choices are checked by the config
+    print((bash_script if a.shell == "bash" else zsh_script)(build_parser(), extra), end="")
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cnnlab", description="Convolutional neural networks for computer "
@@ -314,8 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the full traceback of an internal error (also CNNLAB_DEBUG=1)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train a model (classification by default)")
-    t.add_argument("--config", help="YAML file of config keys")
+    t = sub.add_parser("train", help="train a model (classification by default)",
+                       description="Train a model. Each option is a config key (a recipe's YAML key, "
+                       "--set KEY=VALUE); values: defaults < --config < --set < options.",
+                       epilog="example: cnnlab train --config fashion-mnist --epochs 4 --out runs/fm")
+    t.add_argument("--config", metavar="RECIPE|FILE", help="a packaged recipe's name (`cnnlab recipes`: "
+                   "fashion-mnist, cifar10, ...) or a YAML file of config keys; options given here override it")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     t.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its last.pt")
     t.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -455,6 +491,21 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("--out", help="write a figure of the detections and the face-score heat map here")
     df.add_argument("--json", action="store_true", help="print the boxes and scores as JSON")
     df.set_defaults(fn=cmd_detect_faces)
+
+    rc = sub.add_parser("recipes", help="the training recipes that ship with cnnlab (`train --config NAME`)")
+    rc.add_argument("--json", action="store_true", help="print the recipes as JSON")
+    rc.set_defaults(fn=cmd_recipes)
+
+    sm = sub.add_parser("samples", help="write the sample images the README's commands use (a digit, "
+                        "shapes scenes, a road scene, the cat, the espresso)")
+    sm.add_argument("names", nargs="*", metavar="FILE", help="only these samples (default: all)")
+    sm.add_argument("--out", default=".", metavar="DIR", help="the folder to write them to (default: here)")
+    sm.set_defaults(fn=cmd_samples)
+
+    cp = sub.add_parser("completion", help="print a shell completion script: "
+                        "`source <(cnnlab completion bash)` (or zsh)")
+    cp.add_argument("shell", choices=["bash", "zsh"])
+    cp.set_defaults(fn=cmd_completion)
     return p
 
 
@@ -478,20 +529,33 @@ def _add_predict_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=name, type=typ, default=None, help=text, metavar=name.upper())
 
 
+GROUP_ORDER = ("data", "model", "optimisation", "augmentation", "device", "output")  # train --help
+
+
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One --option per TrainConfig field, default None so that only given options override."""
+    """One --option per TrainConfig field, default None so that only given options override; help,
+    groups, choices and ranges from the config (its field comments, CHOICES, RANGES)."""
     hints = typing.get_type_hints(TrainConfig)
+    docs = field_docs()
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for name in sorted({d.group for d in docs.values()}, key=lambda g: (g not in GROUP_ORDER, GROUP_ORDER.index(g)
+                                                                        if g in GROUP_ORDER else 0, g)):
+        title = next(d.group_title for d in docs.values() if d.group == name)
+        groups[name] = parser.add_argument_group(f"{name} ({title})" if title else name)
     for f in dataclasses.fields(TrainConfig):
-        if f.name == "model_args":
-            continue
+        group = groups[docs[f.name].group]
         flag = "--" + f.name.replace("_", "-")
         typ = hints[f.name]
+        text = describe_field(f.name).replace("%", "%%")
         if typ is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            # lists arrive as text ("[0.2, 0.23, 0.07]") for the config to parse as YAML
-            parser.add_argument(flag, dest=f.name, type=typ if typ in (int, float, str) else str, default=None,
-                                metavar=f.name.upper())
+            # lists arrive as text ("[0.2, 0.23, 0.07]") for the config to parse as YAML; choices are
+            # checked by the config (one error path for flags, --set and recipes)
+            metavar = ("{" + ",".join(CHOICES[f.name]) + "}" if f.name in CHOICES
+                       else "YAML" if typ in (dict, list) else f.name.upper())
+            group.add_argument(flag, dest=f.name, type=typ if typ in (int, float, str) else str, default=None,
+                               metavar=metavar, help=text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -576,3 +640,161 @@ def _meta_device():
     import torch
 
     return torch.device("meta")
+
+
+# ---------------------------------------------------------------------- shell completion
+# `cnnlab completion bash|zsh`: scripts generated from the parser (the one source: a new flag completes
+# without an edit here). Commands, their flags, the values of flags with choices, file names for flags
+# and arguments that take paths; nothing for numbers.
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[argparse.ArgumentParser, str]]:
+    """name -> (sub-parser, its one-line help)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+            return {name: (p, helps.get(name, "")) for name, p in action.choices.items()}
+    return {}
+
+
+def _takes_value(action: argparse.Action) -> bool:
+    return action.nargs != 0 and not isinstance(action, (argparse._HelpAction, argparse._VersionAction))
+
+
+def _values(action: argparse.Action, extra: dict) -> tuple[str, list[str]]:
+    """How the value of ``action`` completes: ("words", [...]), ("files", extra words) or ("none", [])."""
+    choices = action.choices or extra.get(action.dest)
+    if choices:
+        return "words", [str(c) for c in choices]
+    if action.type in (int, float):
+        return "none", []
+    return "files", list(extra.get(action.dest + ":files", []))
+
+
+def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in parser._actions if a.option_strings]
+
+
+def _positionals(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in parser._actions if not a.option_strings and not isinstance(a, argparse._SubParsersAction)]
+
+
+# ---------------------------------------------------------------------- bash
+def bash_script(parser: argparse.ArgumentParser, extra: dict | None = None) -> str:
+    """A bash completion function for ``parser.prog``. ``extra``: dest -> choices for flags whose
+    values are checked later (config keys), and ``dest + ":files"`` -> words offered besides files."""
+    extra = extra or {}
+    prog = parser.prog
+    fn = "_" + re.sub(r"\W", "_", prog)
+    subs = _subcommands(parser)
+    top = " ".join(s for a in _options(parser) for s in a.option_strings)
+    lines = [f"# bash completion for {prog} (generated by `{prog} completion bash`)",
+             f"{fn}() {{",
+             '    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" cmd="" i',
+             "    COMPREPLY=()",
+             "    for ((i = 1; i < COMP_CWORD; i++)); do",
+             '        case "${COMP_WORDS[i]}" in',
+             f"            {'|'.join(subs) or '__none__'}) cmd=\"${{COMP_WORDS[i]}}\"; break ;;",
+             "        esac",
+             "    done",
+             '    if [[ -z "$cmd" ]]; then',
+             f'        if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "{top}" -- "$cur"));',
+             f'        else COMPREPLY=($(compgen -W "{" ".join(subs)}" -- "$cur")); fi',
+             "        return 0",
+             "    fi",
+             '    case "$cmd $prev" in']
+    for name, (sub, _) in subs.items():
+        for action in _options(sub):
+            if not _takes_value(action):
+                continue
+            kind, words = _values(action, extra)
+            pattern = "|".join(f'"{name} {s}"' for s in action.option_strings)
+            if kind == "words":
+                reply = f'COMPREPLY=($(compgen -W "{" ".join(words)}" -- "$cur"))'
+            elif kind == "files":
+                more = f' -W "{" ".join(words)}"' if words else ""
+                reply = f'COMPREPLY=($(compgen -f{more} -- "$cur"))'
+            else:
+                reply = "COMPREPLY=()"
+            lines.append(f"        {pattern}) {reply}; return 0 ;;")
+    lines += ["    esac",
+              '    local flags="" words="" files=1',
+              '    case "$cmd" in']
+    for name, (sub, _) in subs.items():
+        flags = " ".join(s for a in _options(sub) for s in a.option_strings)
+        positionals = _positionals(sub)
+        words = " ".join(str(c) for a in positionals for c in (a.choices or []))
+        files = int(any(not a.choices for a in positionals))  # paths only where an argument takes one
+        lines.append(f'        {name}) flags="{flags}"; words="{words}"; files={files} ;;')
+    lines += ["    esac",
+              '    if [[ "$cur" == -* ]]; then',
+              '        COMPREPLY=($(compgen -W "$flags" -- "$cur"))',
+              "    else",
+              '        COMPREPLY=($(compgen -W "$words" -- "$cur"))',
+              '        if ((files)); then COMPREPLY+=($(compgen -f -- "$cur")); fi',
+              "    fi",
+              "}",
+              f"complete -o filenames -F {fn} {prog}",
+              ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- zsh
+def _zsh_text(text: str | None) -> str:
+    text = re.sub(r"\s+", " ", (text or "").replace("%%", "%")).strip()
+    return text.replace("\\", "").replace("[", "(").replace("]", ")").replace(":", " -").replace("'", "'\\''")
+
+
+def _zsh_option(action: argparse.Action, extra: dict) -> list[str]:
+    help_ = _zsh_text(action.help if action.help != argparse.SUPPRESS else "")
+    if len(help_) > 100:
+        help_ = help_[:97] + "..."
+    if not _takes_value(action):
+        return [f"'{s}[{help_}]'" for s in action.option_strings]
+    kind, words = _values(action, extra)
+    value = {"words": f"({' '.join(words)})", "files": "_files", "none": " "}[kind]
+    if kind == "files" and words:
+        value = f"{{_files; compadd -- {' '.join(words)}}}"
+    label = _zsh_text(action.metavar if isinstance(action.metavar, str) else action.dest)
+    repeat = "*" if action.nargs in ("*", "+") or isinstance(action, argparse._AppendAction) else ""
+    return [f"'{repeat}{s}[{help_}]:{label}:{value}'" for s in action.option_strings]
+
+
+def zsh_script(parser: argparse.ArgumentParser, extra: dict | None = None) -> str:
+    """A zsh completion function (``_arguments``) for ``parser.prog``, usable from ``fpath`` or sourced."""
+    extra = extra or {}
+    prog = parser.prog
+    fn = "_" + re.sub(r"\W", "_", prog)
+    subs = _subcommands(parser)
+    lines = [f"#compdef {prog}",
+             f"# zsh completion for {prog} (generated by `{prog} completion zsh`)",
+             f"{fn}() {{",
+             "    local curcontext=\"$curcontext\" state line",
+             "    local -a commands",
+             "    commands=("]
+    lines += [f"        '{name}:{_zsh_text(help_)}'" for name, (_, help_) in subs.items()]
+    lines += ["    )",
+              "    _arguments -C \\"]
+    lines += [f"        {spec} \\" for a in _options(parser) for spec in _zsh_option(a, extra)]
+    lines += ["        '1: :->command' \\",
+              "        '*:: :->args'",
+              "    case $state in",
+              "        command) _describe -t commands 'command' commands ;;",
+              "        args)",
+              "            case $words[1] in"]
+    for name, (sub, _) in subs.items():
+        specs = [spec for a in _options(sub) for spec in _zsh_option(a, extra)]
+        for i, a in enumerate(_positionals(sub), 1):
+            value = f"({' '.join(map(str, a.choices))})" if a.choices else "_files"
+            star = "*" if a.nargs in ("*", "+") else str(i)
+            specs.append(f"'{star}:{_zsh_text(a.metavar if isinstance(a.metavar, str) else a.dest)}:{value}'")
+        body = " \\\n                        ".join(specs) or "'*:file:_files'"
+        lines.append(f"                {name}) _arguments \\\n                        {body} ;;")
+    lines += ["            esac ;;",
+              "    esac",
+              "}",
+              f'if [[ "$funcstack[1]" == "{fn}" ]]; then',
+              f'    {fn} "$@"',
+              "else",
+              f"    compdef {fn} {prog}",
+              "fi",
+              ""]
+    return "\n".join(lines)

@@ -7,7 +7,14 @@ wrong type is a ``CnnlabError`` naming the key and what was expected.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
+import io
+import re
+import textwrap
+import tokenize
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,49 +27,51 @@ from cnnlab.errors import CnnlabError
 
 @dataclass
 class TrainConfig:
-    # --- what to train
-    task: str = "classify"            # classify (segment, detect, caption plug in later)
-    data: str = "digits"              # a registered dataset name or a path on disk
+    # Each field's trailing comment is its help text (`cnnlab train --help`, field_docs below) and
+    # each "# --- GROUP: title" banner opens the group of the fields under it: keep both.
+    # --- model: what to train
+    task: str = "classify"            # classify | segment | detect | caption
     model: str = "lecture_cnn"        # a registered model name (cnnlab models)
     pretrained: bool = False          # start from ImageNet weights (transfer learning; models.pretrained)
     freeze_backbone: bool = False     # train only the classifier head (with pretrained)
     model_args: dict = field(default_factory=dict)  # extra builder kwargs, e.g. {"widths": [32, 64]}
     backbone: str = ""                # segment: the classifier under an FCN (resnet18, efficientnet_lite0...)
+    # --- data: the images and how they are read
+    data: str = "digits"              # a registered dataset name or a path on disk (cnnlab data)
     image_size: int = 0               # resize file-backed images to this side (0: dataset/model default)
-    # --- optimisation
-    epochs: int = 8                   # passes over the training split
-    batch_size: int = 128             # images per step (per process under DDP)
-    optimizer: str = "sgd"            # sgd (Nesterov momentum) | adamw
-    lr: float = 0.0                   # peak learning rate (0: the optimizer's default below)
-    momentum: float = 0.9             # SGD momentum (Nesterov)
-    weight_decay: float = 5e-4        # L2 penalty on conv/linear weights (not on biases and norms)
-    schedule: str = "onecycle"        # onecycle | cosine | constant
-    warmup_epochs: float = 1.0        # linear warm-up for the cosine schedule, in epochs
-    lr_cycle: list = field(default_factory=lambda: [0.0, 0.25, 0.0])  # onecycle: [start, peak at, end]
-                                      # (start and end as fractions of the peak lr, peak at as a fraction of the steps)
-    label_smoothing: float = 0.0      # cross-entropy label smoothing, 0..1
-    lookahead: bool = False           # airbench's weight averaging over the last 70% of steps
-    min_word_count: int = 1           # caption: training words seen fewer times become <unk>
-    # --- augmentation (batched, on the training device)
-    flip: bool = False                # random horizontal flip (off for digits: a flipped 2 is no 2)
-    translate: int = 0                # random translation of up to this many pixels (border mirrored)
-    scale: float = 0.0                # segment: random zoom by up to 1+scale (and out to 1/(1+scale))
-    class_weights: str = "none"       # segment: loss weights per class: none | median | inverse frequency
-    # --- speed and reproducibility
-    device: str = "auto"              # auto | cpu | cuda | cuda:N
-    amp: str = "auto"                 # bf16 autocast: auto (CUDA; bf16 CPUs for inputs >= 16x16) | bf16 | off
-    channels_last: bool = True        # NHWC memory format for conv nets
-    compile: bool = False             # torch.compile the model (pays back on long runs)
-    workers: int = 2                  # DataLoader workers for file-backed datasets
-    seed: int = 0                     # seeds weights, sampling and augmentation
-    deterministic: bool = False       # torch.use_deterministic_algorithms (slower)
-    # --- data handling
     val_fraction: float = 0.1         # carved from train when the data has no val split
     skip_bad: bool = False            # skip unreadable image files (counted and reported)
     download: bool = False            # let torchvision download MNIST/Fashion-MNIST/CIFAR (internet)
     images: str = ""                  # detect, caption: the folder of the images a COCO-style annotation
                                       # file names (--data coco:instances.json --images train2017/)
-    # --- output
+    min_word_count: int = 1           # caption: training words seen fewer times become <unk>
+    workers: int = 2                  # DataLoader workers for file-backed datasets
+    # --- optimisation: the loss, the optimizer and its schedule
+    epochs: int = 8                   # passes over the training split
+    batch_size: int = 128             # images per step (per process under DDP)
+    optimizer: str = "sgd"            # the optimizer (sgd: with Nesterov momentum)
+    lr: float = 0.0                   # peak learning rate (0: the optimizer's default)
+    momentum: float = 0.9             # SGD momentum (Nesterov)
+    weight_decay: float = 5e-4        # L2 penalty on conv/linear weights (not on biases and norms)
+    schedule: str = "onecycle"        # the learning-rate schedule over the run
+    warmup_epochs: float = 1.0        # linear warm-up for the cosine schedule, in epochs
+    lr_cycle: list = field(default_factory=lambda: [0.0, 0.25, 0.0])  # onecycle: [start, peak at, end]
+                                      # (start and end as fractions of the peak lr, peak at as a fraction of the steps)
+    label_smoothing: float = 0.0      # cross-entropy label smoothing
+    class_weights: str = "none"       # segment: loss weights per class (median / inverse pixel frequency)
+    lookahead: bool = False           # airbench's weight averaging over the last 70% of steps
+    # --- augmentation: batched, on the training device
+    flip: bool = False                # random horizontal flip (off for digits: a flipped 2 is no 2)
+    translate: int = 0                # random translation of up to this many pixels (border mirrored)
+    scale: float = 0.0                # segment: random zoom by up to 1+scale (and out to 1/(1+scale))
+    # --- device: device, precision, speed and reproducibility
+    device: str = "auto"              # auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps
+    amp: str = "auto"                 # bf16 autocast (auto: on CUDA, and on bf16 CPUs for inputs >= 16x16)
+    channels_last: bool = True        # NHWC memory format for conv nets
+    compile: bool = False             # torch.compile the model (pays back on long runs)
+    seed: int = 0                     # seeds weights, sampling and augmentation
+    deterministic: bool = False       # torch.use_deterministic_algorithms (slower)
+    # --- output: the run folder
     out: str = "runs/run"             # run folder: checkpoints, metrics, plots
     plots: bool = True                # write PNG plots at the end
 
@@ -73,7 +82,7 @@ class TrainConfig:
         """Defaults < YAML file < ``key=value`` overrides < keyword arguments."""
         values: dict = {}
         if yaml_path:
-            values.update(_read_yaml(Path(yaml_path)))
+            values.update(_read_yaml(recipe_path(yaml_path)))
         for item in overrides or []:
             if "=" not in item:
                 raise CnnlabError(f"override {item!r}: expected key=value")
@@ -128,6 +137,112 @@ CHOICES = {
     "optimizer": ("sgd", "adamw"), "schedule": ("onecycle", "cosine", "constant"), "amp": ("auto", "bf16", "off"),
     "class_weights": ("none", "median", "inverse"),
 }
+
+
+# ---------------------------------------------------------------------- field docs
+@dataclass(frozen=True)
+class FieldDoc:
+    """What ``cnnlab train --help`` says of one config field: its group and help, from the source."""
+    name: str
+    group: str          # the banner's first word: model, data, optimisation, augmentation, device, output
+    group_title: str    # the banner's text after the colon
+    help: str           # the field's trailing comment (continued on indented comment lines)
+
+
+@functools.lru_cache(maxsize=None)
+def field_docs(cls: type = None) -> dict[str, FieldDoc]:
+    """Each dataclass field's group and help, read from its source (the comments are the one source).
+
+    A field's help is its trailing comment plus the comment-only lines right under it that are
+    indented further; a group starts at a comment line ``# --- NAME: title`` at the field indent.
+    Without the source (a frozen app), each field gets an empty help in the group "other"."""
+    cls = cls or TrainConfig
+    names = [f.name for f in dataclasses.fields(cls)]
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {n: FieldDoc(n, "other", "", "") for n in names}
+    comments: dict[int, tuple[int, str]] = {}  # row -> (column, text) of its comment
+    code_rows: set[int] = set()
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+            tokenize.ENDMARKER}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = (tok.start[1], tok.string.lstrip("#").strip())
+        elif tok.type not in skip:
+            code_rows.update(range(tok.start[0], tok.end[0] + 1))
+    body = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)).body
+    fields = {n.target.id: n for n in body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    docs, group, title, row = {}, "other", "", 0
+    for name in names:
+        node = fields[name]
+        for r in range(row + 1, node.lineno):  # banners above this field
+            col, text = comments.get(r, (-1, ""))
+            if r not in code_rows and col == node.col_offset and text.startswith("---"):
+                group, _, title = text.lstrip("- ").partition(":")
+                group, title = group.strip(), title.strip()
+        parts, row = [], node.end_lineno
+        if row in comments:
+            parts.append(comments[row][1])
+        while row + 1 in comments and row + 1 not in code_rows and comments[row + 1][0] > node.col_offset:
+            row += 1
+            parts.append(comments[row][1])
+        docs[name] = FieldDoc(name, group, title, " ".join(parts))
+    return docs
+
+
+def describe_field(name: str) -> str:
+    """A field's help with its default, choices and range: ``peak learning rate (default 0.0; 0..1000.0)``."""
+    doc = field_docs()[name]
+    f = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
+    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    extra = [f"default {default!r}" if isinstance(default, str) else f"default {default}"]
+    if name in CHOICES:
+        extra.append("one of " + ", ".join(CHOICES[name]))
+    if name in RANGES:
+        extra.append(_range_text(*RANGES[name]))
+    return f"{doc.help} ({'; '.join(extra)})"
+
+
+# ---------------------------------------------------------------------- packaged recipes
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"  # src/cnnlab/recipes (package data)
+
+
+def recipe_names() -> list[str]:
+    """The names of the recipes that ship with cnnlab (``cnnlab recipes``)."""
+    return sorted(p.stem for p in RECIPES.glob("*.yaml"))
+
+
+def recipe_path(spec: str | Path) -> Path:
+    """The YAML file ``--config`` means: an existing path as given, else a packaged recipe's name
+    (``fashion-mnist`` or ``fashion-mnist.yaml``); an unknown name lists the close matches."""
+    path = Path(spec)
+    if path.exists() or len(path.parts) != 1:  # a path (a missing one says so when it is read)
+        return path
+    stem = path.stem if path.suffix in (".yaml", ".yml") else path.name
+    if (RECIPES / f"{stem}.yaml").is_file():
+        return RECIPES / f"{stem}.yaml"
+    if path.suffix in (".yaml", ".yml"):
+        return path  # a file name: "config file not found"
+    from cnnlab.errors import unknown_name
+
+    raise unknown_name("recipe (or config file)", str(spec), recipe_names())
+
+
+def recipe_info(name: str) -> dict:
+    """A packaged recipe's name, task, data, model, what it is and its bar (its first comment
+    paragraph), and its path."""
+    path = recipe_path(name)
+    text = path.read_text(encoding="utf-8")
+    values = _read_yaml(path)
+    about = []  # the first comment paragraph: what the recipe trains and its bar
+    for line in text.splitlines():
+        if not line.startswith("#") or not line.lstrip("#").strip():
+            break
+        about.append(line.lstrip("#").strip())
+    return {"name": path.stem, "task": values.get("task", TrainConfig.task),
+            "data": str(values.get("data", TrainConfig.data)), "model": values.get("model", TrainConfig.model),
+            "about": re.sub(r"\s*\([^()]*benchmarks/[^()]*\)", "", " ".join(about)), "path": str(path)}
 
 
 def _range_text(low, high) -> str:

@@ -18,23 +18,25 @@ def _penalty(length: int, alpha: float) -> float:
 
 
 @torch.no_grad()
-def beam_search(model, images: Tensor, *, start: int, end: int, beam: int = 5, max_len: int = 20,
-                length_penalty: float = 0.0, banned: tuple[int, ...] = (), n_best: int | None = None
-                ) -> list[list[dict]]:
+def beam_search(model, images: Tensor | None, *, start: int, end: int, beam: int = 5, max_len: int = 20,
+                length_penalty: float = 0.0, banned: tuple[int, ...] = (), n_best: int | None = None,
+                features: Tensor | None = None) -> list[list[dict]]:
     """The ``n_best`` (default ``beam``) captions of each image, best first.
 
-    images: normalised (B, C, H, W). Each caption: ``ids`` (words, no <start>/<end>), ``score``
+    images: normalised (B, C, H, W), or ``features``: their ``model.encode(images)`` (B, h*w, C')
+    when already computed. Each caption: ``ids`` (words, no <start>/<end>), ``score``
     (length-normalised), ``logprob`` and ``alphas`` ((len(ids) + 1, h*w) attention, or None).
     """
-    b, k = len(images), beam
-    memory, (h, c) = model.start(model.encode(images))
-    expand = torch.arange(b, device=images.device).repeat_interleave(k)  # (B*K,) image of each beam
+    features = model.encode(images) if features is None else features
+    b, k, device = len(features), beam, features.device
+    memory, (h, c) = model.start(features)
+    expand = torch.arange(b, device=device).repeat_interleave(k)  # (B*K,) image of each beam
     memory = tuple(m[expand] for m in memory)
     state = (h[expand], c[expand])
-    scores = torch.full((b, k), float("-inf"), device=images.device)
+    scores = torch.full((b, k), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start equal: keep one alive
-    words = torch.full((b * k,), start, dtype=torch.long, device=images.device)
-    history = torch.zeros(b, k, 0, dtype=torch.long, device=images.device)
+    words = torch.full((b * k,), start, dtype=torch.long, device=device)
+    history = torch.zeros(b, k, 0, dtype=torch.long, device=device)
     alphas_seen = None
     finished: list[list[tuple]] = [[] for _ in range(b)]
     done = [False] * b
@@ -68,7 +70,7 @@ def beam_search(model, images: Tensor, *, start: int, end: int, beam: int = 5, m
         if alpha is not None:
             alphas_seen = a_hist.gather(1, order[:, :, None, None].expand(-1, -1, *a_hist.shape[2:]))
         beam_src = src.gather(1, order)  # (B, K) which old beam each new one extends
-        flat = (torch.arange(b, device=images.device)[:, None] * k + beam_src).view(-1)
+        flat = (torch.arange(b, device=device)[:, None] * k + beam_src).view(-1)
         state = (state[0][flat], state[1][flat])
         words = history[:, :, -1].reshape(-1)
         best_alive = scores.max(1).values.tolist()

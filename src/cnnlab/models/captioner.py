@@ -106,9 +106,13 @@ class Captioner(nn.Module):
         return self.classifier(self.dropout(h)), (h, c), alpha
 
     # ------------------------------------------------------------------ teacher forcing
-    def forward(self, images: Tensor, words: Tensor) -> tuple[Tensor, Tensor | None]:
-        """images (B, C, H, W), words (B, T) from <start> -> logits (B, T, V), alphas (B, T, P)."""
-        memory, state = self.start(self.encode(images))
+    def forward(self, images: Tensor | None, words: Tensor, features: Tensor | None = None
+                ) -> tuple[Tensor, Tensor | None]:
+        """images (B, C, H, W), words (B, T) from <start> -> logits (B, T, V), alphas (B, T, P).
+
+        features: the encoder's output ``encode(images)`` (B, h*w, C') when it is at hand (a
+        frozen encoder's features computed once per image); ``images`` is then not read."""
+        memory, state = self.start(self.encode(images) if features is None else features)
         if not self.attention:
             h, c = state
             out, _ = self.lstm(self.embed(words), (h[None], c[None]))  # (B, T, H)

@@ -7,11 +7,16 @@ writes captions by beam search and scores them against all references: corpus BL
 (``score`` = BLEU-4) and CIDEr-D. The vocabulary, built from the training captions with a
 minimum word count, travels inside the checkpoint.
 
+A frozen encoder (``freeze_backbone: true``, e.g. an ImageNet-pretrained one) gives the same
+features for an image every epoch: training and evaluation compute them once per image and keep
+them (``FeatureCache``), so each epoch after the first runs only the LSTM decoder.
+
     cnnlab train --task caption --data shapes --config recipes/caption-shapes.yaml
     cnnlab predict runs/cap/best.pt --task caption scene.png --beam 5 --attention
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -29,6 +34,53 @@ from cnnlab.tasks.options import CaptionOptions
 from cnnlab.tasks.tensors import input_stats, normalise
 
 DEFAULT_DECODER = "show_attend_tell"  # when --model names a classifier, it becomes the encoder
+
+
+class FeatureCache:
+    """A frozen encoder's features per image, computed once (in eval mode, without gradients).
+
+    Keys are the uint8 pixels' digest, so any batch order, split or DataLoader finds them; the
+    cache empties itself when the encoder's weights change (a checkpoint loaded into it). At most
+    ``limit_bytes`` are kept (then the rest is computed each time, as without a cache).
+    """
+
+    def __init__(self, limit_bytes: int = 2 << 30):
+        self.limit_bytes, self.bytes = limit_bytes, 0
+        self.store: dict[bytes, Tensor] = {}
+        self.owner: tuple | None = None
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def frozen(model: nn.Module) -> bool:
+        """Whether ``model`` (a Captioner) has an encoder without trainable parameters."""
+        encoder = getattr(model, "encoder", None)
+        return encoder is not None and not any(p.requires_grad for p in encoder.parameters())
+
+    def features(self, model: nn.Module, images: Tensor, prepare) -> Tensor:
+        """(B, h*w, C') features of uint8 ``images`` (B, C, H, W); ``prepare`` normalises them."""
+        encoder = model.encoder
+        owner = (id(encoder), sum(t._version for t in (*encoder.parameters(), *encoder.buffers())))
+        if owner != self.owner:  # another encoder, or new weights in it
+            self.store.clear()
+            self.owner, self.bytes = owner, 0
+        keys = [hashlib.blake2b(memoryview(img.contiguous().cpu().numpy()).cast("B"), digest_size=16).digest()
+                for img in images]
+        missing = sorted({i for i, k in enumerate(keys) if k not in self.store})
+        computed = {}
+        if missing:
+            was = encoder.training
+            encoder.eval()
+            with torch.no_grad():
+                new = model.encode(prepare(images[missing]))  # (M, P, C')
+            encoder.train(was)
+            for i, f in zip(missing, new):
+                computed[keys[i]] = f
+                if self.bytes + f.numel() * f.element_size() <= self.limit_bytes:
+                    self.store[keys[i]] = f.clone()
+                    self.bytes += f.numel() * f.element_size()
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        return torch.stack([self.store.get(k, computed.get(k)) for k in keys])
 
 
 class CaptionTask(Task):
@@ -56,6 +108,7 @@ class CaptionTask(Task):
         self.max_len, self.beam_size, self.length_penalty = max_len, beam_size, length_penalty
         index = self.vocab.index()
         self._remap = torch.tensor([index.get(w, UNK_ID) for w in self.classes])  # data id -> vocab id
+        self.feature_cache = FeatureCache()  # training and evaluation with a frozen encoder
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -87,8 +140,9 @@ class CaptionTask(Task):
         name, kwargs = cfg.model, dict(cfg.model_args)
         if _task_of(name) == "classify":
             name, kwargs = DEFAULT_DECODER, {"encoder": cfg.model, **kwargs}
+        kwargs["freeze_encoder"] = bool(cfg.freeze_backbone or kwargs.get("freeze_encoder", False))
         return get_model(name, vocab_size=len(self.vocab), in_channels=self.input_shape[0],
-                         pretrained=cfg.pretrained, freeze_encoder=cfg.freeze_backbone, **kwargs)
+                         pretrained=cfg.pretrained, **kwargs)
 
     # ------------------------------------------------------------------ tensors
     def prepare(self, images: Tensor) -> Tensor:
@@ -109,7 +163,11 @@ class CaptionTask(Task):
         seq = self.to_vocab(refs[torch.arange(len(refs), device=refs.device), pick])  # (B, L)
         seq = seq[:, :int((seq != PAD_ID).sum(1).max())]
         inputs, targets = seq[:, :-1], seq[:, 1:]  # teacher forcing: predict word t+1 from words <= t
-        logits, _ = model(self.prepare(images), inputs)  # (B, T, V)
+        core = _unwrap(model)
+        if FeatureCache.frozen(core):  # the encoder's features once per image; the decoder trains
+            logits, _ = model(None, inputs, features=self.feature_cache.features(core, images, self.prepare))
+        else:
+            logits, _ = model(self.prepare(images), inputs)  # (B, T, V)
         loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=PAD_ID)
         mask = targets != PAD_ID
         correct = ((logits.argmax(-1) == targets) & mask).sum()
@@ -118,14 +176,21 @@ class CaptionTask(Task):
     # ------------------------------------------------------------------ decoding
     @torch.no_grad()
     def generate(self, model: nn.Module, images: Tensor, beam: int | None = None, max_len: int | None = None,
-                 length_penalty: float | None = None, n_best: int | None = None) -> list[list[dict]]:
+                 length_penalty: float | None = None, n_best: int | None = None,
+                 cache: bool = False) -> list[list[dict]]:
         """Beam search (beam 1: greedy) on uint8 images (B, C, H, W): per image the ``n_best``
-        captions, best first, each ``{"ids", "words", "score", "logprob", "alphas"}``."""
+        captions, best first, each ``{"ids", "words", "score", "logprob", "alphas"}``.
+
+        cache: take a frozen encoder's features from (and keep them in) ``feature_cache``
+        (evaluation during training reads the same images every epoch)."""
         beam = self.beam_size if beam is None else beam
         if beam < 1 or (max_len is not None and max_len < 1):
             raise CnnlabError(f"--beam {beam} and --max-len {max_len}: expected positive integers")
         model.eval()
-        beams = beam_search(model, self.prepare(images), start=START_ID, end=END_ID,
+        use_cache = cache and FeatureCache.frozen(model)
+        features = self.feature_cache.features(model, images, self.prepare) if use_cache else None
+        beams = beam_search(model, None if use_cache else self.prepare(images), features=features,
+                            start=START_ID, end=END_ID,
                             beam=beam, max_len=max_len or self.max_len + 1,
                             length_penalty=self.length_penalty if length_penalty is None else length_penalty,
                             banned=(PAD_ID, START_ID, UNK_ID), n_best=n_best)
@@ -137,6 +202,7 @@ class CaptionTask(Task):
     def captions(self, model: nn.Module, batches, beam: int | None = None, **options) -> tuple[list[str], list[list[str]]]:
         """Generated captions and reference sets (strings) for every image of ``batches``."""
         hyps, refs = [], []
+        options.setdefault("cache", True)
         for images, tokens in batches.epoch(0):
             hyps += [" ".join(b[0]["words"]) for b in self.generate(model, images, beam, **options)]
             tokens = tokens[:, None] if tokens.ndim == 2 else tokens
@@ -215,6 +281,13 @@ def _references(data) -> Tensor:
         raise CnnlabError(f"{data.name}: caption labels must be int64 token ids (N, R, L) or (N, L), "
                           f"got {refs.dtype} {tuple(refs.shape)}")
     return refs[:, None] if refs.ndim == 2 else refs
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The Captioner inside DDP (``module``) and/or torch.compile (``_orig_mod``) wrappers."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model
 
 
 def _task_of(name: str) -> str:

@@ -11,6 +11,8 @@ the corpus, brevity penalty against the closest reference length). CIDEr-D (Veda
 """
 from __future__ import annotations
 
+import math
+
 from torchmetrics.functional.text import bleu_score
 
 from cnnlab.data.caption_text import tokenize
@@ -45,3 +47,44 @@ def caption_metrics(hypotheses: list[str], references: list[list[str]]) -> dict[
     m = corpus_bleu(hypotheses, references)
     m["cider"] = cider_d(hypotheses, references)
     return {"score": m["bleu4"], **m, "count": len(hypotheses)}
+
+
+def constant_caption_bleu(candidates: list[str], references: list[list[str]], n_gram: int = 4) -> list[float]:
+    """Corpus BLEU-``n_gram`` of each candidate when it is the caption of *every* image.
+
+    The floor a captioner must beat: one fixed sentence for all images. Equal to
+    ``corpus_bleu([c] * len(references), references)`` (clipped counts against the per-image
+    maximum over references, closest reference length), computed from per-image n-gram tables
+    once, so hundreds of candidates score in seconds.
+    """
+    from collections import Counter
+
+    def grams(words: list[str]) -> Counter:
+        return Counter(tuple(words[i:i + n]) for n in range(1, n_gram + 1) for i in range(len(words) - n + 1))
+
+    refs = [[r.split() for r in (" ".join(tokenize(x)) for x in image)] for image in references]
+    tables = []
+    for image in refs:
+        table: Counter = Counter()
+        for r in image:
+            table |= grams(r)
+        tables.append(table)
+    lengths = [[len(r) for r in image] for image in refs]
+    scores = []
+    for cand in candidates:
+        words = tokenize(cand)
+        own = grams(words)
+        matched = [0] * n_gram
+        for table in tables:
+            for g, c in own.items():
+                matched[len(g) - 1] += min(c, table.get(g, 0))
+        total = [sum(c for g, c in own.items() if len(g) == n) * len(tables) for n in range(1, n_gram + 1)]
+        ref_len = sum(ls[min(range(len(ls)), key=lambda j: abs(len(words) - ls[j]))] for ls in lengths)
+        hyp_len = len(words) * len(tables)
+        if not words or min(matched) == 0:
+            scores.append(0.0)
+            continue
+        log_p = sum(math.log(m / t) for m, t in zip(matched, total)) / n_gram
+        brevity = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
+        scores.append(brevity * math.exp(log_p))
+    return scores

@@ -16,6 +16,8 @@ from cnnlab.tasks.base import Task
 from cnnlab.tasks.options import ClassifyOptions
 from cnnlab.tasks.tensors import input_stats, normalise
 
+CONFUSED_SHOWN = 10  # most confused pairs eval prints (all go to most_confused.csv)
+
 
 class ClassifyTask(Task):
     """Classification of whole images into ``classes``.
@@ -164,6 +166,12 @@ class ClassifyTask(Task):
         lines.append(f"{'class':>16} {'precision':>9} {'recall':>7} {'support':>7}")
         lines += [f"{c[:16]:>16} {r['precision']:9.3f} {r['recall']:7.3f} {r['support']:7d}"
                   for c, r in m["per_class"].items()]
+        if m.get("confusion_matrix"):  # fastai's most_confused: the pairs worth looking at first
+            from cnnlab.tasks.error_analysis import format_confused, most_confused
+
+            table = format_confused(most_confused(m["confusion_matrix"], self.classes, top=CONFUSED_SHOWN),
+                                    round(m["count"] * m["top1_error"]))
+            lines += [table] if table else []
         return "\n".join(lines)
 
     def format_prediction(self, r: dict) -> str:

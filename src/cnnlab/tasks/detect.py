@@ -129,7 +129,9 @@ class DetectTask(Task):
             preds += [{k: v.float().cpu() if k != "labels" else v.cpu() for k, v in p.items()}
                       for p in model(self.prepare(images))]
             targets += [{k: v.cpu() for k, v in x.items()} for x in t]
-        return detection_metrics(preds, targets, self.classes, distributed=dist.enabled)
+        m = detection_metrics(preds, targets, self.classes, distributed=dist.enabled)
+        m["errors"] = error_counts(preds, targets, self.classes, dist, device=batches.device)
+        return m
 
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()
@@ -180,6 +182,10 @@ class DetectTask(Task):
                  f"{'class':>16} {'AP':>6} {'AP@.5':>6} {'AR@100':>7}"]
         lines += [f"{c[:16]:>16} {ap:6.3f} {m['per_class_ap50'][c]:6.3f} {m['per_class_ar'][c]:7.3f}"
                   for c, ap in m["per_class_ap"].items()]
+        if m.get("errors"):
+            from cnnlab.tasks.error_analysis import format_detection_errors
+
+            lines.append(format_detection_errors(m["errors"]))
         return "\n".join(lines)
 
     def format_prediction(self, r: dict) -> str:
@@ -189,6 +195,18 @@ class DetectTask(Task):
         if r.get("figure"):
             lines.append(f"  drawn: {r['figure']}")
         return "\n".join(lines)
+
+
+def error_counts(preds: list[dict], targets: list[dict], classes: list[str], dist, device=None) -> dict:
+    """Per class: true positives, false positives and missed boxes (error_analysis.detection_errors),
+    summed over processes."""
+    from cnnlab.runtime.distributed import all_reduce_sum
+    from cnnlab.tasks.error_analysis import detection_errors
+
+    per_class = detection_errors(preds, targets, classes)["per_class"]
+    counts = torch.tensor([[r["tp"], r["fp"], r["missed"]] for r in per_class.values()], device=device)
+    all_reduce_sum(counts, dist)
+    return {c: {"tp": a, "fp": b, "missed": n} for c, (a, b, n) in zip(classes, counts.tolist())}
 
 
 def detection_metrics(preds: list[dict], targets: list[dict], classes: list[str],

@@ -1,4 +1,5 @@
-"""Detection figures: boxes with labels and scores, region proposals beside them, curves."""
+"""Detection figures: boxes with labels and scores, region proposals beside them, curves, and
+the error analysis (false positives and missed boxes per class, the images with the most errors)."""
 from __future__ import annotations
 
 import math
@@ -12,6 +13,9 @@ from cnnlab.images import save_image
 from cnnlab.tasks import curves
 
 MIN_SIDE = 256  # pixels: small images are enlarged (nearest) so that labels stay legible
+ANALYSED = 256     # images of a split that error analysis predicts
+ERROR_IMAGES = 6   # images in errors.png
+MISSED, FALSE_POSITIVE, CORRECT = "#f58231", "#e6194b", "#3cb44b"  # errors.png's box colours
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
            "#fabed4", "#469990", "#dcbeff", "#9a6324"]
 
@@ -41,16 +45,85 @@ def draw_prediction(image: Tensor, result: dict, out: Path, classes: list[str]) 
 
 
 def write_all(task, run_dir, history: list[dict], model, data, metrics: dict) -> list[str]:
-    """curves.png (loss, mAP per epoch, after training) and detections.png (8 images, truth | predicted)."""
+    """curves.png (loss, mAP per epoch, after training), detections.png (8 images, truth | predicted),
+    detection_errors.csv (per class: correct, false positives, missed at IoU 0.5) and errors.png
+    (the images with the most errors, false positives and missed boxes drawn)."""
+    from cnnlab.tasks.error_analysis import detection_errors, worst_images, write_rows
+
     run_dir = Path(run_dir)
     paths = [plot_curves(history, run_dir / "curves.png")] if history else []
+    preds = _predictions(task, model, data.images[:ANALYSED])
+    paths.append(truth_and_prediction(data.images[:8], data.targets[:8], preds[:8], task.classes,
+                                      run_dir / "detections.png", names=data.files[:8]))
+    errors = detection_errors(preds, data.targets[:len(preds)], task.classes)
+    paths.append(write_rows(run_dir / "detection_errors.csv", ["class", "correct", "false_positives", "missed"],
+                            [(c, r["tp"], r["fp"], r["missed"]) for c, r in errors["per_class"].items()]))
+    worst = worst_images(errors["per_image"], ERROR_IMAGES)
+    if worst:
+        paths.append(plot_errors(data.images[worst], [data.targets[i] for i in worst], [preds[i] for i in worst],
+                                 [errors["per_image"][i] for i in worst], task.classes, run_dir / "errors.png",
+                                 names=[data.files[i] for i in worst] if data.files else ()))
+    return [str(p) for p in paths]
+
+
+@torch.no_grad()
+def _predictions(task, model, images: Tensor, batch: int = 16) -> list[dict]:
+    """The model's detections for uint8 ``images`` (N, C, H, W), on the CPU."""
     model.eval()
     device = next(model.parameters()).device
-    with torch.no_grad():
-        preds = model(task.prepare(data.images[:8].to(device)))
-    paths.append(truth_and_prediction(data.images[:8], data.targets[:8], preds, task.classes,
-                                      run_dir / "detections.png", names=data.files[:8]))
-    return [str(p) for p in paths]
+    preds = []
+    for i in range(0, len(images), batch):
+        preds += [{k: v.cpu() for k, v in p.items()} for p in model(task.prepare(images[i:i + batch].to(device)))]
+    return preds
+
+
+def plot_errors(images: Tensor, targets: list[dict], preds: list[dict], matches: list[dict], classes: list[str],
+                path, names: list[str] = (), columns: int = 2):
+    """Image pairs, ground truth | errors: missed true boxes dashed orange, false positives solid red,
+    correct detections thin green; each errors panel titled with its counts, one legend for all."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
+    from cnnlab.figures import save_figure
+    from cnnlab.tasks.error_analysis import MATCH_IOU, MIN_SCORE
+
+    rows = math.ceil(len(images) / columns)
+    h, w = images.shape[-2:]
+    fig, axes = plt.subplots(rows, 2 * columns, figsize=(4.5 * columns * 2 * w / max(h, w),
+                                                         4.5 * rows * h / max(h, w) + 0.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    styles = {"missed": dict(edgecolor=MISSED, linestyle="--", linewidth=2),
+              "fp": dict(edgecolor=FALSE_POSITIVE, linestyle="-", linewidth=2),
+              "tp": dict(edgecolor=CORRECT, linestyle="-", linewidth=1)}
+    for i, (img, t, p, m) in enumerate(zip(images, targets, preds, matches)):
+        name = Path(names[i]).name if i < len(names) else f"image {i + 1}"
+        truth = t["labels"].tolist()
+        left, right = axes[i // columns, 2 * (i % columns)], axes[i // columns, 2 * (i % columns) + 1]
+        left.imshow(draw_boxes(img, t["boxes"], [classes[c - 1] for c in truth],
+                               [PALETTE[(c - 1) % len(PALETTE)] for c in truth]).permute(1, 2, 0).numpy())
+        left.set_title(f"{name}: ground truth\n{_tally(truth, classes)}", fontsize=9)
+        rgb = img[:3] if img.shape[0] >= 3 else img[:1].expand(3, -1, -1)
+        right.imshow(rgb.permute(1, 2, 0).numpy(), interpolation="nearest")
+        boxes, labels, scores = (p[k][m["keep"]] for k in ("boxes", "labels", "scores"))
+        drawn = [("missed", b, f"missed {classes[c - 1]}") for b, c in zip(t["boxes"][~m["found"]],
+                                                                         t["labels"][~m["found"]].tolist())]
+        drawn += [("fp" if not ok else "tp", b, f"{classes[c - 1]} {s:.2f}")
+                  for b, c, s, ok in zip(boxes, labels.tolist(), scores.tolist(), m["matched"].tolist())]
+        for kind, (x0, y0, x1, y1), label in drawn:
+            right.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, **styles[kind]))
+            if kind != "tp":
+                right.text(x0 - 0.5, y0 - 1, label, fontsize=7, color="white", va="bottom",
+                           bbox=dict(facecolor=styles[kind]["edgecolor"], edgecolor="none", pad=1, alpha=0.85))
+        right.set_title(f"errors: {m['missed']} missed, {m['fp']} false positive{'s' * (m['fp'] != 1)}", fontsize=9)
+    handles = [Line2D([], [], color=MISSED, linestyle="--", linewidth=2, label="missed (true box not found)"),
+               Line2D([], [], color=FALSE_POSITIVE, linewidth=2, label="false positive"),
+               Line2D([], [], color=CORRECT, linewidth=1, label="correct")]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.suptitle(f"images with the most errors (matched at IoU {MATCH_IOU:g}, scores >= {MIN_SCORE:g})", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return save_figure(fig, path, dpi=100, bbox_inches="tight")
 
 
 def truth_and_prediction(images: Tensor, targets: list[dict], preds: list[dict], classes: list[str], path,
@@ -82,7 +155,7 @@ def truth_and_prediction(images: Tensor, targets: list[dict], preds: list[dict],
             ax.imshow(tile.permute(1, 2, 0).numpy())
             ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    return save_figure(fig, path, dpi=100)
+    return save_figure(fig, path, dpi=100, bbox_inches="tight")
 
 
 def _tally(labels: list[int], classes: list[str]) -> str:

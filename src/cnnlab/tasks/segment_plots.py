@@ -1,4 +1,5 @@
-"""Segmentation pictures: colour masks with a legend, overlays, per-class IoU bars, sample panels."""
+"""Segmentation pictures: colour masks with a legend, overlays, per-class IoU bars, sample panels,
+and the error analysis: the images with the lowest IoU beside their masks."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,8 @@ from cnnlab.figures import save_figure  # noqa: E402
 
 SWATCH = 12   # pixels: legend colour box
 ROW = 16      # pixels: legend row height
-SAMPLES = 4   # image / truth / prediction rows in predictions.png
+SAMPLES = 4   # image / truth / prediction rows in predictions.png and worst_iou.png
+ANALYSED = 2000  # images of a split whose IoU error analysis measures
 MIN_WIDTH = 256  # pixels: narrower predictions are enlarged (nearest-neighbour) for display
 
 
@@ -65,7 +67,10 @@ def save_prediction(image: Tensor, pred: Tensor, classes: list[str], colors: lis
 
 # ---------------------------------------------------------------------- run / eval plots
 def write_all(task, run_dir, history, model, data, metrics: dict) -> list[str]:
-    """curves.png (when there is a history), per_class_iou.png and predictions.png."""
+    """curves.png (when there is a history), per_class_iou.png, predictions.png, worst_iou.png
+    (the images with the lowest IoU) and worst_iou.csv (every analysed image's IoU, lowest first)."""
+    from cnnlab.tasks.error_analysis import write_rows
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -74,7 +79,32 @@ def write_all(task, run_dir, history, model, data, metrics: dict) -> list[str]:
     paths.append(plot_class_iou(metrics["per_class_iou"], task.colors, metrics["miou"],
                                 run_dir / "per_class_iou.png"))
     paths.append(plot_samples(task, model, data, run_dir / "predictions.png"))
+    ious = per_image_iou(task, model, data)
+    order = [i for i in torch.argsort(ious, stable=True).tolist() if not torch.isnan(ious[i])]
+    paths.append(write_rows(run_dir / "worst_iou.csv", ["image", "iou"],
+                            [(_name(data, i), round(float(ious[i]), 6)) for i in order]))
+    if order:
+        paths.append(plot_samples(task, model, data, run_dir / "worst_iou.png", index=torch.tensor(order[:SAMPLES]),
+                                  ious=ious, title="the images with the lowest IoU"))
     return [str(p) for p in paths]
+
+
+@torch.no_grad()
+def per_image_iou(task, model, data, limit: int = ANALYSED, batch: int = 32) -> Tensor:
+    """(n,) each image's mean IoU (error_analysis.image_iou) for the first ``limit`` images."""
+    from cnnlab.tasks.error_analysis import image_iou
+
+    model.eval()
+    device = next(model.parameters()).device
+    n = min(limit, len(data))
+    out = [image_iou(task.logits(model, data.images[i:i + batch].to(device)).argmax(1).cpu(),
+                     data.labels[i:i + batch], len(task.classes), IGNORE) for i in range(0, n, batch)]
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def _name(data, i: int) -> str:
+    files = getattr(data, "files", None) or []
+    return Path(files[i]).name if i < len(files) else f"image {i}"
 
 
 def plot_curves(history: list[dict], path: Path) -> Path:
@@ -101,26 +131,33 @@ def plot_class_iou(per_class: dict, colors: list, miou: float, path: Path) -> Pa
 
 
 @torch.no_grad()
-def plot_samples(task, model, data, path: Path, n: int = SAMPLES) -> Path:
-    """Rows of image | ground truth | prediction for ``n`` evenly spaced samples of ``data``."""
-    index = torch.linspace(0, len(data) - 1, min(n, len(data))).long()
+def plot_samples(task, model, data, path: Path, n: int = SAMPLES, index: Tensor | None = None,
+                 ious: Tensor | None = None, title: str = "") -> Path:
+    """Rows of image | ground truth | prediction for ``index`` (default: ``n`` evenly spaced
+    samples of ``data``), every panel titled (with the image's IoU when ``ious`` is given), a
+    legend of the class colours below."""
+    if index is None:
+        index = torch.linspace(0, len(data) - 1, min(n, len(data))).long()
     images, masks = data.images[index], data.labels[index]
     model.eval()
     device = next(model.parameters()).device
     preds = task.logits(model, images.to(device)).argmax(1).cpu()
     rows = len(index)
-    fig, axes = plt.subplots(rows, 3, figsize=(9, 2.6 * rows * images.shape[-2] / images.shape[-1] + 0.6))
-    axes = axes.reshape(rows, 3)
-    for r in range(rows):
+    fig, axes = plt.subplots(rows, 3, figsize=(9, 2.8 * rows * images.shape[-2] / images.shape[-1] + 0.8),
+                             squeeze=False)
+    for r, i in enumerate(index.tolist()):
+        iou = f", IoU {float(ious[i]):.3f}" if ious is not None else ""
         panels = [images[r], colorize(masks[r], task.colors), colorize(preds[r], task.colors)]
-        for c, (img, title) in enumerate(zip(panels, ("image", "ground truth", "prediction"))):
+        for c, (img, name) in enumerate(zip(panels, (f"{_name(data, i)}{iou}", "ground truth", "prediction"))):
             axes[r, c].imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
             axes[r, c].axis("off")
-            if r == 0:
-                axes[r, c].set_title(title, fontsize=9)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=tuple(v / 255 for v in c)) for c in task.colors]
+            axes[r, c].set_title(name, fontsize=9)
+    handles = [plt.Rectangle((0, 0), 1, 1, facecolor=tuple(v / 255 for v in c), edgecolor="black", linewidth=0.5)
+               for c in task.colors]
     fig.legend(handles, task.classes, loc="lower center", ncol=min(6, len(task.classes)), fontsize=7,
                frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return _save(fig, path)
 

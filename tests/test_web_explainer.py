@@ -3,6 +3,7 @@ TestClient, then the page itself in headless Chromium against `cnnlab serve` (sm
 checkpoints: a 1-channel 8x8 digits model and a 3-channel 16x16 one, so the whole file stays fast)."""
 import dataclasses
 import io
+import os
 import socket
 import subprocess
 import sys
@@ -111,7 +112,7 @@ def test_architecture_rows_from_the_model_summary(client):
     assert conv["receptive_field"] == expected["features.block2.conv"].receptive_field
     assert conv["params"] == expected["features.block2.conv"].params > 0
     assert [c["label"] for c in arch["cam_layers"]] == ["block 1 / conv", "block 2 / conv", "block 3 / conv"]
-    assert arch["cam_layer"].startswith("features.block3")
+    assert arch["cam_layer"] == "features.block3.relu" and arch["cam_layer_label"] == "block 3 / relu"
     assert "not served" in detail(client.get("/v1/architecture", params={"model": "nope"}), 404)
 
 
@@ -280,11 +281,11 @@ def test_page_explains_an_upload_step_by_step(service, browser, tmp_path, photo_
     options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#cam-class option")]
     assert options == [f"{c} (p = {float(b.text):.3f})" for c, b in zip(labels, bars)]
     caption = text(browser, "[data-testid=explainer-cam] figcaption")
-    assert f'"{labels[0]}"' in caption and "block 3" in caption
+    assert f'"{labels[0]}"' in caption and "at block 3 / relu" in caption  # the CLI's default CAM layer
     Select(browser.find_element(By.ID, "cam-class")).select_by_value(labels[1])
     wait.until(lambda d: f'"{labels[1]}"' in text(d, "[data-testid=explainer-cam] figcaption"))
     layers = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#cam-layer option")]
-    assert layers == ["block 1 / conv", "block 2 / conv", "block 3 / conv"]
+    assert layers == ["block 1 / conv", "block 2 / conv", "block 3 / conv", "block 3 / relu (default)"]
     Select(browser.find_element(By.ID, "cam-layer")).select_by_visible_text("block 1 / conv")
     wait.until(lambda d: "at block 1 / conv" in text(d, "[data-testid=explainer-cam] figcaption"))
 
@@ -309,6 +310,8 @@ def test_page_explains_an_upload_step_by_step(service, browser, tmp_path, photo_
     assert "rows 0..4, columns 0..4" in text(browser, "[data-testid=patch-info]")
     assert patch.get_attribute("width") == "5"  # the 8-px field clipped at the image's edge
     assert not visible(browser, "error")
+    if os.environ.get("CNNLAB_SCREENSHOT_DIR"):  # to look at the page
+        browser.save_screenshot(str(Path(os.environ["CNNLAB_SCREENSHOT_DIR"]) / "serve_explainer.png"))
 
 
 def test_a_failed_request_clears_the_results(service, browser, tmp_path, digit_png):

@@ -103,6 +103,7 @@ class Served:
                                   "cam_layers": [{"name": n, "label": render.readable(n)} for n in
                                                  dict.fromkeys(r["name"] for r in rows if r["conv"])],
                                   "cam_layer": cam_layer(self.model.model)}
+            self._architecture["cam_layer_label"] = render.readable(self._architecture["cam_layer"])
         return self._architecture
 
     def info(self) -> dict:

@@ -335,9 +335,10 @@ async function loadArchitecture(name) {
     const arch = await api(`/v1/architecture?model=${encodeURIComponent(name)}`);
     if (($("model").value || "") !== name) return;
     state.arch = arch;
-    $("cam-layer").replaceChildren(...arch.cam_layers.map((c) => el("option", { value: c.name, text: c.label, title: c.name })));
-    const camDefault = arch.cam_layers.find((c) => arch.cam_layer.startsWith(c.name)) || arch.cam_layers.at(-1);
-    if (camDefault) $("cam-layer").value = camDefault.name;
+    const camLayers = [...arch.cam_layers];  // the default CAM layer may be the last conv's ReLU: offer it too
+    if (!camLayers.some((c) => c.name === arch.cam_layer)) camLayers.push({ name: arch.cam_layer, label: `${arch.cam_layer_label} (default)` });
+    $("cam-layer").replaceChildren(...camLayers.map((c) => el("option", { value: c.name, text: c.label, title: c.name })));
+    $("cam-layer").value = arch.cam_layer;
     const fmt = (v) => (v === null || v === undefined ? "-" : String(v));
     $("arch").tBodies[0].replaceChildren(...arch.layers.map((L) => {
       const row = el("tr", { class: L.conv ? "conv" : "", "data-layer": L.name, title: L.name },
@@ -423,8 +424,9 @@ function showUnit(L, m) {  // the kernel that made map m, and the input patch un
   const kernels = el("div", { class: "kernels", "data-testid": "kernel" },
     el("figure", {}, heat(m.kernel_sum), el("figcaption", { text: `summed over ${m.in_channels} input channel(s)` })),
     ...m.kernel_first.map((k, i) => el("figure", {}, heat(k), el("figcaption", { text: `input channel ${i}` }))));
-  const mapCanvas = el("canvas", { id: "unit-map", width: w, height: h, title: "move over the map: the input patch this position sees" });
-  const seenCanvas = el("canvas", { class: "patch", width: W, height: H, "data-testid": "seen-window" });
+  const sm = Math.max(1, Math.floor(192 / Math.max(h, w))), ss = Math.max(1, Math.floor(192 / Math.max(H, W)));  // drawn enlarged
+  const mapCanvas = el("canvas", { id: "unit-map", width: w * sm, height: h * sm, title: "move over the map: the input patch this position sees" });
+  const seenCanvas = el("canvas", { class: "window", width: W * ss, height: H * ss, "data-testid": "seen-window" });
   const patch = el("canvas", { class: "patch", width: 1, height: 1, "data-testid": "patch" });
   const where = el("p", { class: "muted", "data-testid": "patch-info" });
   const mapImg = new Image(), seenImg = new Image();
@@ -437,14 +439,14 @@ function showUnit(L, m) {  // the kernel that made map m, and the input patch un
     const y1 = Math.min(H, Math.round(cy - (rf - 1) / 2) + rf), x1 = Math.min(W, Math.round(cx - (rf - 1) / 2) + rf);
     const mc = mapCanvas.getContext("2d");
     mc.imageSmoothingEnabled = false;
-    mc.drawImage(mapImg, 0, 0, w, h);
-    mc.strokeStyle = "#f00"; mc.lineWidth = Math.max(w, h) / 48;
-    mc.strokeRect(x, y, 1, 1);
+    mc.drawImage(mapImg, 0, 0, w * sm, h * sm);
+    mc.strokeStyle = "#f00"; mc.lineWidth = 2;
+    mc.strokeRect(x * sm + 1, y * sm + 1, sm - 2, sm - 2);
     const sc = seenCanvas.getContext("2d");
     sc.imageSmoothingEnabled = false;
-    sc.drawImage(seenImg, 0, 0, W, H);
-    sc.strokeStyle = "#f00"; sc.lineWidth = Math.max(W, H) / 48;
-    sc.strokeRect(x0, y0, x1 - x0, y1 - y0);
+    sc.drawImage(seenImg, 0, 0, W * ss, H * ss);
+    sc.strokeStyle = "#f00"; sc.lineWidth = 2;
+    sc.strokeRect(x0 * ss + 1, y0 * ss + 1, (x1 - x0) * ss - 2, (y1 - y0) * ss - 2);
     patch.width = x1 - x0; patch.height = y1 - y0;
     const pc = patch.getContext("2d");
     pc.imageSmoothingEnabled = false;

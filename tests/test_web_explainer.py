@@ -156,10 +156,11 @@ def test_inspect_errors_are_one_line(client, digit_png):
     assert "not served" in detail(post(client, "/v1/inspect", digit_png, model="x"), 404)
 
 
-def test_explainer_refuses_models_it_cannot_open(checkpoints, digit_png):
+def test_explainer_refuses_models_it_cannot_open(checkpoints, digit_png, tmp_path):
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
-    with TestClient(create_app([checkpoints[0]], device="cpu", runtime="onnxruntime")) as c:
-        c.app.state.models["digits"].model = c.app.state.models["digits"].fast  # served as a bare ONNX model
+    onnx = cnnlab.api.export(str(checkpoints[0]), out=tmp_path / "digits.onnx", device="cpu")["path"]
+    with TestClient(create_app([f"exported={onnx}"], device="cpu")) as c:
+        assert c.get("/v1/models").json()[0]["explain"] is False  # the page hides its explainer
         assert "explainer opens up PyTorch classifiers" in detail(post(c, "/v1/inspect", digit_png), 422)
         assert "explainer" in detail(c.get("/v1/architecture"), 422)
 

@@ -317,8 +317,10 @@ def cmd_recipes(a) -> int:
     for r in rows:
         print(f"{r['name']:<16}{r['task']:<10}{r['model']:<18}{r['data']}")
         print(textwrap.fill(r["about"], 100, initial_indent="    ", subsequent_indent="    "))
-    print("train one: cnnlab train --config NAME  (the files: " + str(Path(rows[0]["path"]).parent) + ")"
-          if rows else "no recipes installed")
+    if rows:
+        folder = Path(rows[0]["path"]).parent
+        shown = os.path.relpath(folder) if folder.is_relative_to(Path.cwd()) else str(folder)
+        print(f"train one: cnnlab train --config NAME   (the files are in {shown})")
     return 0
 
 

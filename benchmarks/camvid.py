@@ -85,6 +85,9 @@ def main(argv=None) -> int:
           f"class-average accuracy {m['mean_class_acc']:.4f}")
     print("per-class IoU: " + "  ".join(f"{k} {v:.3f}" for k, v in m["per_class_iou"].items()))
     print(f"training: {len(rows)} epochs, {seconds:.1f} s, {images_per_s:.1f} images/s ({w}x{h})")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from utilisation import checkpoint_line  # GFLOP/image x images/s over the matmul peaks, measured now
+    print(checkpoint_line(a.out / "best.pt", images_per_s))
     inf = inference_seconds(lm, (360, 480))
     print("inference, one 480x360 image: " + "  ".join(f"{k} {1000 * v:.0f} ms" for k, v in inf.items()))
     ok = m["miou"] >= BAR_MIOU and seconds <= BAR_SECONDS

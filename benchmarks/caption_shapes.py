@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -63,6 +64,9 @@ def main() -> None:
     ips = sum(r["images_per_s"] * r["seconds"] for r in run.history) / max(train_s, 1e-9)
     print(f"training: {len(run.history)} epochs, {train_s:.1f} s in the training loop "
           f"({ips:.0f} images/s), {wall:.1f} s wall with data generation and per-epoch validation")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from utilisation import checkpoint_line  # GFLOP/image x images/s over the matmul peaks, measured now
+    print(checkpoint_line(run.out / "best.pt", ips))
 
     lm = cnnlab.load(run.out / "best.pt")
     size = lm.task.input_shape[1]

@@ -32,7 +32,7 @@ import torch
 import cnnlab
 from cnnlab.data.loader import Batches
 from cnnlab.engine.config import TrainConfig
-from cnnlab.runtime.device import autocast, pick_device
+from cnnlab.runtime.device import autocast, pick_device, use_bf16
 from cnnlab.runtime.distributed import Dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -130,6 +130,9 @@ def main(argv=None) -> int:
     print_curve(f"cnnlab {cfg.model} recipe on CIFAR-10: test accuracy vs training seconds", curve)
     n_train = sum(len(train) // cfg.batch_size * cfg.batch_size for _ in curve)
     print(f"\ntraining: {clock[0]:.1f} s for {len(curve)} epochs, {n_train / clock[0]:,.0f} images/s overall")
+    from utilisation import utilisation_line  # FLOPs per image x images/s over the matmul peaks, measured now
+    print(utilisation_line("utilisation", model, task, train, cfg.batch_size, n_train / clock[0],
+                           use_bf16(device, cfg.amp, min(task.input_shape[1:])) and task.autocast))
     print(f"inference (test set, batch 1000): fp32 {infer[False]:,.0f} images/s (as evaluate runs), "
           f"bf16 autocast {infer[True]:,.0f} images/s (as predict runs)")
     print(f"final test top-1 {100 * curve[-1]['top1']:.2f}% single view; {100 * last['tta']:.2f}% with "

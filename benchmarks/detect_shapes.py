@@ -98,6 +98,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as out:
         curve = train_curve(RECIPE, overrides, test, out)
         result = report("Faster R-CNN", curve, Path(out) / "last.pt", test)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from utilisation import checkpoint_line  # GFLOP/image x images/s over the matmul peaks, measured now
+        print("  " + checkpoint_line(Path(out) / "last.pt", result["images_per_s"]))
         ok = result["map50"] >= BAR_MAP50 and result["map"] >= BAR_MAP and result["seconds"] <= BAR_SECONDS
         print(f"  bar (mAP@.5 >= {BAR_MAP50}, mAP@[.5:.95] >= {BAR_MAP} within {BAR_SECONDS:.0f} s): "
               f"{'met' if ok else 'NOT met'}")

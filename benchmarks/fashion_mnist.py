@@ -45,8 +45,10 @@ BAR_ACCURACY, BAR_SECONDS = 0.930, 60.0
 # cnnlab's recipe, with test accuracy after each epoch
 # ---------------------------------------------------------------------------------------------
 
-def train_recipe(recipe: Path, overrides: list[str], test, log=print) -> tuple[list[dict], object]:
-    """Train the recipe through ``cnnlab.train``; returns ``[{epoch, seconds, top1, images_per_s}]``."""
+def train_recipe(recipe: Path, overrides: list[str], test, log=print, keep: dict | None = None
+                 ) -> tuple[list[dict], object]:
+    """Train the recipe through ``cnnlab.train``; returns ``[{epoch, seconds, top1, images_per_s}]``
+    (``keep``, if given, receives the last epoch's ``model`` and ``task``)."""
     curve, clock = [], [0.0]
     device = pick_device(TrainConfig.from_sources(recipe, overrides).device)
     test_batches = Batches(test, 1000, device, shuffle=False)
@@ -54,6 +56,8 @@ def train_recipe(recipe: Path, overrides: list[str], test, log=print) -> tuple[l
     def on_epoch(row, model, task):
         clock[0] += row["seconds"]
         top1 = task.evaluate(model, test_batches, Dist())["top1"]
+        if keep is not None:
+            keep.update(model=model, task=task)
         curve.append({"epoch": row["epoch"], "seconds": clock[0], "top1": top1,
                       "images_per_s": row["images_per_s"]})
         log(f"  cnnlab     epoch {row['epoch']:5.2f}  {clock[0]:7.1f} s  test top-1 {top1:.4f}  "
@@ -195,7 +199,8 @@ def main(argv=None) -> int:
     print(f"  {cfg.model} {cfg.model_args}, {cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, "
           f"{cfg.schedule}, label smoothing {cfg.label_smoothing}, flip {cfg.flip}, translate {cfg.translate}, "
           f"amp {cfg.amp}, channels_last {cfg.channels_last}, val_fraction {cfg.val_fraction}")
-    ours, result = train_recipe(a.recipe, overrides, test)
+    kept = {}
+    ours, result = train_recipe(a.recipe, overrides, test, keep=kept)
     amp_rows = [] if a.skip_amp else amp_table(a.recipe, list(a.set), steps=3 if a.quick else 40)
 
     # ------------------------------------------------------------------ the tables
@@ -216,6 +221,11 @@ def main(argv=None) -> int:
     print(f"\nbar: >= {100 * BAR_ACCURACY:.1f}% test top-1 within {BAR_SECONDS:.0f} s of training: "
           f"{'PASS' if ok else 'FAIL'} (" + (f"reached at {t_bar:.1f} s; " if t_bar else "not reached; ")
           + f"best within {BAR_SECONDS:.0f} s: {100 * best_within:.2f}%)")
+    from utilisation import utilisation_line  # GFLOP/image x images/s over the matmul peaks, measured now
+    recipe_train = cnnlab.load_dataset(cfg.data, "train", seed=cfg.seed, **cfg.data_options())
+    print(utilisation_line("utilisation (last epoch)", kept["model"], kept["task"], recipe_train, cfg.batch_size,
+                           ours[-1]["images_per_s"], use_bf16(pick_device(cfg.device), cfg.amp,
+                                                              min(kept["task"].input_shape[1:]))))
     if amp_rows:
         print("\ntraining images/s, fp32 vs bf16 autocast (channels_last)")
         print(f"{'case':<76} {'fp32':>8} {'bf16':>8} {'bf16/fp32':>9}")

@@ -92,6 +92,9 @@ def main(argv=None) -> int:
           f"{t['mean_class_acc']:.4f}  ({t['count']} scenes)")
     print("per-class IoU: " + "  ".join(f"{c} {v:.3f}" for c, v in t["per_class_iou"].items()))
     print(f"training: {r['epochs']} epochs, {r['train_seconds']:.1f} s, {r['images_per_s']:.0f} images/s (64x64)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from utilisation import checkpoint_line  # GFLOP/image x images/s over the matmul peaks, measured now
+    print(checkpoint_line(a.out / "best.pt", r["images_per_s"]))
     inf = r["inference_s"]
     print("inference, one 480x360 image: " + "  ".join(f"{k} {1000 * v:.1f} ms" for k, v in inf.items()))
     ok = t["miou"] >= BAR_MIOU and r["train_seconds"] <= BAR_SECONDS

@@ -22,7 +22,7 @@ LAYERS = [
     ["experiments"],          # the lecture's arguments as measured experiments
     ["api"],                  # the public Python functions
     ["serve"],                # HTTP service and web page over api
-    ["cli"],                  # the command line over api
+    ["cli", "completion"],    # the command line over api; its shell completion
 ]
 TOP = {"__init__", "__main__"}  # the package's front door: it may import anything
 

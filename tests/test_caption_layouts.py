@@ -194,3 +194,30 @@ def test_real_flickr8k_kaggle_layout():
     assert image.shape == (3, 32, 32) and (refs[:, 0] == 1).all()
     info = test.describe()
     assert info["references"] == 625 and "dog" in info["class_counts"]
+
+
+# ---------------------------------------------------------------------- a frozen encoder's feature cache
+def test_a_frozen_encoders_features_are_computed_once_per_image():
+    import torch
+
+    from cnnlab.data.caption_text import END_ID, START_ID
+    from cnnlab.models import get_model
+
+    words = ["<pad>", "<start>", "<end>", "<unk>", "dog"]
+    task = CaptionTask(words, words, [0.5] * 3, [0.25] * 3, (3, 32, 32), max_len=3, label_smoothing=0.1)
+    assert CaptionTask.from_state(task.state()).label_smoothing == 0.1
+    model = get_model("show_attend_tell", vocab_size=5, freeze_encoder=True, **TINY)
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    tokens = torch.tensor([[START_ID, 4, END_ID]] * 4)
+    for _ in range(2):
+        losses, _ = task.training_step(model, (images, tokens), torch.Generator().manual_seed(0))
+        losses["loss"].backward()
+    cache = task.feature_cache
+    assert (cache.misses, cache.hits) == (4, 4) and model.embed.weight.grad is not None
+    model.eval()
+    assert torch.allclose(cache.features(model, images.flip(0), task.prepare), model.encode(task.prepare(images.flip(0))))
+    cached = task.generate(model, images, beam=2, cache=True)
+    assert [b[0]["ids"] for b in cached] == [b[0]["ids"] for b in task.generate(model, images, beam=2)]
+    model.encoder.load_state_dict(model.encoder.state_dict())  # new weights: the cache starts again
+    cache.features(model, images, task.prepare)
+    assert cache.misses == 8

@@ -88,7 +88,8 @@ class CaptionTask(Task):
 
     mean/std: per-channel normalisation on the 0..1 scale; input_shape: (C, H, W) fed to the
     encoder; max_len: most words a caption may have; beam_size, length_penalty: decoding for
-    evaluation and the default for prediction.
+    evaluation and the default for prediction; label_smoothing: of the next-word cross-entropy
+    (training only).
     """
 
     name = "caption"
@@ -101,11 +102,12 @@ class CaptionTask(Task):
 
     def __init__(self, words: list[str], vocab: list[str], mean: list[float], std: list[float],
                  input_shape: tuple[int, int, int], max_len: int = 20, beam_size: int = 3,
-                 length_penalty: float = 1.0):
+                 length_penalty: float = 1.0, label_smoothing: float = 0.0):
         self.classes, self.vocab = list(words), Vocabulary(tuple(vocab))
         self.mean, self.std = list(mean), list(std)
         self.input_shape = tuple(int(v) for v in input_shape)
         self.max_len, self.beam_size, self.length_penalty = max_len, beam_size, length_penalty
+        self.label_smoothing = label_smoothing
         index = self.vocab.index()
         self._remap = torch.tensor([index.get(w, UNK_ID) for w in self.classes])  # data id -> vocab id
         self.feature_cache = FeatureCache()  # training and evaluation with a frozen encoder
@@ -124,17 +126,19 @@ class CaptionTask(Task):
         mean, std = input_stats(cfg, encoder, train)
         if cfg.pretrained:
             c = model_info(encoder).input_size[0]
-        return cls(words, list(vocab.words), mean, std, (c, h, w), max_len=refs.shape[-1] - 2)
+        return cls(words, list(vocab.words), mean, std, (c, h, w), max_len=refs.shape[-1] - 2,
+                   label_smoothing=cfg.label_smoothing)
 
     @classmethod
     def from_state(cls, state: dict) -> "CaptionTask":
         return cls(state["words"], state["vocab"], state["mean"], state["std"], tuple(state["input_shape"]),
-                   state["max_len"], state["beam_size"], state["length_penalty"])
+                   state["max_len"], state["beam_size"], state["length_penalty"], state.get("label_smoothing", 0.0))
 
     def state(self) -> dict:
         return {"name": self.name, "words": self.classes, "vocab": list(self.vocab.words),
                 "mean": self.mean, "std": self.std, "input_shape": list(self.input_shape),
-                "max_len": self.max_len, "beam_size": self.beam_size, "length_penalty": self.length_penalty}
+                "max_len": self.max_len, "beam_size": self.beam_size, "length_penalty": self.length_penalty,
+                "label_smoothing": self.label_smoothing}
 
     def build_model(self, cfg) -> nn.Module:
         name, kwargs = cfg.model, dict(cfg.model_args)
@@ -168,7 +172,8 @@ class CaptionTask(Task):
             logits, _ = model(None, inputs, features=self.feature_cache.features(core, images, self.prepare))
         else:
             logits, _ = model(self.prepare(images), inputs)  # (B, T, V)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=PAD_ID)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=PAD_ID,
+                               label_smoothing=self.label_smoothing)
         mask = targets != PAD_ID
         correct = ((logits.argmax(-1) == targets) & mask).sum()
         return {"loss": loss}, {"correct": correct, "count": mask.sum()}  # device tensors: no host sync

@@ -30,7 +30,7 @@ from cnnlab.engine.guards import train_eval_accuracy, train_eval_warning
 from cnnlab.engine.lookahead import Lookahead
 from cnnlab.engine.metrics_log import MetricsLog
 from cnnlab.engine.optim import build_optimizer, build_schedule
-from cnnlab.engine.progress import Progress
+from cnnlab.engine.progress import Progress, run_eta
 from cnnlab.errors import CnnlabError
 from cnnlab.models import model_info
 from cnnlab.tasks.base import task_class
@@ -109,6 +109,7 @@ class Run:
     skipped: int = 0
     show_progress: bool = True  # the per-epoch progress line (off for log=None and ranks above 0)
     t_start: float = field(default_factory=time.perf_counter)
+    epoch_walls: list[float] = field(default_factory=list)  # this process's wall seconds per epoch (for the ETA)
 
     @property
     def steps(self) -> int:
@@ -212,7 +213,8 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict, Progress]:
         _freeze_norm_statistics(run.model)
     totals = torch.zeros(3, dtype=torch.float64, device=run.device)  # loss sum, correct, count
     has_acc, seen, t0 = True, 0, time.perf_counter()
-    progress = Progress(f"epoch {epoch + 1}/{cfg.epochs}", steps, enabled=run.show_progress)
+    progress = Progress(f"epoch {epoch + 1}/{cfg.epochs}", steps, enabled=run.show_progress,
+                        run_eta=run_eta(run.epoch_walls, cfg.epochs, epoch, t0))
     first = run.step if epoch == run.epoch else 0
     for step, batch in enumerate(run.train_batches.epoch(epoch, first), start=first):
         run.epoch, run.step = epoch, step
@@ -257,7 +259,7 @@ def _running(totals: torch.Tensor, has_acc: bool, seen: int, t0: float, epoch: i
 
 def end_epoch(run: Run, epoch: int, stats: dict, progress: Progress, on_epoch=None) -> None:
     """Validate, log a metrics row, checkpoint ``last.pt`` (and ``best.pt`` when the score improved)."""
-    val = run.task.evaluate(run.model, run.val_batches, run.d)
+    val = run.task.evaluate(run.model, progress.validating(run.val_batches), run.d)
     row = {"epoch": epoch + 1, "train_loss": stats["train_loss"],
            **({"train_acc": stats["train_acc"]} if "train_acc" in stats else {}),
            **{f"val_{k}": v for k, v in val.items() if isinstance(v, (int, float))},
@@ -267,6 +269,7 @@ def end_epoch(run: Run, epoch: int, stats: dict, progress: Progress, on_epoch=No
     if improved:
         run.best = {**{k: v for k, v in val.items() if not isinstance(v, (dict, list))}, "epoch": epoch + 1}
     progress.close(f"val {_short(val)}" + ("  *" if improved else ""))
+    run.epoch_walls.append(time.perf_counter() - progress.started)
     run.epoch, run.step = epoch + 1, 0
     if run.d.main:
         run.metrics_log.append(row)

@@ -74,6 +74,7 @@ class TrainConfig:
     # --- output: the run folder
     out: str = "runs/run"             # run folder: checkpoints, metrics, plots
     plots: bool = True                # write PNG plots at the end
+    tensorboard: bool = False         # also log to OUT/tensorboard: losses, lr, metrics, the figures
 
     # ------------------------------------------------------------------ loading
     @classmethod

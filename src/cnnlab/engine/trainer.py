@@ -31,6 +31,7 @@ from cnnlab.engine.lookahead import Lookahead
 from cnnlab.engine.metrics_log import MetricsLog
 from cnnlab.engine.optim import build_optimizer, build_schedule
 from cnnlab.engine.progress import Progress, run_eta
+from cnnlab.engine.tensorboard import TensorBoardLog
 from cnnlab.errors import CnnlabError
 from cnnlab.models import model_info
 from cnnlab.tasks.base import task_class
@@ -110,6 +111,7 @@ class Run:
     show_progress: bool = True  # the per-epoch progress line (off for log=None and ranks above 0)
     t_start: float = field(default_factory=time.perf_counter)
     epoch_walls: list[float] = field(default_factory=list)  # this process's wall seconds per epoch (for the ETA)
+    tensorboard: TensorBoardLog | None = None
 
     @property
     def steps(self) -> int:
@@ -125,6 +127,7 @@ def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log) -> Run:
     Task = task_class(cfg.task)
     model_info(cfg.model)  # an unknown name fails here, before any data is read
     out = _run_folder(cfg.out) if d.main else Path(cfg.out)
+    board = TensorBoardLog(out) if cfg.tensorboard and d.main else None  # a missing package fails here too
     if d.main and ckpt:
         _bring_best(Path(resume), out)
     data, skipped = _load_data(cfg, log)
@@ -152,6 +155,7 @@ def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log) -> Run:
         log(f"resumed from {resume} at epoch {run.epoch + 1}, step {run.step}")
     if d.main:
         run.metrics_log = MetricsLog(out, run.history)
+        run.tensorboard = board
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         log(f"{cfg.task} {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on {cfg.data}: "
             f"{len(data['train'])} train, {len(data['val'])} val images; {device.type}"
@@ -230,6 +234,8 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict, Progress]:
         run.schedule.step()
         if run.lookahead:
             run.lookahead.step(epoch * steps + step + 1)
+        if run.tensorboard:
+            run.tensorboard.step(epoch * steps + step, loss.detach(), run.schedule.get_last_lr()[0])
         has_acc = "correct" in stats
         totals += torch.stack([loss.detach().double() * stats["count"],
                                torch.as_tensor(stats.get("correct", 0), dtype=torch.float64, device=run.device),
@@ -273,6 +279,8 @@ def end_epoch(run: Run, epoch: int, stats: dict, progress: Progress, on_epoch=No
     run.epoch, run.step = epoch + 1, 0
     if run.d.main:
         run.metrics_log.append(row)
+        if run.tensorboard:
+            run.tensorboard.epoch(row)
         save(run, run.out / "last.pt", epoch + 1, 0)
         if improved:
             save(run, run.out / "best.pt", epoch + 1, 0)
@@ -312,6 +320,9 @@ def finish(run: Run) -> RunResult:
             run.log(warning)
         if cfg.plots:
             result.plots = task.write_plots(run.out, run.history, model, final_data, final)
+        if run.tensorboard:
+            run.tensorboard.figures(result.plots, len(run.history))
+            run.tensorboard.close()
         run.metrics_log.write_summary(run.best, result.test)
     barrier(run.d)
     result.seconds = time.perf_counter() - run.t_start

@@ -83,14 +83,16 @@ def train(config: str | Path | None = None, overrides: list[str] | None = None,
 
 def load(checkpoint: str | Path | None = None, *, model: str | None = None,
          pretrained: bool = False, device: str = "auto") -> LoadedModel:
-    """A model ready to predict: from a checkpoint (``.pt``, or an exported ``.onnx`` run by
-    onnxruntime), or ``model=NAME, pretrained=True``."""
+    """A model ready to predict: from a checkpoint (``.pt``, an exported ``.safetensors``, or an
+    exported ``.onnx`` run by onnxruntime), or ``model=NAME, pretrained=True``."""
     from cnnlab.engine.inference import LoadedModel
     from cnnlab.engine.onnx_model import OnnxModel
 
     if checkpoint is not None:
         if str(checkpoint).endswith(".onnx"):
             return OnnxModel.from_file(checkpoint)
+        if str(checkpoint).endswith(".safetensors"):
+            return LoadedModel.from_safetensors(checkpoint, device)
         return LoadedModel.from_checkpoint(checkpoint, device)
     if model and pretrained:
         return LoadedModel.from_pretrained(model, device)
@@ -220,10 +222,11 @@ def export(checkpoint: str | Path | LoadedModel, format: str = "onnx", *, out: s
            atol: float = 1e-4, device: str = "auto") -> dict:
     """Export a checkpoint to ONNX (dynamic batch axis) or TorchScript, then check parity.
 
-    format: ``onnx`` or ``torchscript``; out: the file (default: beside the checkpoint).
-    The same inputs go through PyTorch fp32 and the export (onnxruntime for ONNX); above ``atol``
-    (the largest logit difference accepted) the export is refused (the file is kept as
-    ``*.failed``). Returns ``{"path", "format", "max_abs_diff", "atol", "batch_sizes"}``.
+    format: ``onnx``, ``torchscript`` or ``safetensors`` (weights only, the config and task as
+    metadata: every task, read back by ``cnnlab.load``); out: the file (default: beside the
+    checkpoint). For ONNX and TorchScript the same inputs go through PyTorch fp32 and the export
+    (onnxruntime for ONNX); above ``atol`` (the largest logit difference accepted) the export is
+    refused (the file is kept as ``*.failed``). Returns ``{"path", "format", "max_abs_diff", ...}``.
 
         r = cnnlab.export("runs/digits/best.pt", format="onnx")   # runs/digits/best.onnx
         cnnlab.predict(r["path"], ["digit.png"])                   # run by onnxruntime
@@ -231,12 +234,19 @@ def export(checkpoint: str | Path | LoadedModel, format: str = "onnx", *, out: s
     from cnnlab.engine.export import export_model
     from cnnlab.engine.inference import LoadedModel
 
-    suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}.get(format)
+    suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".safetensors"}.get(format)
     if suffix is None:
-        raise CnnlabError(f"--format {format!r}: expected onnx or torchscript")
+        raise CnnlabError(f"--format {format!r}: expected onnx, torchscript or safetensors")
     lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(checkpoint, device=device)
     if not isinstance(lm, LoadedModel):
         raise CnnlabError(f"{checkpoint}: already an export; export a PyTorch checkpoint (.pt)")
+    if format == "safetensors":
+        from cnnlab.engine.weights_file import save_weights
+
+        out = Path(out or Path(lm.source).with_suffix(suffix))
+        if out.is_dir():
+            raise CnnlabError(f"--out {out}: a folder; expected a file name such as {out / ('model' + suffix)}")
+        return save_weights(lm, out)
     if lm.task.export_refusal:
         raise CnnlabError(f"{checkpoint}: a {lm.task.name} checkpoint cannot be exported yet: "
                           f"{lm.task.export_refusal}; predict with `cnnlab predict` or `cnnlab serve` instead")

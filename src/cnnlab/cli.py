@@ -135,6 +135,10 @@ def cmd_export(a) -> int:
 
     r = api.export(a.checkpoint, format=a.format, out=a.out, atol=a.atol, device=a.device)
     print(f"wrote {r['path']} ({r['format']})")
+    if r["format"] == "safetensors":
+        print(f"read back: {r['tensors']} tensors, max |difference| {r['max_abs_diff']:g}; "
+              f"cnnlab predict {r['path']} IMAGE")
+        return 0
     print(f"parity: max |logit difference| {r['max_abs_diff']:.2g} <= {r['atol']:g} "
           f"(PyTorch fp32 vs the export, batch sizes {', '.join(map(str, r['batch_sizes']))})")
     return 0
@@ -382,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_eval)
 
     r = sub.add_parser("predict", help="predictions for images, files, folders or globs: classes, boxes, masks or captions")
-    r.add_argument("checkpoint", nargs="?", help="a checkpoint (.pt) or an exported .onnx; or use --model NAME --pretrained")
+    r.add_argument("checkpoint", nargs="?", help="a checkpoint (.pt), or an exported .safetensors or .onnx; or use --model NAME --pretrained")
     r.add_argument("images", nargs="*", metavar="IMAGE", help="image files, folders (recursively), globs, or - for stdin")
     r.add_argument("--model", help="a registered model name (with --pretrained)")
     r.add_argument("--pretrained", action="store_true", help="use the model's ImageNet weights (EfficientNet-Lite0: offline; torchvision models: the torch hub cache)")
@@ -392,9 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true")
     r.set_defaults(fn=cmd_predict)
 
-    x = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript, with a parity check")
+    x = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript (with a parity check), "
+                                      "or its weights to safetensors")
     x.add_argument("checkpoint")
-    x.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+    x.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "safetensors"],
+                   help="safetensors: weights only, config and task as metadata (every task)")
     x.add_argument("--out", help="output file (default: beside the checkpoint)")
     x.add_argument("--atol", type=float, default=1e-4, help="largest logit difference accepted")
     x.add_argument("--device", default="auto")
@@ -402,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="an HTTP service and web page for checkpoints: predict, explain, convolve")
     s.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
-                   help="a checkpoint (.pt) or exported .onnx, optionally NAME=PATH; several serve side by side")
+                   help="a checkpoint (.pt) or exported .safetensors or .onnx, optionally NAME=PATH; several serve side by side")
     s.add_argument("--model", action="append", help="a registered model name to serve with --pretrained; repeat")
     s.add_argument("--pretrained", action="store_true", help="use the --model's ImageNet weights (EfficientNet-Lite0: offline; torchvision models: the torch hub cache)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")

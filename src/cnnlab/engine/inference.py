@@ -42,6 +42,15 @@ class LoadedModel:
         return cls(model.to(dev).eval(), task, dev, cfg.model, cfg, str(path))
 
     @classmethod
+    def from_safetensors(cls, path: str | Path, device: str = "auto") -> "LoadedModel":
+        """A model exported with ``--format safetensors`` (weights, config and task inside)."""
+        from cnnlab.engine.weights_file import load_weights
+
+        dev = pick_device(device)
+        model, task, cfg = load_weights(path, dev)
+        return cls(model, task, dev, cfg.model, cfg, str(path))
+
+    @classmethod
     def from_pretrained(cls, name: str, device: str = "auto") -> "LoadedModel":
         """A registered model with its ImageNet weights and class names."""
         from cnnlab.tasks.classify import ClassifyTask

@@ -166,7 +166,7 @@ def _onnx_twin(lm):
 
 
 def _default_name(path: Path) -> str:
-    stem = path.name.removesuffix(".onnx").removesuffix(".pt")
+    stem = path.name.removesuffix(".onnx").removesuffix(".safetensors").removesuffix(".pt")
     if stem in ("best", "last") and path.parent.name:
         return path.parent.name + ("" if stem == "best" else "-last")
     return stem

@@ -1,0 +1,94 @@
+"""Weights in the ecosystem's format: a ``.safetensors`` file (weights only, no pickle) with the
+run's config and task as metadata, so cnnlab rebuilds the model from it alone.
+
+    cnnlab export runs/digits/best.pt --format safetensors     # runs/digits/best.safetensors
+    cnnlab predict runs/digits/best.safetensors digit.png
+
+The metadata key ``cnnlab`` holds JSON ``{"version", "model", "config", "task"}``; the tensors
+are the model's state dict in fp32 (other tools read them with ``safetensors.torch.load_file``).
+Every task exports this way: nothing is traced, and the file is read back and compared tensor by
+tensor before it takes ``out``'s name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from cnnlab._version import __version__
+from cnnlab.errors import CnnlabError
+
+METADATA_KEY = "cnnlab"
+
+
+def _safetensors():
+    try:
+        import safetensors.torch
+    except ImportError as e:
+        raise CnnlabError(f"safetensors files need the safetensors package: pip install safetensors ({e})") from e
+    return safetensors.torch
+
+
+def save_weights(loaded, out: str | Path) -> dict:
+    """Write ``loaded``'s weights to ``out`` and check them read back; ``{"path", "format",
+    "max_abs_diff", "tensors"}``."""
+    st = _safetensors()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: (v.float() if v.is_floating_point() else v).detach().cpu().contiguous().clone()
+               for k, v in loaded.model.state_dict().items()}  # clones: shared storage is refused
+    cfg = loaded.config.to_dict() if loaded.config is not None else {"model": loaded.name}
+    meta = {METADATA_KEY: json.dumps({"version": __version__, "model": loaded.name, "config": cfg,
+                                      "task": loaded.task.state()})}
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        st.save_file(tensors, tmp, metadata=meta)
+        back = st.load_file(tmp)
+        diff = max((float((back[k].double() - v.double()).abs().max()) if v.numel() else 0.0
+                    for k, v in tensors.items() if v.is_floating_point()), default=0.0)
+        if back.keys() != tensors.keys() or diff != 0.0:
+            raise CnnlabError(f"{out}: the weights read back differ from the model's (max |difference| {diff:g})")
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return {"path": str(out), "format": "safetensors", "max_abs_diff": diff, "tensors": len(tensors)}
+
+
+def load_weights(path: str | Path, device: torch.device):
+    """(model, task, config) rebuilt from a cnnlab ``.safetensors`` file, the model on ``device``, in eval mode."""
+    from safetensors import safe_open
+
+    from cnnlab.engine.config import TrainConfig
+    from cnnlab.tasks.base import task_class
+
+    _safetensors()
+    path = Path(path)
+    if not path.is_file():
+        raise CnnlabError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = (f.metadata() or {}).get(METADATA_KEY)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (OSError, ValueError, RuntimeError) as e:  # safetensors' own errors subclass these
+        raise CnnlabError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+    except Exception as e:  # noqa: BLE001  (safetensors_rust.SafetensorError is not importable by name)
+        raise CnnlabError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+    if meta is None:
+        raise CnnlabError(f"{path}: a safetensors file without cnnlab's metadata (key {METADATA_KEY!r}); "
+                          f"export it with `cnnlab export CHECKPOINT --format safetensors`")
+    try:
+        info = json.loads(meta)
+        cfg = TrainConfig.from_dict({**info["config"], "pretrained": False})
+        task = task_class(info["task"]["name"]).from_state(info["task"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise CnnlabError(f"{path}: cnnlab metadata is damaged ({type(e).__name__}: {e})") from None
+    model = task.build_model(cfg)
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise CnnlabError(f"{path}: weights do not fit model {cfg.model!r} ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval(), task, TrainConfig.from_dict(info["config"])

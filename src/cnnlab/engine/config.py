@@ -66,7 +66,8 @@ class TrainConfig:
     scale: float = 0.0                # segment: random zoom by up to 1+scale (and out to 1/(1+scale))
     # --- device: device, precision, speed and reproducibility
     device: str = "auto"              # auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps
-    amp: str = "auto"                 # bf16 autocast (auto: on CUDA, and on bf16 CPUs for inputs >= 16x16)
+    amp: str = "auto"                 # mixed precision (auto: bf16 on CUDA and on bf16 CPUs for inputs >= 16x16,
+                                      # fp16 with a gradient scaler on CUDA GPUs without bf16)
     channels_last: bool = True        # NHWC memory format for conv nets
     compile: bool = False             # torch.compile the model (pays back on long runs)
     seed: int = 0                     # seeds weights, sampling and augmentation
@@ -135,7 +136,7 @@ RANGES = {
     "seed": (0, 2**31 - 1), "val_fraction": (0.0, 0.9), "image_size": (0, 4096),
 }
 CHOICES = {
-    "optimizer": ("sgd", "adamw"), "schedule": ("onecycle", "cosine", "constant"), "amp": ("auto", "bf16", "off"),
+    "optimizer": ("sgd", "adamw"), "schedule": ("onecycle", "cosine", "constant"), "amp": ("auto", "bf16", "fp16", "off"),
     "class_weights": ("none", "median", "inverse"),
 }
 

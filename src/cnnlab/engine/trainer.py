@@ -24,7 +24,7 @@ from cnnlab.data.loader import Batches
 from cnnlab.engine.checkpoint import (load_checkpoint, remove_stale_temporaries, rng_state, save_checkpoint,
                                      set_rng_state)
 from cnnlab.engine.config import TrainConfig
-from cnnlab.runtime.device import autocast, pick_device, use_bf16
+from cnnlab.runtime.device import autocast, pick_device, use_bf16, use_fp16
 from cnnlab.runtime.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
 from cnnlab.engine.guards import train_eval_accuracy, train_eval_warning
 from cnnlab.engine.lookahead import Lookahead
@@ -112,6 +112,8 @@ class Run:
     t_start: float = field(default_factory=time.perf_counter)
     epoch_walls: list[float] = field(default_factory=list)  # this process's wall seconds per epoch (for the ETA)
     tensorboard: TensorBoardLog | None = None
+    fp16: bool = False         # fp16 autocast, the loss scaled by ``scaler`` (GPUs without bf16)
+    scaler: torch.amp.GradScaler | None = None
 
     @property
     def steps(self) -> int:
@@ -150,6 +152,8 @@ def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log) -> Run:
               Batches(data["val"], max(cfg.batch_size, 256), device, shuffle=False, rank=d.rank, world=d.world,
                       workers=cfg.workers),
               use_bf16(device, cfg.amp, min(task.input_shape[1:])) and task.autocast, None, skipped=skipped)
+    run.fp16 = use_fp16(device, cfg.amp) and task.autocast
+    run.scaler = torch.amp.GradScaler(device.type, enabled=run.fp16)
     if ckpt:
         _restore(run, ckpt)
         log(f"resumed from {resume} at epoch {run.epoch + 1}, step {run.step}")
@@ -159,7 +163,8 @@ def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log) -> Run:
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         log(f"{cfg.task} {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on {cfg.data}: "
             f"{len(data['train'])} train, {len(data['val'])} val images; {device.type}"
-            f"{', bf16 autocast' if run.bf16 else ''}{f', {d.world} processes' if d.enabled else ''}")
+            f"{', bf16 autocast' if run.bf16 else ', fp16 autocast with loss scaling' if run.fp16 else ''}"
+            f"{f', {d.world} processes' if d.enabled else ''}")
         if run.epoch >= cfg.epochs:
             log(f"{resume}: the run already finished its {cfg.epochs} epochs; nothing to train "
                 f"(give --epochs N above {cfg.epochs} to train longer)")
@@ -195,6 +200,8 @@ def _restore(run: Run, ckpt: dict) -> None:
     run.best, run.history = ckpt.get("best", {}), list(ckpt.get("history", []))
     if run.lookahead:
         run.lookahead.load_state_dict(ckpt.get("lookahead"))
+    if run.fp16 and ckpt.get("scaler"):
+        run.scaler.load_state_dict(ckpt["scaler"])
 
 
 def save(run: Run, path: Path, epoch: int, step: int) -> None:
@@ -203,6 +210,7 @@ def save(run: Run, path: Path, epoch: int, step: int) -> None:
                      "scheduler": run.schedule.state_dict(), "epoch": epoch, "step": step,
                      "rng": rng_state(), "config": run.cfg.to_dict(), "task": run.task.state(),
                      "lookahead": run.lookahead.state_dict() if run.lookahead else None,
+                     "scaler": run.scaler.state_dict() if run.fp16 else None,
                      "model_name": run.cfg.model, "history": run.history, "best": run.best,
                      "version": __version__}, path)
 
@@ -225,12 +233,13 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict, Progress]:
         seed = step_seed(cfg.seed, epoch, step)
         torch.manual_seed(seed)  # dropout etc.
         gen = torch.Generator(device=run.device).manual_seed(seed)  # augmentation
-        with autocast(run.device, run.bf16):
+        with autocast(run.device, run.bf16 or run.fp16, fp16=run.fp16):
             losses, stats = task.training_step(run.train_model, batch, gen)
         loss = sum(losses.values())
         run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        run.optimizer.step()
+        run.scaler.scale(loss).backward()  # unscaled and unchanged unless fp16
+        run.scaler.step(run.optimizer)     # skipped when fp16 gradients overflowed
+        run.scaler.update()
         run.schedule.step()
         if run.lookahead:
             run.lookahead.step(epoch * steps + step + 1)

@@ -45,7 +45,7 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
-AMP_POLICIES = ("auto", "bf16", "off")
+AMP_POLICIES = ("auto", "bf16", "fp16", "off")
 MIN_CPU_BF16_SIDE = 16  # CPU: bf16 is 1.65x fp32 for lecture_cnn at 28x28, 1.02x at 8x8 (benchmarks/RESULTS.md)
 
 
@@ -53,13 +53,25 @@ def use_bf16(device: torch.device, policy: str, image_side: int) -> bool:
     """Whether training takes bf16 autocast under ``policy`` for square-ish inputs of ``image_side``."""
     if policy not in AMP_POLICIES:
         raise CnnlabError(f"amp {policy!r}: expected one of {', '.join(AMP_POLICIES)}")
-    if policy == "off" or not bf16_supported(device):
+    if policy in ("off", "fp16") or not bf16_supported(device):
         return False
     return policy == "bf16" or device.type == "cuda" or image_side >= MIN_CPU_BF16_SIDE
 
 
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast where supported, else a no-op context."""
+def use_fp16(device: torch.device, policy: str) -> bool:
+    """Whether training takes fp16 autocast with a gradient scaler: ``fp16`` asked on a GPU, or
+    ``auto`` on a CUDA GPU without bf16 (before Ampere). On a CPU fp16 is refused: bf16 or off."""
+    if policy == "fp16" and device.type == "cpu":
+        raise CnnlabError("amp fp16: fp16 autocast is for GPUs; on a CPU use amp bf16 (or auto, or off)")
+    if policy == "fp16":
+        return True
+    return policy == "auto" and device.type == "cuda" and not bf16_supported(device)
+
+
+def autocast(device: torch.device, enabled: bool = True, fp16: bool = False):
+    """bf16 autocast where supported (fp16 with ``fp16``), else a no-op context."""
+    if enabled and fp16:
+        return torch.autocast(device.type, dtype=torch.float16)
     if enabled and bf16_supported(device):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -47,6 +47,12 @@ def test_bccd_recipe_trains_evaluates_and_predicts_on_real_photos(tmp_path, caps
     metrics = json.loads(capsys.readouterr().out)
     assert {"map", "map50", "per_class_ap"} <= set(metrics)
     assert 0.0 <= metrics["map"] <= metrics["map50"] <= 1.0
+    # the checkpoint rebuilds the model that was trained: its pretrained backbone's input scale too
+    loaded = cnnlab.load(out / "best.pt", device="cpu")
+    assert loaded.model.transform.image_mean == pytest.approx([127 / 255] * 3)  # EfficientNet-Lite0's
+    assert loaded.model.transform.image_std == pytest.approx([128 / 255] * 3)
+    assert metrics["map"] == pytest.approx(run.test["map"], abs=1e-6)
+    assert metrics["map50"] == pytest.approx(run.test["map50"], abs=1e-6)
     assert set(metrics["per_class_ap"]) == {"Platelets", "RBC", "WBC"}
     [result] = cnnlab.predict(out / "best.pt", [BCCD / "JPEGImages" / "BloodImage_00000.jpg"], score_threshold=0.0)
     assert result["detections"] and {d["class"] for d in result["detections"]} <= {"Platelets", "RBC", "WBC"}

@@ -58,8 +58,12 @@ class DetectTask(Task):
     explainable = False  # explain opens up classifiers only
     autocast = False  # fp32: box regression and RoIAlign keep their precision (mAP@.75 needs it)
 
-    def __init__(self, classes: list[str], input_shape: tuple[int, int, int], flip: bool = False):
+    def __init__(self, classes: list[str], input_shape: tuple[int, int, int], flip: bool = False,
+                 normalization: dict | None = None):
         self.classes, self.input_shape, self.flip = list(classes), tuple(int(v) for v in input_shape), flip
+        # Faster R-CNN's {"image_mean", "image_std"}: set when the model is first built (they follow
+        # its backbone's pretrained weights), then kept, so a checkpoint rebuilds the same input scale
+        self.normalization = dict(normalization) if normalization else None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -71,11 +75,12 @@ class DetectTask(Task):
 
     @classmethod
     def from_state(cls, state: dict) -> "DetectTask":
-        return cls(state["classes"], tuple(state["input_shape"]), state.get("flip", False))
+        return cls(state["classes"], tuple(state["input_shape"]), state.get("flip", False),
+                   state.get("normalization"))
 
     def state(self) -> dict:
         return {"name": self.name, "classes": self.classes, "input_shape": list(self.input_shape),
-                "flip": self.flip}
+                "flip": self.flip, **({"normalization": self.normalization} if self.normalization else {})}
 
     def build_model(self, cfg) -> nn.Module:
         """``cfg.model`` if it is a detector, else Faster R-CNN with ``cfg.model`` as backbone."""
@@ -86,8 +91,12 @@ class DetectTask(Task):
         if name == "fasterrcnn":  # the data's own size: no upsampling unless asked for
             kwargs.setdefault("min_size", min(h, w))
             kwargs.setdefault("max_size", max(h, w))
+            kwargs = {**(self.normalization or {}), **kwargs}
         model = get_model(name, num_classes=len(self.classes) + 1, in_channels=c, pretrained=cfg.pretrained,
                           **kwargs)
+        if name == "fasterrcnn" and self.normalization is None:
+            self.normalization = {"image_mean": [float(v) for v in model.transform.image_mean],
+                                  "image_std": [float(v) for v in model.transform.image_std]}
         if cfg.freeze_backbone:
             if not hasattr(model, "backbone"):
                 raise CnnlabError(f"--freeze-backbone: model {name!r} has no separate backbone")

@@ -178,13 +178,30 @@ def predict(model: str | Path | LoadedModel, images, *, batch_size: int = 64,
     from cnnlab.engine.onnx_model import OnnxModel
 
     lm = model if isinstance(model, (LoadedModel, OnnxModel)) else load(model)
+    return list(predictions(lm, images, batch_size=batch_size, **options))
+
+
+def predictions(model, images, *, batch_size: int = 64, **options):
+    """``predict`` as a stream: each image's dict as soon as its batch is done (for thousands of
+    images: nothing is kept). Options are checked, and the images listed, before the first batch.
+
+        for r in cnnlab.api.predictions("runs/digits/best.pt", sorted(Path("photos").rglob("*.jpg"))):
+            print(r["image"], r["top"][0]["class"])
+    """
+    from cnnlab.engine.inference import LoadedModel
+    from cnnlab.engine.onnx_model import OnnxModel
+
+    lm = model if isinstance(model, (LoadedModel, OnnxModel)) else load(model)
     opts = lm.task.options(options)  # typed and range-checked before any image is read
     sources = _image_sources(images, lm.task.input_shape[0])
     if not sources:
         raise CnnlabError("give at least one IMAGE to predict")
     if batch_size < 1:
         raise CnnlabError(f"batch_size {batch_size}: expected at least 1")
-    results = []
+    return _stream(lm, sources, opts, batch_size)
+
+
+def _stream(lm, sources: list, opts, batch_size: int):
     for start in range(0, len(sources), batch_size):
         chunk = sources[start:start + batch_size]
         try:
@@ -192,8 +209,7 @@ def predict(model: str | Path | LoadedModel, images, *, batch_size: int = 64,
         except ImageError:  # one bad file: predict the chunk image by image, reporting the bad ones
             found = [_predict_one(lm, source, opts) for _, source in chunk]
         for (name, _), r in zip(chunk, found):
-            results.append({**r, "image": name})
-    return results
+            yield {**r, "image": name}
 
 
 def _predict_one(lm, source, options) -> dict:

@@ -76,14 +76,48 @@ def cmd_predict(a) -> int:
         a.checkpoint = None
     lm = _check_task(api.load(a.checkpoint, model=a.model, pretrained=a.pretrained, device=a.device), a.task)
     given = {name: getattr(a, name) for name in PREDICT_OPTIONS if getattr(a, name) is not None}
-    if not a.json and "out" in {f.name for f in dataclasses.fields(lm.task.Options)}:
+    draws = "out" in {f.name for f in dataclasses.fields(lm.task.Options)}
+    if a.save and draws:
+        given.setdefault("out", a.save)  # the figures go beside predictions.jsonl
+    if not a.json and draws:
         given.setdefault("out", FIGURES)  # the terminal shows where the figures went; --json prints only
+    if a.save:
+        return _save_predictions(api.predictions(lm, _expand_images(a.images), **given), Path(a.save))
     results = _predicted(api.predict(lm, _expand_images(a.images), **given))
     if a.json:
         print(json.dumps(results, indent=2))
         return 0
     for r in results:
         print(lm.task.format_prediction(r))
+    return 0
+
+
+def _save_predictions(stream, folder: Path) -> int:
+    """``folder/predictions.jsonl``, a line per image written as its batch finishes, a progress bar
+    on a terminal, unreadable images named on stderr and counted."""
+    from tqdm.auto import tqdm
+
+    if folder.exists() and not folder.is_dir():
+        raise CnnlabError(f"--save {folder}: a file is in the way; expected a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    path, done, bad = folder / "predictions.jsonl", 0, 0
+    with open(path, "w") as f, tqdm(unit="image", desc="predict", file=sys.stderr, leave=False,
+                                    disable=not sys.stderr.isatty()) as bar:
+        for r in stream:
+            if "error" in r:
+                bad += 1
+                print(f"cnnlab: error: {r['error']}", file=sys.stderr)
+            else:
+                f.write(json.dumps(r) + "\n")
+                done += 1
+            bar.update(1)
+            if bar.n % 64 == 0:
+                f.flush()
+    if bad:
+        print(f"cnnlab: skipped {bad} of {done + bad} images that could not be read", file=sys.stderr)
+    if not done:
+        raise CnnlabError(f"no image could be read ({bad} given)")
+    print(f"wrote {done} predictions to {path}")
     return 0
 
 
@@ -394,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict_options(r)
     r.add_argument("--device", default="auto")
     r.add_argument("--json", action="store_true")
+    r.add_argument("--save", metavar="DIR", help="write DIR/predictions.jsonl (a JSON line per image, streamed) "
+                                                 "and the task's figures to DIR")
     r.set_defaults(fn=cmd_predict)
 
     x = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript (with a parity check), "

@@ -55,6 +55,7 @@ def main(argv=None) -> int:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="recipe overrides (tuning only)")
     p.add_argument("--figure", type=Path, default=ROOT / "benchmarks" / "bccd_test.png",
                    help="test predictions beside the ground truth")
+    p.add_argument("--out", type=Path, help="keep the run folder here (default: a temporary folder)")
     a = p.parse_args(argv)
     print(f"command: {' '.join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])}")
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads; "
@@ -80,7 +81,8 @@ def main(argv=None) -> int:
               f"mAP@.5 {row.get('val_map50', float('nan')):.4f}  |  test mAP {m['map']:.4f} mAP@.5 {m['map50']:.4f}"
               f"  ({row['images_per_s']:.2f} training images/s)", flush=True)
 
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(a.out or tmp)
         if a.quick:
             overrides.append("val_fraction=0.1")
         run = cnnlab.train(config=RECIPE, overrides=[f"out={out}", "plots=false", *overrides], on_epoch=on_epoch,

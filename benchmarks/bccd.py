@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, help="the BCCD folder (VOC layout)")
     p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch on 40 training photos")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="recipe overrides (tuning only)")
-    p.add_argument("--figure", type=Path, default=ROOT / "benchmarks" / "bccd_test.png",
+    p.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "bccd_test.jpg",
                    help="test predictions beside the ground truth")
     p.add_argument("--out", type=Path, help="keep the run folder here (default: a temporary folder)")
     a = p.parse_args(argv)

@@ -208,6 +208,31 @@ def test_training_step_takes_single_references():
     TensorImages(images, tokens, task.classes)  # the in-memory format takes token labels
 
 
+def test_flip_mirrors_training_images_and_attention_penalty_adds_to_the_loss():
+    words = ["<pad>", "<start>", "<end>", "<unk>", "circle"]
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    tokens = torch.tensor([[START_ID, 4, END_ID]] * 6)
+    torch.manual_seed(0)
+    model = get_model("show_attend_tell", vocab_size=5, **TINY)
+    seen = []
+    model.encode = (lambda encode: lambda x: seen.append(x.clone()) or encode(x))(model.encode)
+
+    def loss(**options):
+        task = CaptionTask(words, words, [0.5] * 3, [0.25] * 3, (3, 32, 32), **options)
+        return task.training_step(model, (images, tokens), torch.Generator().manual_seed(1))[0]["loss"]
+
+    plain, mirrored = loss(), loss(flip=True)
+    prepared = CaptionTask(words, words, [0.5] * 3, [0.25] * 3, (3, 32, 32)).prepare(images)
+    assert torch.equal(seen[0], prepared)
+    flipped = [i for i in range(6) if torch.equal(seen[1][i], prepared[i].flip(-1))]
+    assert 0 < len(flipped) < 6 and all(torch.equal(seen[1][i], prepared[i]) for i in set(range(6)) - set(flipped))
+    assert not torch.isclose(plain, mirrored)
+    penalised = loss(attention_reg=1.0)
+    assert penalised > plain + 1.0  # sum over the regions of (1 - attention a region got)^2: far from 0 at start
+    state = CaptionTask(words, words, [0.5] * 3, [0.25] * 3, (3, 32, 32), flip=True, attention_reg=0.5).state()
+    assert CaptionTask.from_state(state).state() == state
+
+
 @pytest.fixture()
 def tiny_shapes(monkeypatch):
     monkeypatch.setitem(caption_shapes.CAPTION_SPLIT_SIZES, "train", 192)

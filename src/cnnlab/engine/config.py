@@ -58,6 +58,7 @@ class TrainConfig:
     lr_cycle: list = field(default_factory=lambda: [0.0, 0.25, 0.0])  # onecycle: [start, peak at, end]
                                       # (start and end as fractions of the peak lr, peak at as a fraction of the steps)
     label_smoothing: float = 0.0      # cross-entropy label smoothing
+    attention_reg: float = 0.0        # caption: Show-Attend-and-Tell's doubly stochastic attention penalty
     class_weights: str = "none"       # segment: loss weights per class (median / inverse pixel frequency)
     lookahead: bool = False           # airbench's weight averaging over the last 70% of steps
     # --- augmentation: batched, on the training device
@@ -131,7 +132,7 @@ class TrainConfig:
 INF = float("inf")
 RANGES = {
     "epochs": (1, 100_000), "batch_size": (1, 1_000_000), "lr": (0.0, 1000.0), "momentum": (0.0, 0.999),
-    "weight_decay": (0.0, 1.0), "warmup_epochs": (0.0, 100_000.0), "label_smoothing": (0.0, 0.99),
+    "weight_decay": (0.0, 1.0), "warmup_epochs": (0.0, 100_000.0), "label_smoothing": (0.0, 0.99), "attention_reg": (0.0, 100.0),
     "min_word_count": (1, 1_000_000), "translate": (0, 64), "scale": (0.0, 4.0), "workers": (0, 256),
     "seed": (0, 2**31 - 1), "val_fraction": (0.0, 0.9), "image_size": (0, 4096),
 }

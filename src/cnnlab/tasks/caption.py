@@ -88,8 +88,10 @@ class CaptionTask(Task):
 
     mean/std: per-channel normalisation on the 0..1 scale; input_shape: (C, H, W) fed to the
     encoder; max_len: most words a caption may have; beam_size, length_penalty: decoding for
-    evaluation and the default for prediction; label_smoothing: of the next-word cross-entropy
-    (training only).
+    evaluation and the default for prediction; label_smoothing: of the next-word cross-entropy;
+    flip: mirror training images at random (captions rarely say left or right); attention_reg: the
+    weight of Show-Attend-and-Tell's doubly stochastic attention penalty, which asks every image
+    region to be looked at about once over a caption (the last three: training only).
     """
 
     name = "caption"
@@ -102,12 +104,13 @@ class CaptionTask(Task):
 
     def __init__(self, words: list[str], vocab: list[str], mean: list[float], std: list[float],
                  input_shape: tuple[int, int, int], max_len: int = 20, beam_size: int = 3,
-                 length_penalty: float = 1.0, label_smoothing: float = 0.0):
+                 length_penalty: float = 1.0, label_smoothing: float = 0.0, flip: bool = False,
+                 attention_reg: float = 0.0):
         self.classes, self.vocab = list(words), Vocabulary(tuple(vocab))
         self.mean, self.std = list(mean), list(std)
         self.input_shape = tuple(int(v) for v in input_shape)
         self.max_len, self.beam_size, self.length_penalty = max_len, beam_size, length_penalty
-        self.label_smoothing = label_smoothing
+        self.label_smoothing, self.flip, self.attention_reg = label_smoothing, flip, attention_reg
         index = self.vocab.index()
         self._remap = torch.tensor([index.get(w, UNK_ID) for w in self.classes])  # data id -> vocab id
         self.feature_cache = FeatureCache()  # training and evaluation with a frozen encoder
@@ -127,18 +130,19 @@ class CaptionTask(Task):
         if cfg.pretrained:
             c = model_info(encoder).input_size[0]
         return cls(words, list(vocab.words), mean, std, (c, h, w), max_len=refs.shape[-1] - 2,
-                   label_smoothing=cfg.label_smoothing)
+                   label_smoothing=cfg.label_smoothing, flip=cfg.flip, attention_reg=cfg.attention_reg)
 
     @classmethod
     def from_state(cls, state: dict) -> "CaptionTask":
         return cls(state["words"], state["vocab"], state["mean"], state["std"], tuple(state["input_shape"]),
-                   state["max_len"], state["beam_size"], state["length_penalty"], state.get("label_smoothing", 0.0))
+                   state["max_len"], state["beam_size"], state["length_penalty"], state.get("label_smoothing", 0.0),
+                   state.get("flip", False), state.get("attention_reg", 0.0))
 
     def state(self) -> dict:
         return {"name": self.name, "words": self.classes, "vocab": list(self.vocab.words),
                 "mean": self.mean, "std": self.std, "input_shape": list(self.input_shape),
                 "max_len": self.max_len, "beam_size": self.beam_size, "length_penalty": self.length_penalty,
-                "label_smoothing": self.label_smoothing}
+                "label_smoothing": self.label_smoothing, "flip": self.flip, "attention_reg": self.attention_reg}
 
     def build_model(self, cfg) -> nn.Module:
         name, kwargs = cfg.model, dict(cfg.model_args)
@@ -167,14 +171,20 @@ class CaptionTask(Task):
         seq = self.to_vocab(refs[torch.arange(len(refs), device=refs.device), pick])  # (B, L)
         seq = seq[:, :int((seq != PAD_ID).sum(1).max())]
         inputs, targets = seq[:, :-1], seq[:, 1:]  # teacher forcing: predict word t+1 from words <= t
+        if self.flip:  # each mirrored image's features are cached too (two variants per image)
+            mirror = torch.rand(len(images), generator=generator, device=images.device) < 0.5
+            images = torch.where(mirror[:, None, None, None], images.flip(-1), images)
         core = _unwrap(model)
         if FeatureCache.frozen(core):  # the encoder's features once per image; the decoder trains
-            logits, _ = model(None, inputs, features=self.feature_cache.features(core, images, self.prepare))
+            logits, alphas = model(None, inputs, features=self.feature_cache.features(core, images, self.prepare))
         else:
-            logits, _ = model(self.prepare(images), inputs)  # (B, T, V)
+            logits, alphas = model(self.prepare(images), inputs)  # (B, T, V), (B, T, P) or None
         loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=PAD_ID,
                                label_smoothing=self.label_smoothing)
         mask = targets != PAD_ID
+        if self.attention_reg and alphas is not None:  # sum_i (1 - sum_t alpha_ti)^2 over the caption's words
+            seen = (alphas.float() * mask[..., None]).sum(1)  # (B, P)
+            loss = loss + self.attention_reg * ((1 - seen) ** 2).sum(1).mean()
         correct = ((logits.argmax(-1) == targets) & mask).sum()
         return {"loss": loss}, {"correct": correct, "count": mask.sum()}  # device tensors: no host sync
 

@@ -60,12 +60,12 @@ def save_weights(loaded, out: str | Path) -> dict:
 
 def load_weights(path: str | Path, device: torch.device):
     """(model, task, config) rebuilt from a cnnlab ``.safetensors`` file, the model on ``device``, in eval mode."""
-    from safetensors import safe_open
-
     from cnnlab.engine.config import TrainConfig
     from cnnlab.tasks.base import task_class
 
     _safetensors()
+    from safetensors import SafetensorError, safe_open
+
     path = Path(path)
     if not path.is_file():
         raise CnnlabError(f"{path}: no such file")
@@ -73,10 +73,9 @@ def load_weights(path: str | Path, device: torch.device):
         with safe_open(str(path), framework="pt") as f:
             meta = (f.metadata() or {}).get(METADATA_KEY)
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (OSError, ValueError, RuntimeError) as e:  # safetensors' own errors subclass these
-        raise CnnlabError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
-    except Exception as e:  # noqa: BLE001  (safetensors_rust.SafetensorError is not importable by name)
-        raise CnnlabError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+    except (OSError, ValueError, RuntimeError, SafetensorError) as e:
+        raise CnnlabError(f"{path}: not a readable safetensors file ({type(e).__name__}: "
+                          f"{(str(e).splitlines() or [''])[0]})") from None
     if meta is None:
         raise CnnlabError(f"{path}: a safetensors file without cnnlab's metadata (key {METADATA_KEY!r}); "
                           f"export it with `cnnlab export CHECKPOINT --format safetensors`")

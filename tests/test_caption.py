@@ -248,6 +248,7 @@ def test_train_eval_predict_through_the_cli(tmp_path, tiny_shapes, capsys):
     assert losses[-1] < losses[0]  # teacher forcing learns the caption language
     assert set(run.test) >= {"bleu1", "bleu2", "bleu3", "bleu4", "cider"} and run.test["count"] == 16
     assert any(p.endswith("captions.png") for p in run.plots)
+    assert any(p.endswith("worst_captions.png") for p in run.plots) and (tmp_path / "run" / "worst_captions.csv").is_file()
     state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["task"]
     assert state["vocab"][:4] == ["<pad>", "<start>", "<end>", "<unk>"] and "circle" in state["vocab"]
 

@@ -167,3 +167,18 @@ def test_segmentation_worst_images_lowest_iou_first(tmp_path):
         truth = image_iou(task.logits(model, data.images).argmax(1), data.labels, len(task.classes))
     assert ious[0] == pytest.approx(float(truth.min()), abs=1e-6)
     assert rows[0][0] == f"image {int(truth.argmin())}"
+
+
+def test_captions_lowest_cider_first_with_their_references(tmp_path):
+    from cnnlab.tasks.caption_plots import worst_captions
+
+    references = [["a dog runs on the grass", "a brown dog running"], ["a man rides a bike", "a cyclist on a road"],
+                  ["two children play in the sand", "kids on a beach"]]
+    captions = ["a dog runs on the grass", "a cat sleeps on a sofa", "two children play on a beach"]
+    images = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)
+    paths = worst_captions(images, captions, references, tmp_path, n=2)
+    assert paths[0].stat().st_size > 0
+    rows = _rows(tmp_path / "worst_captions.csv")[1:]
+    assert [int(r[0]) for r in rows] == [1, 2, 0]  # the unrelated caption first, the exact one last
+    assert float(rows[0][1]) < float(rows[1][1]) < float(rows[2][1])
+    assert rows[0][3] == "a man rides a bike | a cyclist on a road"

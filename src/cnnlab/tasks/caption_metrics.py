@@ -26,14 +26,19 @@ def corpus_bleu(hypotheses: list[str], references: list[list[str]]) -> dict[str,
 
 def cider_d(hypotheses: list[str], references: list[list[str]]) -> float:
     """Corpus CIDEr-D (the mean of the per-image scores)."""
+    return float(sum(cider_per_image(hypotheses, references)) / len(hypotheses))
+
+
+def cider_per_image(hypotheses: list[str], references: list[list[str]]) -> list[float]:
+    """Each caption's CIDEr-D against its own references (document frequencies over all of them)."""
     try:
         from pycocoevalcap.cider.cider import Cider
     except ImportError as e:
         raise CnnlabError("CIDEr-D needs pycocoevalcap: pip install 'cnnlab[caption]'") from e
     gts = {i: refs for i, refs in enumerate(references)}
     res = {i: [h] for i, h in enumerate(hypotheses)}
-    score, _ = Cider().compute_score(gts, res)
-    return float(score)
+    _, scores = Cider().compute_score(gts, res)
+    return [float(v) for v in scores]
 
 
 def caption_metrics(hypotheses: list[str], references: list[list[str]]) -> dict[str, float]:

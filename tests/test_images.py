@@ -297,3 +297,14 @@ def test_pixel_matrix_from_file_and_bad_crop(tmp_path):
     assert np.array_equal(pixel_matrix(tmp_path / "lincoln.png"), GRAY)
     with pytest.raises(ImageError, match=r"lincoln.png.*crop \(x=10, y=0, w=10, h=4\).*16x12"):
         pixel_matrix(tmp_path / "lincoln.png", crop=(10, 0, 10, 4))
+
+
+def test_signed_maps_get_a_diverging_colour_map_centred_on_zero():
+    from cnnlab.figures import map_style
+
+    edges = np.array([[-3.0, 0.0, 1.0], [2.0, -1.0, 0.5]])
+    style = map_style(edges, "gray", clip=0)
+    assert style == {"cmap": "RdBu_r", "vmin": -3.0, "vmax": 3.0}
+    relu = np.array([[0.0, 1.0], [4.0, 2.0]])
+    assert map_style(relu, "viridis", clip=0) == {"cmap": "viridis", "vmin": 0.0, "vmax": 4.0}
+    assert map_style(np.zeros((2, 2)), "gray", clip=0)["cmap"] == "gray"

@@ -42,3 +42,17 @@ def save_figure(fig, path: str | Path, **savefig_options) -> Path:
     with open(path, "wb") as f:
         f.write(buffer.getvalue())
     return path
+
+
+def map_style(values, sequential: str = "gray", clip: float = 1.0) -> dict:
+    """``imshow`` colours for a map: a diverging map centred on 0 ("RdBu_r": negative blue, positive
+    red) when it has both signs, else ``sequential``. Limits at the ``clip``-th and 100-``clip``-th
+    percentiles, so a few extremes do not wash out the rest (``clip=0``: the full range)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    low, high = np.percentile(values, [clip, 100 - clip]) if clip else (values.min(), values.max())
+    if values.min() < 0 < values.max():
+        m = max(abs(low), abs(high)) or 1.0
+        return {"cmap": "RdBu_r", "vmin": -m, "vmax": m}
+    return {"cmap": sequential, "vmin": low, "vmax": high}

@@ -19,7 +19,7 @@ from cnnlab.errors import CnnlabError  # noqa: E402
 from cnnlab.interpret.conv_numpy import conv2d_im2col, output_size  # noqa: E402
 from cnnlab.interpret.kernels import parse_kernel, parse_matrix  # noqa: E402
 from cnnlab.images import read_image  # noqa: E402
-from cnnlab.figures import save_figure  # noqa: E402
+from cnnlab.figures import map_style, save_figure  # noqa: E402
 
 # The lecture's "Convolution Operation" slides: a 5x5 binary image and a 3x3 filter
 # (the numbers are drawn on the slides; feature map [[4, 3, 4], [2, 4, 3], [2, 3, 4]]).
@@ -80,9 +80,9 @@ def plot_feature_maps(result: dict, path: str | Path) -> Path:
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     for i, (ax, (_, values, title)) in enumerate(zip(axes.flat, panels)):
-        # Feature maps: grey levels span the 1st-99th percentile, so a few extremes don't wash out edges.
-        low, high = (values.min(), values.max()) if i == 0 else np.percentile(values, [1, 99])
-        shown = ax.imshow(values, cmap="gray", vmin=low, vmax=high)
+        # Feature maps span the 1st-99th percentile, so a few extremes don't wash out edges; a signed map
+        # (an edge filter's) is drawn red for positive and blue for negative, white at 0.
+        shown = ax.imshow(values, **map_style(values, "gray", clip=0 if i == 0 else 1))
         fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, extend="neither" if i == 0 else "both")
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])

@@ -28,7 +28,7 @@ from torch import Tensor, nn  # noqa: E402
 from cnnlab.errors import CnnlabError  # noqa: E402
 from cnnlab.images import resize  # noqa: E402
 from cnnlab.models.summary import LayerRow, summarize  # noqa: E402
-from cnnlab.figures import save_figure  # noqa: E402
+from cnnlab.figures import map_style, save_figure  # noqa: E402
 
 # ---------------------------------------------------------------------------------------
 # Layers
@@ -138,7 +138,7 @@ def plot_feature_maps(maps: dict[str, Tensor], layer_info: Iterable[LayerRow], p
         for ax in axes.flat:
             ax.set_axis_off()
         for ax, ch in zip(axes.flat, order.tolist()):
-            ax.imshow(fmap[ch].numpy(), cmap="viridis", interpolation="nearest")
+            ax.imshow(fmap[ch].numpy(), interpolation="nearest", **map_style(fmap[ch].numpy(), "viridis", clip=0))
             ax.set_title(f"ch {ch}", fontsize=6, pad=1)
         sub.suptitle(_layer_title(name, rows.get(name), tuple(fmap.shape)), fontsize=8)
     return save_figure(fig, path, dpi=110)

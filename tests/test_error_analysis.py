@@ -182,3 +182,22 @@ def test_captions_lowest_cider_first_with_their_references(tmp_path):
     assert [int(r[0]) for r in rows] == [1, 2, 0]  # the unrelated caption first, the exact one last
     assert float(rows[0][1]) < float(rows[1][1]) < float(rows[2][1])
     assert rows[0][3] == "a man rides a bike | a cyclist on a road"
+
+
+def test_curves_after_one_epoch_have_whole_epoch_ticks(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from cnnlab.tasks import curves
+
+    closed = []
+    real_close = plt.close
+    plt.close = lambda fig=None: closed.append(fig) or real_close(fig)
+    try:
+        curves.plot_curves([{"epoch": 1, "train_loss": 0.7, "val_top1": 0.8}], tmp_path / "c.png",
+                           [("loss", "", [("train_loss", "train")]), ("acc", "", [("val_top1", "val")])], ylim=(0, 1))
+    finally:
+        plt.close = real_close
+    ax = closed[0].axes[0]
+    assert ax.get_xlim() == (0.5, 1.5)
+    assert all(float(t).is_integer() for t in ax.get_xticks() if 0.5 <= t <= 1.5)
+    assert (tmp_path / "c.png").stat().st_size > 0

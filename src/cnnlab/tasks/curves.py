@@ -6,7 +6,8 @@
     ])
 
 A series is ``(history key, legend label)`` or ``(key, label, scale)``; an epoch that lacks the
-key leaves a gap.
+key leaves a gap. The epoch axis has whole-number ticks and half an epoch of margin, so a
+one-epoch run shows one point at epoch 1, not an axis from 0.96 to 1.04.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from cnnlab.figures import save_figure  # noqa: E402
 
@@ -31,6 +33,9 @@ def plot_curves(history: list[dict], path: str | Path, panels: list[tuple], ylim
             ax.plot(epochs, [r[key] * s if r.get(key) is not None else float("nan") for r in history],
                     "o-", label=label)
         ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole epochs, even after one
+        if epochs:
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if ylim:

@@ -2,11 +2,6 @@
 service (`cnnlab serve` in a subprocess on a free loopback port) with pretrained EfficientNet-Lite0."""
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,14 +21,9 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from serving import served  # noqa: E402  (tests/serving.py)
 
 WAIT_S = 180  # a busy 2-core machine: model load, Grad-CAM and figures can take a while
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def digits_checkpoint(folder: Path) -> Path:
@@ -57,29 +47,10 @@ def digits_checkpoint(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     """`cnnlab serve --model efficientnet_lite0 --pretrained DIGITS` on a free port; its base URL."""
-    port = free_port()
     folder = tmp_path_factory.mktemp("serve")
-    log = (folder / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "serve", "--model", "efficientnet_lite0",
-                             "--pretrained", str(digits_checkpoint(folder)), "--port", str(port),
-                             "--device", "cpu"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"cnnlab serve did not start: {Path(log.name).read_text()[-2000:]}")
-                time.sleep(0.5)
+    with served(["--model", "efficientnet_lite0", "--pretrained", digits_checkpoint(folder)], folder / "serve.log",
+                WAIT_S, poll_s=0.5) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,6 @@ checkpoints: a 1-channel 8x8 digits model and a 3-channel 16x16 one, so the whol
 import dataclasses
 import io
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +20,7 @@ from cnnlab.engine.config import TrainConfig  # noqa: E402
 from cnnlab.serve import create_app  # noqa: E402
 from cnnlab.serve.render import readable  # noqa: E402
 from cnnlab.tasks.classify import ClassifyTask  # noqa: E402
+from serving import served  # noqa: E402  (tests/serving.py)
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 WAIT_S = 60
@@ -166,12 +162,6 @@ def test_explainer_refuses_models_it_cannot_open(checkpoints, digit_png, tmp_pat
 
 
 # ---------------------------------------------------------------------- the page, in Chromium
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def service(checkpoints, tmp_path_factory):
     """`cnnlab serve DIGITS RGB` on a free loopback port; its base URL."""
@@ -179,26 +169,8 @@ def service(checkpoints, tmp_path_factory):
         pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install -y chromium chromium-driver)")
     pytest.importorskip("selenium", reason="selenium is not installed (the test extra)")
     pytest.importorskip("uvicorn", reason="the serve extra is not installed")
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "serve", *map(str, checkpoints), "--port", str(port),
-                                 "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + WAIT_S
-            while True:
-                try:
-                    urllib.request.urlopen(url + "/healthz", timeout=2).read()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"cnnlab serve did not start: {log_path.read_text()[-2000:]}")
-                    time.sleep(0.3)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    with served(checkpoints, tmp_path_factory.mktemp("serve") / "serve.log", WAIT_S) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,11 @@ schedule and lookahead as a real run; no validation). Then:
   (the task's ``training_step``: forward and loss, then backward) on a copy of the model, divided by
   the batch's images; a convolution's backward counts twice its forward (torch's own formula
   overcounts grouped and depthwise convolutions C-fold). It counts matmuls, convolutions and attention (what the peak measures);
-  RoIAlign, pooling, normalisation, element-wise ops and the optimizer are not counted.
+  a sparse operand's product (the CPU RoIAlign's) counts only its stored entries; pooling,
+  normalisation, element-wise ops and the optimizer are not counted.
 - **achieved TFLOP/s** = GFLOP/image x training images/s.
 - **% of peak**: against the bf16 and fp32 matmul peaks (``matmul_peak``: large square matmuls,
-  best of N, all threads) measured in the same run, at its start and its end (the table takes the
+  the fastest of ~2 s of timings at each of three sizes, all threads) measured in the same run, at its start and its end (the table takes the
   higher; the per-recipe lines printed during the run use the start's); the precision a recipe trains in (bf16 when the
   trainer takes bf16 autocast for it, else fp32) is listed first.
 
@@ -50,28 +51,31 @@ ORDER = ["fashion-mnist", "cifar10", "segment-shapes", "detect-shapes", "caption
 # the three measurements
 # ---------------------------------------------------------------------------------------------
 
-def matmul_peak(dtype: torch.dtype, device: torch.device | str = "cpu", n: int | None = None,
-                repeats: int = 5) -> float:
-    """The machine's measured matmul peak in FLOP/s for ``dtype``: the best of ``repeats`` timings of
-    square (n, n) @ (n, n) matmuls on all of torch's threads (n: 2048 on a CPU, 8192 on a GPU)."""
+def matmul_peak(dtype: torch.dtype, device: torch.device | str = "cpu", sizes: tuple[int, ...] | None = None,
+                seconds: float = 2.0) -> float:
+    """The machine's measured matmul peak in FLOP/s for ``dtype``: the fastest single timing of square
+    (n, n) @ (n, n) matmuls on all of torch's threads, timed again and again for ``seconds`` at each
+    size (n: 1024, 2048 and 4096 on a CPU; 8192 on a GPU). A shared machine's best moment needs
+    seconds of trying: five matmuls moved 1.7x between two readings in one run."""
     device = torch.device(device)
     cuda = device.type == "cuda"
-    n = n or (8192 if cuda else 2048)
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
     inner = 10 if cuda else 1  # matmuls per timing (a GPU matmul is too short to time alone)
-    torch.matmul(a, b)  # warm-up (kernel selection, thread pool)
-    best = float("inf")
-    for _ in range(repeats):
-        if cuda:
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            torch.matmul(a, b)
-        if cuda:
-            torch.cuda.synchronize(device)
-        best = min(best, (time.perf_counter() - t0) / inner)
-    return 2 * n**3 / best
+    best = 0.0
+    for n in sizes or ((8192,) if cuda else (1024, 2048, 4096)):
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        torch.matmul(a, b)  # warm-up (kernel selection, thread pool)
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            if cuda:
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                torch.matmul(a, b)
+            if cuda:
+                torch.cuda.synchronize(device)
+            best = max(best, inner * 2 * n**3 / (time.perf_counter() - t0))
+    return best
 
 
 def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
@@ -86,6 +90,19 @@ def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _paddi
     return forward * (bool(output_mask[0]) + bool(output_mask[1]))
 
 
+def _mm_flop(a, b, *args, out_val=None, **kwargs) -> int:
+    """A matrix product, counting only the stored entries of a sparse operand (the sparse RoIAlign's
+    ``S @ F`` and its backward ``S^T @ grad``); torch's own formula counts them as dense."""
+    if a.layout != torch.strided:
+        return 2 * a._nnz() * b.shape[-1]
+    if b.layout != torch.strided:
+        return 2 * b._nnz() * a.shape[0]
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1]
+
+
+_mm_flop._get_raw = True  # FlopCounterMode passes the tensors, not only their shapes
+
+
 def flops_per_image(model: torch.nn.Module, task, batch, bf16: bool = False) -> float:
     """Training FLOPs per image (forward + backward) of one real ``task.training_step`` on ``batch``,
     counted by ``FlopCounterMode`` on a copy of ``model`` in train mode (the model is left untouched:
@@ -96,7 +113,8 @@ def flops_per_image(model: torch.nn.Module, task, batch, bf16: bool = False) -> 
     device = next(probe.parameters()).device
     gen = torch.Generator(device=device).manual_seed(0)
     counter = FlopCounterMode(display=False,
-                              custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flop})
+                              custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flop,
+                                              torch.ops.aten.mm: _mm_flop})
     with counter:
         with autocast(device, bf16):
             losses, _ = task.training_step(probe, batch, gen)
@@ -239,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--recipes", nargs="+", default=available, choices=available, metavar="NAME",
                    help=f"which recipes (default: all: {', '.join(available)})")
-    p.add_argument("--steps", type=int, default=20, help="timed training steps per recipe (default 20)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps before them (default 3)")
+    p.add_argument("--steps", type=int, default=50, help="timed training steps per recipe (default 50)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps before them (default 10)")
     p.add_argument("--profile", choices=available, metavar="NAME",
                    help="also profile 5 steps of this recipe: torch.profiler's top 15 ops by self CPU time")
     p.add_argument("--out", type=Path, help="also write the output to OUT/utilisation.txt")

@@ -72,7 +72,8 @@ class TrainConfig:
     channels_last: bool = True        # NHWC memory format for conv nets
     compile: bool = False             # torch.compile the model (pays back on long runs)
     seed: int = 0                     # seeds weights, sampling and augmentation
-    deterministic: bool = False       # torch.use_deterministic_algorithms (slower)
+    deterministic: bool = False       # bit-exact reruns and resumes: deterministic algorithms and a fixed
+                                      # CPU thread count (else re-picked while training; slower)
     # --- output: the run folder
     out: str = "runs/run"             # run folder: checkpoints, metrics, plots
     plots: bool = True                # write PNG plots at the end

@@ -26,6 +26,7 @@ from cnnlab.engine.checkpoint import (load_checkpoint, remove_stale_temporaries,
 from cnnlab.engine.config import TrainConfig
 from cnnlab.runtime.device import autocast, pick_device, use_bf16, use_fp16
 from cnnlab.runtime.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
+from cnnlab.runtime.threads import ThreadTuner, thread_count_fixed
 from cnnlab.engine.guards import train_eval_accuracy, train_eval_warning
 from cnnlab.engine.lookahead import Lookahead
 from cnnlab.engine.metrics_log import MetricsLog
@@ -67,6 +68,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, log=print, on_epoch=
     d, device_name = init_distributed(cfg.device)
     quiet = log is None or not d.main
     deterministic = torch.are_deterministic_algorithms_enabled()  # setup may turn it on for this run only
+    threads = torch.get_num_threads()  # the run's ThreadTuner may change it
     try:
         run = setup(cfg, d, pick_device(device_name), resume, (lambda *a, **k: None) if quiet else log)
         run.show_progress = not quiet
@@ -79,6 +81,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, log=print, on_epoch=
         return finish(run)
     finally:
         torch.use_deterministic_algorithms(deterministic)
+        torch.set_num_threads(threads)
         shutdown(d)
 
 
@@ -114,6 +117,7 @@ class Run:
     tensorboard: TensorBoardLog | None = None
     fp16: bool = False         # fp16 autocast, the loss scaled by ``scaler`` (GPUs without bf16)
     scaler: torch.amp.GradScaler | None = None
+    threads: ThreadTuner | None = None  # re-picks the CPU thread count while training (runtime/threads.py)
 
     @property
     def steps(self) -> int:
@@ -154,6 +158,9 @@ def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log) -> Run:
               use_bf16(device, cfg.amp, min(task.input_shape[1:])) and task.autocast, None, skipped=skipped)
     run.fp16 = use_fp16(device, cfg.amp) and task.autocast
     run.scaler = torch.amp.GradScaler(device.type, enabled=run.fp16)
+    if device.type == "cpu" and not d.enabled and not cfg.deterministic and not thread_count_fixed() \
+            and torch.get_num_threads() > 1:  # a thread count chosen by the user, or exactness, stays
+        run.threads = ThreadTuner(torch.get_num_threads())
     if ckpt:
         _restore(run, ckpt)
         log(f"resumed from {resume} at epoch {run.epoch + 1}, step {run.step}")
@@ -229,6 +236,8 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict, Progress]:
                         run_eta=run_eta(run.epoch_walls, cfg.epochs, epoch, t0))
     first = run.step if epoch == run.epoch else 0
     for step, batch in enumerate(run.train_batches.epoch(epoch, first), start=first):
+        if run.threads:
+            run.threads()
         run.epoch, run.step = epoch, step
         seed = step_seed(cfg.seed, epoch, step)
         torch.manual_seed(seed)  # dropout etc.
@@ -252,6 +261,8 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict, Progress]:
         seen += len(batch[0]) * run.d.world  # images (count may be pixels or tokens)
         progress.update(lambda: _running(totals, has_acc, seen, t0, epoch, step, run))  # read only when drawn
     run.step = steps
+    if run.threads:
+        run.threads.pause()
     if run.lookahead:
         run.lookahead.end_epoch()
     shown = _running(totals, has_acc, seen, t0, epoch, steps - 1, run)

@@ -1,40 +1,71 @@
-"""The CPU thread policy, applied before torch starts OpenMP (``import cnnlab`` does it).
+"""The CPU thread policy: OpenMP's wait policy before torch starts, the thread count while training.
 
-Waiting threads sleep rather than spin: ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it. On a
-busy machine the thread count matters more (benchmarks/RESULTS.md, "Contention": one thread kept
-0.52 of the quiet two-thread speed beside a busy process, two threads 0.38), so ``CNNLAB_THREADS``
-picks it: a number, or ``adapt`` (the cores left idle right now, measured over 0.1 s), or unset
-(torch's own choice: one per core).
+``import cnnlab`` sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it: waiting threads sleep
+rather than spin. On a machine doing other work the thread count matters more (benchmarks/RESULTS.md,
+"Contention": beside one busy process, one thread kept 0.52 of the quiet two-thread speed and two
+threads 0.38), and which count is fastest changes while a run trains, so the trainer re-picks it by
+measurement (``ThreadTuner``). ``CNNLAB_THREADS=N`` (or ``OMP_NUM_THREADS``) fixes it instead.
 """
 from __future__ import annotations
 
 import os
+import statistics
 import time
 
 
 def apply_thread_policy(environ=os.environ) -> None:
-    """Set OpenMP's wait policy and thread count in ``environ`` unless already set there."""
+    """Set OpenMP's wait policy, and ``CNNLAB_THREADS=N``'s thread count, in ``environ`` unless set there."""
     environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     wanted = environ.get("CNNLAB_THREADS", "")
-    if wanted and "OMP_NUM_THREADS" not in environ:
-        n = idle_cores() if wanted == "adapt" else int(wanted) if wanted.isdigit() and int(wanted) > 0 else None
-        if n:
-            environ["OMP_NUM_THREADS"] = str(n)
+    if wanted.isdigit() and int(wanted) > 0 and "OMP_NUM_THREADS" not in environ:
+        environ["OMP_NUM_THREADS"] = wanted
 
 
-def idle_cores(seconds: float = 0.1) -> int:
-    """Cores not busy with other work over the next ``seconds`` (at least 1), from /proc/stat."""
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            values = [int(v) for v in f.readline().split()[1:]]
-        return sum(values), values[3] + values[4]  # all jiffies, idle + iowait
+def thread_count_fixed(environ=os.environ) -> bool:
+    """Whether the user chose the thread count (``CNNLAB_THREADS`` or ``OMP_NUM_THREADS``)."""
+    return bool(environ.get("CNNLAB_THREADS") or environ.get("OMP_NUM_THREADS"))
 
-    cores = os.cpu_count() or 1
-    try:
-        total0, idle0 = sample()
-        time.sleep(seconds)
-        total1, idle1 = sample()
-    except OSError:  # no /proc (macOS, Windows): all cores
-        return cores
-    busy = cores * (1 - (idle1 - idle0) / max(total1 - total0, 1))
-    return max(1, cores - round(busy))
+
+class ThreadTuner:
+    """Re-picks torch's CPU thread count by timing training steps; call it at the start of each step.
+
+    After ``warmup`` steps, and then every ``every`` seconds, a round times ``probe`` steps at each
+    candidate count (all ``cores``, half of them, one; the first step after a switch is not counted)
+    and keeps the one with the shortest median step until the next round. Beside a busy process,
+    fewer threads stop waiting for a descheduled partner; on a quiet machine a round costs a few
+    slower steps (~1-2% of a run). ``pause()`` between epochs keeps validation out of the timings.
+    """
+
+    def __init__(self, cores: int, every: float = 30.0, probe: int = 4, warmup: int = 3, set_threads=None):
+        import torch
+
+        self.candidates = sorted({cores, max(1, cores // 2), 1}, reverse=True)
+        self.every, self.probe, self.warmup = every, probe, warmup
+        self.set_threads = set_threads or torch.set_num_threads
+        self.chosen = cores
+        self.plan: list[tuple[int, bool]] = []   # (threads, counted) for the coming steps of a round
+        self.times: dict[int, list[float]] = {}
+        self.current: tuple[int, bool] | None = None
+        self.steps, self.last, self.next_round = 0, None, None
+        self.history: list[int] = []             # the count chosen by each round
+
+    def pause(self) -> None:
+        """The time until the next call is not a training step's (validation, checkpointing)."""
+        self.last = None
+
+    def __call__(self) -> None:
+        now = time.perf_counter()
+        if self.last is not None and self.current and self.current[1]:
+            self.times.setdefault(self.current[0], []).append(now - self.last)
+        self.last, self.steps = now, self.steps + 1
+        if not self.plan and self.times:  # a round just ended: keep the fastest
+            self.chosen = min(self.times, key=lambda n: statistics.median(self.times[n]))
+            self.history.append(self.chosen)
+            self.times.clear()
+            self.current, self.next_round = None, now + self.every
+            self.set_threads(self.chosen)
+        elif not self.plan and self.steps > self.warmup and (self.next_round is None or now >= self.next_round):
+            self.plan = [(n, i > 0) for n in self.candidates for i in range(self.probe + 1)]
+        if self.plan:
+            self.current = self.plan.pop(0)
+            self.set_threads(self.current[0])

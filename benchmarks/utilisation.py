@@ -2,7 +2,7 @@
 
     python benchmarks/utilisation.py                          # every recipe in recipes/ whose data is here
     python benchmarks/utilisation.py --recipes cifar10 fashion-mnist --steps 20
-    python benchmarks/utilisation.py --profile cifar10        # + torch.profiler's top 15 ops (self CPU time)
+    python benchmarks/utilisation.py --profile cifar10 bccd   # + torch.profiler's top 15 ops (self CPU time)
 
 For each recipe: the model and data are built by the trainer's own set-up (``engine.trainer.setup``,
 as ``cnnlab train --config recipes/NAME.yaml`` builds them), ``--warmup`` steps run untimed, then
@@ -206,6 +206,7 @@ def bench(name: str, steps: int, warmup: int, peaks: dict, profile: bool = False
             return {"recipe": name, "skip": f"data absent or unreadable: {e}".splitlines()[0]}
         setup_s = time.perf_counter() - t0
         run.show_progress = False
+        run.threads = None  # all threads throughout, as the peak is measured (no tuner probing rounds)
         per_epoch = run.steps
         n = min(steps, per_epoch)
         w = min(warmup, per_epoch)
@@ -259,14 +260,13 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"which recipes (default: all: {', '.join(available)})")
     p.add_argument("--steps", type=int, default=50, help="timed training steps per recipe (default 50)")
     p.add_argument("--warmup", type=int, default=10, help="untimed steps before them (default 10)")
-    p.add_argument("--profile", choices=available, metavar="NAME",
-                   help="also profile 5 steps of this recipe: torch.profiler's top 15 ops by self CPU time")
+    p.add_argument("--profile", nargs="+", default=[], choices=available, metavar="NAME",
+                   help="also profile 5 steps of these recipes: torch.profiler's top 15 ops by self CPU time")
     p.add_argument("--out", type=Path, help="also write the output to OUT/utilisation.txt")
     a = p.parse_args(argv)
     if a.steps < 1 or a.warmup < 0:
         p.error("--steps must be >= 1 and --warmup >= 0")
-    if a.profile and a.profile not in a.recipes:
-        a.recipes.append(a.profile)
+    a.recipes += [name for name in a.profile if name not in a.recipes]
     from cnnlab.runtime.device import pick_device
 
     device = pick_device("auto")
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     say("matmul peak: " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
     rows = []
     for name in a.recipes:
-        row = bench(name, a.steps, a.warmup, peaks, profile=name == a.profile)
+        row = bench(name, a.steps, a.warmup, peaks, profile=name in a.profile)
         say(f"  {row['recipe']}: skipped ({row['skip']})" if "skip" in row else
             f"  {row['line']} (set-up {row['setup_s']:.0f} s)")
         rows.append(row)

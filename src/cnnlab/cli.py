@@ -81,9 +81,10 @@ def cmd_predict(a) -> int:
         given.setdefault("out", a.save)  # the figures go beside predictions.jsonl
     if not a.json and draws:
         given.setdefault("out", FIGURES)  # the terminal shows where the figures went; --json prints only
+    images = _expand_images(a.images)
     if a.save:
-        return _save_predictions(api.predictions(lm, _expand_images(a.images), **given), Path(a.save))
-    results = _predicted(api.predict(lm, _expand_images(a.images), **given))
+        return _save_predictions(_stdin_named(api.predictions(lm, images, **given), images), Path(a.save))
+    results = _predicted(list(_stdin_named(api.predict(lm, images, **given), images)))
     if a.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -143,6 +144,12 @@ def _expand_images(items: list[str]) -> list:
         else:
             images.append(path)
     return images
+
+
+def _stdin_named(results, images: list):
+    """The results with the image read from stdin (``-``, a tensor by now) named ``<stdin>``."""
+    for r, image in zip(results, images):
+        yield r if isinstance(image, Path) else {**r, "image": "<stdin>"}
 
 
 def _predicted(results: list[dict]) -> list[dict]:

@@ -35,6 +35,8 @@ def cmd_train(a) -> int:
     result = api.train(config=a.config, overrides=a.set, resume=a.resume, log=log, **options)
     if result.interrupted:
         return 130
+    if os.environ.get("RANK", "0") != "0":  # under torchrun the run is reported once, by rank 0
+        return 0
     task = result.task
     if a.json:
         print(json.dumps({"out": str(result.out), "best_val": result.best,

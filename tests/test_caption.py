@@ -137,40 +137,6 @@ def test_beam_search_finds_the_most_likely_caption(name):
         assert len(long["ids"]) >= len(beams[0]["ids"])  # a length penalty favours longer captions
 
 
-@pytest.mark.parametrize("name", ["show_tell", "show_attend_tell"])
-def test_an_ensemble_trains_each_decoder_and_decodes_with_their_mean_probabilities(name):
-    torch.manual_seed(0)
-    ensemble = get_model(name, vocab_size=6, decoders=3, freeze_encoder=True, **TINY)
-    assert len(ensemble.decoders) == 3 and all(d.encoder is None for d in ensemble.decoders)
-    keys = list(ensemble.state_dict())
-    assert any(k.startswith("encoder.") for k in keys) and not any(".encoder." in k for k in keys)  # stored once
-    images, words = torch.randn(2, 3, 32, 32), torch.randint(4, 6, (2, 4))
-    logits, alphas = ensemble(images, words)
-    assert logits.shape == (3, 2, 4, 6) and (alphas is None) == (name == "show_tell")
-    assert not torch.allclose(logits[0], logits[1])  # the decoders start apart
-    words6 = ["<pad>", "<start>", "<end>", "<unk>", "a", "b"]
-    task = CaptionTask(words6, words6, [0.5] * 3, [0.25] * 3, (3, 32, 32))
-    batch = (torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8), torch.tensor([[START_ID, 4, 5, END_ID]] * 2))
-    losses, stats = task.training_step(ensemble, batch, torch.Generator().manual_seed(0))
-    losses["loss"].backward()
-    assert all(p.grad is not None for d in ensemble.decoders for p in d.parameters())
-    assert stats["count"] == 3 * 2 * 3  # three decoders x two captions x three next words
-    ensemble.eval()
-    image = torch.randn(1, 3, 32, 32)
-    with torch.no_grad():
-        features = ensemble.encode(image)
-        memory, state = ensemble.start(features)
-        logp, _, _ = ensemble.step(memory, state, torch.tensor([START_ID]))
-        mean = torch.stack([d.step(*d.start(features), torch.tensor([START_ID]))[0].softmax(-1)
-                            for d in ensemble.decoders]).mean(0)
-        torch.testing.assert_close(logp.exp(), mean)  # the mean of the decoders' probabilities
-        beams = beam_search(ensemble, image, start=START_ID, end=END_ID, beam=3, max_len=4,
-                            banned=(PAD_ID, START_ID, UNK_ID))[0]
-    assert len(beams) == 3 and all(set(b["ids"]) <= {4, 5} for b in beams)
-    with pytest.raises(CnnlabError, match="decoders"):
-        get_model(name, vocab_size=6, decoders=0, **TINY)
-
-
 # ---------------------------------------------------------------------- files on disk
 def _png(path, color):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -275,8 +241,8 @@ def tiny_shapes(monkeypatch):
 
 
 def test_train_eval_predict_through_the_cli(tmp_path, tiny_shapes, capsys):
-    run = cnnlab.train(task="caption", data="shapes", model="show_attend_tell", model_args={**TINY, "decoders": 2},
-                       image_size=32, epochs=3, batch_size=32, optimizer="adamw", lr=1e-2, min_word_count=2, amp="off",
+    run = cnnlab.train(task="caption", data="shapes", model="show_attend_tell", model_args=TINY, image_size=32,
+                       epochs=3, batch_size=32, optimizer="adamw", lr=1e-2, min_word_count=2, amp="off",
                        out=str(tmp_path / "run"), plots=True, log=lambda *a: None)
     losses = [r["train_loss"] for r in run.history]
     assert losses[-1] < losses[0]  # teacher forcing learns the caption language

@@ -14,8 +14,6 @@ with the decoder or frozen (``freeze_encoder``). Decoding (greedy, beam search) 
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
@@ -39,35 +37,19 @@ def conv_features(name: str, in_channels: int = 3, pretrained: bool = False, **k
     return model
 
 
-def feature_width(encoder: nn.Module, in_channels: int) -> int:
-    """The channels C' of ``encoder``'s feature map."""
-    was = encoder.training
-    with torch.no_grad():
-        c = encoder.eval().forward_features(torch.zeros(1, in_channels, 64, 64)).shape[1]
-    encoder.train(was)
-    return c
-
-
-def encode(encoder: nn.Module, images: Tensor) -> Tensor:
-    """Normalised images (B, C, H, W) -> ``encoder``'s feature vectors (B, h*w, C') at each position."""
-    f = encoder.forward_features(images)  # (B, C', h, w)
-    return f.flatten(2).transpose(1, 2).float()
-
-
 class Captioner(nn.Module):
     """CNN encoder + LSTM decoder, with (``attention=True``) or without soft attention."""
 
-    def __init__(self, encoder: nn.Module | None, vocab_size: int, *, attention: bool, in_channels: int = 3,
+    def __init__(self, encoder: nn.Module, vocab_size: int, *, attention: bool, in_channels: int = 3,
                  embed_dim: int = 64,       # word embedding width
                  hidden_dim: int = 256,     # LSTM state width
                  attention_dim: int = 128,  # width of the additive attention's hidden layer
                  dropout: float = 0.2,      # before the word classifier
-                 freeze_encoder: bool = False, feature_channels: int | None = None):
-        """encoder None: a decoder only (of a ``CaptionEnsemble``), over ``feature_channels`` features."""
+                 freeze_encoder: bool = False):
         super().__init__()
         self.encoder, self.attention = encoder, attention
         self.vocab_size = vocab_size
-        c = feature_channels or feature_width(encoder, in_channels)
+        c = self._feature_channels(in_channels)
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         if attention:
             self.init_h, self.init_c = nn.Linear(c, hidden_dim), nn.Linear(c, hidden_dim)
@@ -84,10 +66,18 @@ class Captioner(nn.Module):
         if freeze_encoder:
             self.encoder.requires_grad_(False)
 
+    def _feature_channels(self, in_channels: int) -> int:
+        was = self.encoder.training
+        with torch.no_grad():
+            c = self.encoder.eval().forward_features(torch.zeros(1, in_channels, 64, 64)).shape[1]
+        self.encoder.train(was)
+        return c
+
     # ------------------------------------------------------------------ stepping
     def encode(self, images: Tensor) -> Tensor:
         """Normalised images (B, C, H, W) -> feature vectors (B, h*w, C') at each position."""
-        return encode(self.encoder, images)
+        f = self.encoder.forward_features(images)  # (B, C', h, w)
+        return f.flatten(2).transpose(1, 2).float()  # (B, h*w, C')
 
     def start(self, features: Tensor) -> tuple[Memory, State]:
         """What each step reads from the image, and the LSTM's first state."""
@@ -135,74 +125,19 @@ class Captioner(nn.Module):
         return torch.stack(logits, 1), torch.stack(alphas, 1)
 
 
-class CaptionEnsemble(nn.Module):
-    """Several LSTM decoders over one encoder, as Show-Attend-and-Tell's ensembles: each decoder
-    learns from its own loss (``forward`` stacks their outputs), and decoding averages their
-    next-word probabilities (``step``), so the steps of beam search are the ensemble's."""
-
-    def __init__(self, encoder: nn.Module, decoders: list[Captioner]):
-        super().__init__()
-        self.encoder, self.decoders = encoder, nn.ModuleList(decoders)
-        self.attention, self.vocab_size = decoders[0].attention, decoders[0].vocab_size
-
-    def encode(self, images: Tensor) -> Tensor:
-        return encode(self.encoder, images)
-
-    def start(self, features: Tensor) -> tuple[Memory, State]:
-        """The decoders' memories one after the other; their LSTM states side by side."""
-        starts = [d.start(features) for d in self.decoders]
-        memory = tuple(m for mem, _ in starts for m in mem)
-        return memory, tuple(torch.cat([s[i] for _, s in starts], 1) for i in range(2))
-
-    def step(self, memory: Memory, state: State, words: Tensor) -> tuple[Tensor, State, Tensor | None]:
-        """One word (B,) -> log of the decoders' mean next-word probabilities (B, V), the new
-        states, the mean attention (B, P) or None."""
-        n = len(self.decoders)
-        per = len(memory) // n
-        hs, cs = state[0].chunk(n, 1), state[1].chunk(n, 1)
-        logps, hs_new, cs_new, alphas = [], [], [], []
-        for i, decoder in enumerate(self.decoders):
-            logits, (h, c), alpha = decoder.step(memory[i * per:(i + 1) * per], (hs[i], cs[i]), words)
-            logps.append(logits.float().log_softmax(-1))
-            hs_new.append(h)
-            cs_new.append(c)
-            alphas.append(alpha)
-        logp = torch.logsumexp(torch.stack(logps), 0) - math.log(n)
-        alpha = None if alphas[0] is None else torch.stack(alphas).mean(0)
-        return logp, (torch.cat(hs_new, 1), torch.cat(cs_new, 1)), alpha
-
-    def forward(self, images: Tensor | None, words: Tensor, features: Tensor | None = None
-                ) -> tuple[Tensor, Tensor | None]:
-        """Teacher forcing, each decoder on its own: logits (N, B, T, V), alphas (N, B, T, P) or None."""
-        features = self.encode(images) if features is None else features
-        outs = [d(None, words, features=features) for d in self.decoders]
-        alphas = None if outs[0][1] is None else torch.stack([a for _, a in outs])
-        return torch.stack([logits for logits, _ in outs]), alphas
-
-
 def _captioner(attention: bool, vocab_size: int, in_channels: int, pretrained: bool, encoder: str,
-               encoder_args: dict | None, freeze_encoder: bool, decoders: int = 1, **kwargs) -> nn.Module:
-    if not isinstance(decoders, int) or isinstance(decoders, bool) or decoders < 1:
-        raise CnnlabError(f"model_args decoders: {decoders!r}; expected a whole number >= 1")
+               encoder_args: dict | None, freeze_encoder: bool, **kwargs) -> Captioner:
     backbone = conv_features(encoder, in_channels, pretrained, **(encoder_args or {}))
-    if decoders == 1:
-        return Captioner(backbone, vocab_size, attention=attention, in_channels=in_channels,
-                         freeze_encoder=freeze_encoder, **kwargs)
-    width = feature_width(backbone, in_channels)
-    members = [Captioner(None, vocab_size, attention=attention, feature_channels=width, **kwargs)
-               for _ in range(decoders)]
-    if freeze_encoder:
-        backbone.requires_grad_(False)
-    return CaptionEnsemble(backbone, members)
+    return Captioner(backbone, vocab_size, attention=attention, in_channels=in_channels,
+                     freeze_encoder=freeze_encoder, **kwargs)
 
 
 @register_model("show_tell", input_size=(3, 64, 64), task="caption",
                 paper="Vinyals et al. 2015, Show and Tell", tags=("caption",))
 def show_tell(vocab_size: int = 1000, in_channels: int = 3, pretrained: bool = False,
               encoder: str = "lecture_cnn", encoder_args: dict | None = None, freeze_encoder: bool = False,
-              **kwargs) -> nn.Module:
-    """Show-and-Tell on ``encoder``'s features; ``pretrained`` loads the encoder's offline weights;
-    ``decoders`` > 1: an ensemble of that many decoders over the encoder."""
+              **kwargs) -> Captioner:
+    """Show-and-Tell on ``encoder``'s features; ``pretrained`` loads the encoder's offline weights."""
     return _captioner(False, vocab_size, in_channels, pretrained, encoder, encoder_args, freeze_encoder, **kwargs)
 
 
@@ -210,7 +145,6 @@ def show_tell(vocab_size: int = 1000, in_channels: int = 3, pretrained: bool = F
                 paper="Xu et al. 2015, Show, Attend and Tell", tags=("caption", "attention"))
 def show_attend_tell(vocab_size: int = 1000, in_channels: int = 3, pretrained: bool = False,
                      encoder: str = "lecture_cnn", encoder_args: dict | None = None,
-                     freeze_encoder: bool = False, **kwargs) -> nn.Module:
-    """Show-Attend-and-Tell on ``encoder``'s feature map (soft attention at each word);
-    ``decoders`` > 1: an ensemble of that many decoders over the encoder."""
+                     freeze_encoder: bool = False, **kwargs) -> Captioner:
+    """Show-Attend-and-Tell on ``encoder``'s feature map (soft attention at each word)."""
     return _captioner(True, vocab_size, in_channels, pretrained, encoder, encoder_args, freeze_encoder, **kwargs)

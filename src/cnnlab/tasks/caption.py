@@ -179,9 +179,6 @@ class CaptionTask(Task):
             logits, alphas = model(None, inputs, features=self.feature_cache.features(core, images, self.prepare))
         else:
             logits, alphas = model(self.prepare(images), inputs)  # (B, T, V), (B, T, P) or None
-        if logits.ndim == 4:  # an ensemble's decoders (N, B, T, V): each learns from its own loss
-            logits, targets = logits.flatten(0, 1), targets.repeat(len(logits), 1)
-            alphas = None if alphas is None else alphas.flatten(0, 1)
         loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=PAD_ID,
                                label_smoothing=self.label_smoothing)
         mask = targets != PAD_ID

@@ -1,4 +1,5 @@
 """The CPU thread policy: CNNLAB_THREADS, and the tuner that re-picks the thread count by timing steps."""
+import json
 import time
 
 import torch
@@ -86,4 +87,5 @@ def test_training_restores_the_thread_count_and_deterministic_runs_keep_it(tmp_p
     monkeypatch.setenv("CNNLAB_THREADS", "1")
     cnnlab.train(out=str(tmp_path / "c"), **common)
     assert (seen[0] is not None) == (before > 1) and seen[1] is None and seen[2] is None
+    assert json.loads((tmp_path / "c" / "metrics.json").read_text())["epochs"][0]["threads"] == 1
     assert torch.get_num_threads() == before

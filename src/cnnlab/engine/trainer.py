@@ -26,7 +26,7 @@ from cnnlab.engine.checkpoint import (load_checkpoint, remove_stale_temporaries,
 from cnnlab.engine.config import TrainConfig
 from cnnlab.runtime.device import autocast, pick_device, use_bf16, use_fp16
 from cnnlab.runtime.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
-from cnnlab.runtime.threads import ThreadTuner, thread_count_fixed
+from cnnlab.runtime.threads import ThreadTuner, requested_threads, thread_count_fixed
 from cnnlab.engine.guards import train_eval_accuracy, train_eval_warning
 from cnnlab.engine.lookahead import Lookahead
 from cnnlab.engine.metrics_log import MetricsLog
@@ -158,7 +158,9 @@ def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log) -> Run:
               use_bf16(device, cfg.amp, min(task.input_shape[1:])) and task.autocast, None, skipped=skipped)
     run.fp16 = use_fp16(device, cfg.amp) and task.autocast
     run.scaler = torch.amp.GradScaler(device.type, enabled=run.fp16)
-    if device.type == "cpu" and not d.enabled and not cfg.deterministic and not thread_count_fixed() \
+    if requested_threads():
+        torch.set_num_threads(requested_threads())
+    elif device.type == "cpu" and not d.enabled and not cfg.deterministic and not thread_count_fixed() \
             and torch.get_num_threads() > 1:  # a thread count chosen by the user, or exactness, stays
         run.threads = ThreadTuner(torch.get_num_threads())
     if ckpt:
@@ -289,7 +291,8 @@ def end_epoch(run: Run, epoch: int, stats: dict, progress: Progress, on_epoch=No
     row = {"epoch": epoch + 1, "train_loss": stats["train_loss"],
            **({"train_acc": stats["train_acc"]} if "train_acc" in stats else {}),
            **{f"val_{k}": v for k, v in val.items() if isinstance(v, (int, float))},
-           "lr": run.schedule.get_last_lr()[0], "seconds": stats["seconds"], "images_per_s": stats["images_per_s"]}
+           "lr": run.schedule.get_last_lr()[0], "seconds": stats["seconds"], "images_per_s": stats["images_per_s"],
+           "threads": torch.get_num_threads()}  # CPU threads at the epoch's end (the ThreadTuner's choice)
     run.history.append(row)
     improved = not run.best or val["score"] > run.best["score"]
     if improved:

@@ -16,14 +16,20 @@ import time
 def apply_thread_policy(environ=os.environ) -> None:
     """Set OpenMP's wait policy, and ``CNNLAB_THREADS=N``'s thread count, in ``environ`` unless set there."""
     environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    wanted = environ.get("CNNLAB_THREADS", "")
-    if wanted.isdigit() and int(wanted) > 0 and "OMP_NUM_THREADS" not in environ:
-        environ["OMP_NUM_THREADS"] = wanted
+    wanted = requested_threads(environ)
+    if wanted and "OMP_NUM_THREADS" not in environ:
+        environ["OMP_NUM_THREADS"] = str(wanted)
 
 
 def thread_count_fixed(environ=os.environ) -> bool:
     """Whether the user chose the thread count (``CNNLAB_THREADS`` or ``OMP_NUM_THREADS``)."""
     return bool(environ.get("CNNLAB_THREADS") or environ.get("OMP_NUM_THREADS"))
+
+
+def requested_threads(environ=os.environ) -> int | None:
+    """``CNNLAB_THREADS=N``'s N (also when set after ``import cnnlab``), else None."""
+    wanted = environ.get("CNNLAB_THREADS", "")
+    return int(wanted) if wanted.isdigit() and int(wanted) > 0 else None
 
 
 class ThreadTuner:

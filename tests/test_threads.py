@@ -53,6 +53,22 @@ def test_the_tuner_keeps_the_fastest_count_and_probes_again_later():
     assert busy.history[-1] == 4 and busy.threads_now == 4
 
 
+def test_rounds_that_repeat_their_choice_come_less_often():
+    t = _Recorder(2, every=0.01, probe=3, warmup=0, longest=0.04)
+    waits = []
+    for _ in range(6):  # six rounds on an unchanging machine
+        while len(t.history) == len(waits):
+            _drive(t, {2: 0.004, 1: 0.024}, 1)
+        waits.append(t.wait)
+        time.sleep(t.wait)
+    assert t.history == [2] * 6 and waits == [0.01, 0.02, 0.04, 0.04, 0.04, 0.04]
+    time.sleep(t.wait)
+    n = len(t.history)
+    while len(t.history) == n:  # the machine got busy: the choice changes, the wait starts again
+        _drive(t, {2: 0.024, 1: 0.004}, 1)
+    assert t.history[-1] == 1 and t.wait == 0.01
+
+
 def test_validation_time_is_not_counted():
     t = _Recorder(2, every=10.0, probe=2, warmup=0)
     t()                       # step 1 (2 threads, not counted: the first after a switch)

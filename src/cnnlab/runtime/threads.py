@@ -39,14 +39,19 @@ class ThreadTuner:
     candidate count (all ``cores``, half of them, one; the first step after a switch is not counted)
     and keeps the one with the shortest median step until the next round. Beside a busy process,
     fewer threads stop waiting for a descheduled partner; on a quiet machine a round costs a few
-    slower steps (~1-2% of a run). ``pause()`` between epochs keeps validation out of the timings.
+    slower steps (~1-2% of a run). While rounds keep choosing the same count the wait between them
+    doubles, up to ``longest`` seconds (a round's slow steps cost most on a crowded machine); a
+    changed choice brings it back to ``every``. ``pause()`` between epochs keeps validation out of
+    the timings.
     """
 
-    def __init__(self, cores: int, every: float = 30.0, probe: int = 4, warmup: int = 3, set_threads=None):
+    def __init__(self, cores: int, every: float = 30.0, probe: int = 4, warmup: int = 3,
+                 longest: float = 240.0, set_threads=None):
         import torch
 
         self.candidates = sorted({cores, max(1, cores // 2), 1}, reverse=True)
-        self.every, self.probe, self.warmup = every, probe, warmup
+        self.every, self.probe, self.warmup, self.longest = every, probe, warmup, longest
+        self.wait = every                        # seconds from the end of a round to the next one
         self.set_threads = set_threads or torch.set_num_threads
         self.chosen = cores
         self.plan: list[tuple[int, bool]] = []   # (threads, counted) for the coming steps of a round
@@ -66,9 +71,11 @@ class ThreadTuner:
         self.last, self.steps = now, self.steps + 1
         if not self.plan and self.times:  # a round just ended: keep the fastest
             self.chosen = min(self.times, key=lambda n: statistics.median(self.times[n]))
+            same = bool(self.history) and self.history[-1] == self.chosen
+            self.wait = min(2 * self.wait, self.longest) if same else self.every
             self.history.append(self.chosen)
             self.times.clear()
-            self.current, self.next_round = None, now + self.every
+            self.current, self.next_round = None, now + self.wait
             self.set_threads(self.chosen)
         elif not self.plan and self.steps > self.warmup and (self.next_round is None or now >= self.next_round):
             self.plan = [(n, i > 0) for n in self.candidates for i in range(self.probe + 1)]

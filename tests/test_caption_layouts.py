@@ -215,7 +215,8 @@ def test_a_frozen_encoders_features_are_computed_once_per_image():
     cache = task.feature_cache
     assert (cache.misses, cache.hits) == (4, 4) and model.embed.weight.grad is not None
     model.eval()
-    assert torch.allclose(cache.features(model, images.flip(0), task.prepare), model.encode(task.prepare(images.flip(0))))
+    assert torch.allclose(cache.features(model, images.flip(0), task.prepare), model.encode(task.prepare(images.flip(0))),
+                          rtol=1e-4, atol=1e-5)  # the cache computes them with BatchNorm folded
     cached = task.generate(model, images, beam=2, cache=True)
     assert [b[0]["ids"] for b in cached] == [b[0]["ids"] for b in task.generate(model, images, beam=2)]
     model.encoder.load_state_dict(model.encoder.state_dict())  # new weights: the cache starts again

@@ -74,9 +74,10 @@ class Captioner(nn.Module):
         return c
 
     # ------------------------------------------------------------------ stepping
-    def encode(self, images: Tensor) -> Tensor:
-        """Normalised images (B, C, H, W) -> feature vectors (B, h*w, C') at each position."""
-        f = self.encoder.forward_features(images)  # (B, C', h, w)
+    def encode(self, images: Tensor, encoder_features=None) -> Tensor:
+        """Normalised images (B, C, H, W) -> feature vectors (B, h*w, C') at each position;
+        ``encoder_features`` stands in for the encoder's ``forward_features`` (a folded copy)."""
+        f = (encoder_features or self.encoder.forward_features)(images)  # (B, C', h, w)
         return f.flatten(2).transpose(1, 2).float()  # (B, h*w, C')
 
     def start(self, features: Tensor) -> tuple[Memory, State]:

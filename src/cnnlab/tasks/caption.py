@@ -28,6 +28,7 @@ from cnnlab.runtime.distributed import Dist
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, model_info
 from cnnlab.models.caption_search import beam_search
+from cnnlab.models.fold import fold_batchnorm
 from cnnlab.tasks.base import Task
 from cnnlab.tasks.caption_metrics import caption_metrics
 from cnnlab.tasks.options import CaptionOptions
@@ -41,13 +42,15 @@ class FeatureCache:
 
     Keys are the uint8 pixels' digest, so any batch order, split or DataLoader finds them; the
     cache empties itself when the encoder's weights change (a checkpoint loaded into it). At most
-    ``limit_bytes`` are kept (then the rest is computed each time, as without a cache).
+    ``limit_bytes`` are kept (then the rest is computed each time, as without a cache). Features
+    come from a copy of the encoder with its BatchNorms folded into its convolutions (``fold``).
     """
 
     def __init__(self, limit_bytes: int = 2 << 30):
         self.limit_bytes, self.bytes = limit_bytes, 0
         self.store: dict[bytes, Tensor] = {}
         self.owner: tuple | None = None
+        self.folded: nn.Module | None = None  # the owner's forward_features with BatchNorm folded
         self.hits = self.misses = 0
 
     @staticmethod
@@ -63,6 +66,7 @@ class FeatureCache:
         if owner != self.owner:  # another encoder, or new weights in it
             self.store.clear()
             self.owner, self.bytes = owner, 0
+            self.folded = fold_batchnorm(encoder, "forward_features")
         keys = [hashlib.blake2b(memoryview(img.contiguous().cpu().numpy()).cast("B"), digest_size=16).digest()
                 for img in images]
         missing = sorted({i for i, k in enumerate(keys) if k not in self.store})
@@ -71,7 +75,7 @@ class FeatureCache:
             was = encoder.training
             encoder.eval()
             with torch.no_grad():
-                new = model.encode(prepare(images[missing]))  # (M, P, C')
+                new = model.encode(prepare(images[missing]), self.folded)  # (M, P, C')
             encoder.train(was)
             for i, f in zip(missing, new):
                 computed[keys[i]] = f

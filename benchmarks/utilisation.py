@@ -3,6 +3,7 @@
     python benchmarks/utilisation.py                          # every recipe in recipes/ whose data is here
     python benchmarks/utilisation.py --recipes cifar10 fashion-mnist --steps 20
     python benchmarks/utilisation.py --profile cifar10 bccd   # + torch.profiler's top 15 ops (self CPU time)
+    python benchmarks/utilisation.py --recipes camvid --set compile=true   # a config key changed for every recipe
 
 For each recipe: the model and data are built by the trainer's own set-up (``engine.trainer.setup``,
 as ``cnnlab train --config recipes/NAME.yaml`` builds them), ``--warmup`` steps run untimed, then
@@ -183,7 +184,7 @@ def recipe_data(cfg) -> str | None:
     return None
 
 
-def bench(name: str, steps: int, warmup: int, peaks: dict, profile: bool = False) -> dict:
+def bench(name: str, steps: int, warmup: int, peaks: dict, profile: bool = False, sets: tuple = ()) -> dict:
     """Train ``name``'s recipe for ``warmup`` + ``steps`` steps; its row of the table (or a skip)."""
     from cnnlab.engine.config import TrainConfig
     from cnnlab.engine.trainer import setup, train_epoch
@@ -195,7 +196,7 @@ def bench(name: str, steps: int, warmup: int, peaks: dict, profile: bool = False
     cfg = TrainConfig.from_sources(recipe)
     data = recipe_data(cfg)
     with tempfile.TemporaryDirectory() as out:
-        overrides = [f"out={out}", "plots=false", *([f"data={data}"] if data else [])]
+        overrides = [f"out={out}", "plots=false", *([f"data={data}"] if data else []), *sets]
         cfg = TrainConfig.from_sources(recipe, overrides)
         if data and "://" not in data and not Path(data.split(":", 1)[-1]).exists():
             return {"recipe": name, "skip": f"data absent: {data}"}
@@ -262,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=10, help="untimed steps before them (default 10)")
     p.add_argument("--profile", nargs="+", default=[], choices=available, metavar="NAME",
                    help="also profile 5 steps of these recipes: torch.profiler's top 15 ops by self CPU time")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="sets",
+                   help="config keys changed for every recipe (compile=true, amp=bf16, ...), as cnnlab train --set")
     p.add_argument("--out", type=Path, help="also write the output to OUT/utilisation.txt")
     a = p.parse_args(argv)
     if a.steps < 1 or a.warmup < 0:
@@ -285,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     say("matmul peak: " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
     rows = []
     for name in a.recipes:
-        row = bench(name, a.steps, a.warmup, peaks, profile=name in a.profile)
+        row = bench(name, a.steps, a.warmup, peaks, profile=name in a.profile, sets=tuple(a.sets))
         say(f"  {row['recipe']}: skipped ({row['skip']})" if "skip" in row else
             f"  {row['line']} (set-up {row['setup_s']:.0f} s)")
         rows.append(row)

@@ -88,6 +88,18 @@ def test_lookahead_pulls_weights_to_their_average_late_in_training():
     torch.testing.assert_close(model.weight, torch.full((1, 2), 1 + (1 - rho) * 2))
 
 
+def test_lookahead_leaves_a_frozen_encoder_alone():
+    encoder = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).requires_grad_(False)
+    model = nn.Sequential(encoder, nn.Flatten(), nn.Linear(4, 2), nn.BatchNorm1d(2))
+    la = Lookahead(model, total_steps=10, start=0.0, every=1)
+    assert set(la._tensors()) == {"2.weight", "2.bias", "3.weight", "3.bias", "3.running_mean", "3.running_var"}
+    versions = [t._version for t in (*encoder.parameters(), *encoder.buffers())]
+    for step in range(1, 4):
+        la.step(step)
+    la.end_epoch()
+    assert [t._version for t in (*encoder.parameters(), *encoder.buffers())] == versions  # never written
+
+
 def test_tta_mirror_averages_mirror_images_and_shift_adds_shifted_views():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 6 * 6, 4)).eval()

@@ -13,25 +13,19 @@ DEFAULT_LR = {"sgd": 0.05, "adamw": 2e-3}  # peak learning rate for batch 128
 
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
                     momentum: float = 0.9) -> torch.optim.Optimizer:
-    """SGD with Nesterov momentum or AdamW; no weight decay on biases and norm weights.
-
-    On a CPU or CUDA device the fused implementation updates all parameters in one kernel: on the
-    CPU the default per-parameter loop took 34 ms a step for airbench's 21 tensors against 0.8 ms
-    (benchmarks/RESULTS.md, "Utilisation").
-    """
+    """SGD with Nesterov momentum or AdamW; no weight decay on biases and norm weights."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim > 1 else no_decay).append(p)
-    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in decay + no_decay) or None
     groups = [{"params": decay, "weight_decay": weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     if name not in DEFAULT_LR:
         raise CnnlabError(f"optimizer {name!r}: expected one of {', '.join(DEFAULT_LR)}")
     lr = lr or DEFAULT_LR[name]
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True, fused=fused)
-    return torch.optim.AdamW(groups, lr=lr, fused=fused)
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=lr)
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int, warmup_steps: int,

@@ -3,6 +3,7 @@ processes this benchmark starts itself, for each CPU thread policy, in one run.
 
     .venv/bin/python benchmarks/contention.py            # ~15 minutes on 2 cores
     .venv/bin/python benchmarks/contention.py --policies passive,tune --busy 0,1
+    .venv/bin/python benchmarks/contention.py --policies passive,tune --busy 0 --repeat 3   # the quiet cost, medians
 
 Each cell trains the recipe (recipes/fashion-mnist.yaml) for 3 epochs on Fashion-MNIST
 (``--train-images`` of it) in a fresh process and reads the training images/s of epochs 2-3 from
@@ -25,6 +26,7 @@ import gzip
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,16 +65,19 @@ def spinner() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def train_rate(data: Path, env_extra: dict, work: Path) -> float:
-    """Training images/s of epochs 2-3 of the recipe, in a fresh process with ``env_extra``."""
+def train_rate(data: Path, env_extra: dict, work: Path) -> tuple[float, list[int]]:
+    """Training images/s of epochs 2-3 of the recipe, in a fresh process with ``env_extra``, and the
+    thread count each epoch ended with."""
     out = work / f"run-{time.monotonic_ns()}"
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "CNNLAB_THREADS")}
     env.update(env_extra)
     cmd = [str(ROOT / ".venv" / "bin" / "cnnlab"), "train", "--config", str(ROOT / "recipes" / "fashion-mnist.yaml"),
            "--data", str(data), "--epochs", "3", "--no-plots", "--out", str(out)]
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800)
-    rows = json.loads((out / "metrics.json").read_text())["epochs"][1:]
-    return sum(r["images_per_s"] * r["seconds"] for r in rows) / sum(r["seconds"] for r in rows)
+    epochs = json.loads((out / "metrics.json").read_text())["epochs"]
+    rows = epochs[1:]
+    return (sum(r["images_per_s"] * r["seconds"] for r in rows) / sum(r["seconds"] for r in rows),
+            [r.get("threads", 0) for r in epochs])
 
 
 def main() -> None:
@@ -80,6 +85,7 @@ def main() -> None:
     ap.add_argument("--busy", default="0,1,2", help="numbers of competing busy processes")
     ap.add_argument("--policies", default="passive,one,tune", help=f"of {','.join(POLICIES)}")
     ap.add_argument("--train-images", type=int, default=60_000, help="training images (a random subset)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per cell, policies taking turns; the median is kept")
     a = ap.parse_args()
     if not FASHION.is_dir():
         sys.exit(f"benchmark: {FASHION} missing (apt-get install dataset-fashion-mnist)")
@@ -93,9 +99,15 @@ def main() -> None:
             competitors = [spinner() for _ in range(n)]
             time.sleep(1 if n else 0)
             try:
+                rates = {policy: [] for policy in policies}
+                for _ in range(a.repeat):
+                    for policy in policies:
+                        rate, threads = train_rate(data, POLICIES[policy], work)
+                        rates[policy].append(rate)
+                        print(f"  {policy:8s} busy {n}: {rate:8.0f} images/s (threads at each epoch's end: "
+                              f"{', '.join(map(str, threads))})", flush=True)
                 for policy in policies:
-                    table[policy, n] = train_rate(data, POLICIES[policy], work)
-                    print(f"  {policy:8s} busy {n}: {table[policy, n]:8.0f} images/s", flush=True)
+                    table[policy, n] = statistics.median(rates[policy])
             finally:
                 for c in competitors:
                     c.kill()

@@ -36,12 +36,11 @@ class _Method(nn.Module):
 def fold_batchnorm(net: nn.Module, method: str = "forward") -> nn.Module | None:
     """An eval-mode copy of ``net.<method>`` with each BatchNorm2d that follows a Conv2d (and is
     its only reader) folded into it; None when torch.fx cannot trace the method."""
-    copied = copy.deepcopy(net).eval()
+    root = _Method(copy.deepcopy(net).eval(), method)
     try:
-        graph = _Leaves().trace(_Method(copied, method))
+        graph = _Leaves().trace(root)
     except Exception:  # noqa: BLE001 - data-dependent Python control flow: fx cannot trace it
         return None
-    root = _Method(copied, method)
     modules = dict(root.named_modules())
     for node in list(graph.nodes):
         if node.op != "call_module" or not isinstance(modules[node.target], nn.BatchNorm2d):

@@ -11,6 +11,10 @@ class CnnlabError(Exception):
     """
 
 
+class MissingSplit(CnnlabError):
+    """The data has no such split (no test set): an outcome, unlike a split that cannot be read."""
+
+
 def unknown_name(kind: str, name: str, known) -> CnnlabError:
     """``unknown model 'resnt18'; did you mean resnet18? known: ...`` for any registry."""
     import difflib

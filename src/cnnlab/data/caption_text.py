@@ -125,18 +125,18 @@ def describe_captions(data) -> dict:
     n_refs = int((refs[:, :, 0] != PAD_ID).sum())
     return {"name": data.name, "count": len(data), "classes": list(data.classes),
             "class_counts": dict(words.most_common(20)), "references": n_refs,
-            "image_shape": tuple(data.image_shape), "skipped": len(data.skipped)}
+            "image_shape": tuple(data.image_shape), "skipped": len(data.skipped),
+            "report": list(getattr(data, "report", []))}  # what reading the files left out
 
 
 def caption_grid(data, path, n: int = 16, seed: int = 0):
     """A PNG of ``n`` random images (by seed), each above its first reference caption."""
     import math
     import textwrap
-    from pathlib import Path
 
     from PIL import Image, ImageDraw
 
-    from cnnlab.images import resize, to_pil
+    from cnnlab.images import resize, save_pil, to_pil
 
     index = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].tolist()
     tile, text_h, cols = 160, 56, math.ceil(math.sqrt(len(index)))
@@ -149,7 +149,4 @@ def caption_grid(data, path, n: int = 16, seed: int = 0):
         words = [data.classes[w] for w in refs.view(-1, refs.shape[-1])[0].tolist() if w > UNK_ID]
         lines = textwrap.wrap(" ".join(words), tile // 6)[:4]  # the default font: ~6 pixels a character
         draw.text((x + 2, y + tile - 2), "\n".join(lines), fill=(0, 0, 0))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
+    return save_pil(canvas, path)

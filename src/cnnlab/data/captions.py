@@ -28,12 +28,18 @@ file or the folder given, directly or in ``Images/``, ``images/``, ``Flicker8k_D
 
 Every split is read into one format: ``CaptionFiles``, decoded per item in DataLoader
 workers, labels (N, R, L) ids into a word table over all of the source's captions.
+
+Nothing is left out unsaid: images listed without captions, captioned images in no split list
+and (with ``skip_bad``) listed images that are not on disk are counted in the split's ``report``
+(and warned about); a split whose images are all missing is an error. Text files are read as
+UTF-8 (``cnnlab.data.text.read_utf8``), CSV strictly: a quote left open is an error with its line.
+
+``caption_layout(path)`` names the caption layout at ``path`` (or None) without reading images.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,23 +47,29 @@ import torch
 from torch import Tensor
 
 from cnnlab.data.base import FileImages
+from cnnlab.data.caption_flickr import CSV_CAPTION, CSV_IMAGE, is_token_line, read_csv, read_token_lines, split_lists
 from cnnlab.data.caption_text import caption_grid, describe_captions, encode_references, tokenize, word_table
 from cnnlab.data.registry import register_path_loader
-from cnnlab.errors import CnnlabError
+from cnnlab.data.text import read_utf8
+from cnnlab.errors import CnnlabError, MissingSplit
 
 IMAGE_DIRS = ("", "images", "Images", "Flicker8k_Dataset", "Flickr8k_Dataset", "flickr30k_images")
 TEXT_DIRS = ("", "annotations", "Flickr8k_text", "captions")  # where a folder's caption files may sit
-SPLIT_DIRS = ("", "splits", "Flickr8k_text")
-SPLIT_LISTS = {"train": "train", "dev": "val", "val": "val", "test": "test"}  # Flickr_8k.<name>Images.txt
-CSV_IMAGE = ("image", "image_name", "filename", "file_name")
-CSV_CAPTION = ("caption", "comment", "sentence", "text")
-CSV_LAYOUT = "a CSV with a header line 'image,caption' (Kaggle Flickr8k captions.txt layout)"
-TOKEN_LAYOUT = "lines of 'image.jpg#N<TAB>caption' (Flickr8k.token.txt layout)"
 Record = tuple[Path, list[str], str | None]  # image file, captions, split (None: not given)
+NOT_LISTED = ""  # a record's split when split lists exist and name none for its image
+SHOW_NAMES = 3  # file names quoted in a report line before "and N more"
+SNIFF_JSON_BYTES = 64 << 20  # a JSON file of another name is parsed to tell its layout up to this size
 
 
 class CaptionFiles(FileImages):
-    """A caption split read from image files; items are (uint8 (C, H, W), (R, L) ids)."""
+    """A caption split read from image files; items are (uint8 (C, H, W), (R, L) ids).
+
+    report: what reading the annotations left out, one line each (printed by ``cnnlab data info``
+    and the trainer)."""
+
+    def __init__(self, *args, report: list[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.report = list(report)
 
     @property
     def labels(self) -> Tensor:
@@ -88,21 +100,57 @@ def load_captions(path: str | Path, split: str, seed: int = 0, *, image_size: in
         raise CnnlabError(f"--images {folder}: no such folder (expected the folder holding the image files)")
     records = [r for f in annotation_files(path) for r in read_annotations(f, folder, root=path)]
     words = word_table(tokenize(c) for _, caps, _ in records for c in caps)
-    chosen = _split(records, split, val_fraction, seed, path)
-    skipped = [str(f) for f, _, _ in chosen if not f.is_file()]
-    if skipped and not skip_bad:
-        hint = "" if folder else "; --images DIR names the folder that holds them"
-        raise CnnlabError(f"{path}: captions reference a missing image {skipped[0]} "
-                          f"({len(skipped)} missing; --skip-bad leaves them out{hint})")
-    chosen = [r for r in chosen if r[0].is_file()]
+    report = _left_out(records, path)
+    records = [r for r in records if r[1] and r[2] != NOT_LISTED]
+    pool, carved = _pool(records, split, path)
+    skipped = [str(f) for f, _, _ in pool if not f.is_file()]
+    if skipped:
+        report.append(_missing(skipped, len(pool), split, "train and val" if carved else split, path, folder,
+                               skip_bad))
+        warnings.warn(report[-1], stacklevel=2)
+    chosen = [r for r in pool if r[0].is_file()]
+    chosen = _carve(chosen, split, val_fraction, seed) if carved else chosen
     if not chosen:
         raise CnnlabError(f"{path}: the {split} split has no images")
     labels = encode_references([caps for _, caps, _ in chosen], words, max_words, source=str(path))
     size = image_size or 224
     data = CaptionFiles([f for f, _, _ in chosen], list(labels), words, (3, size, size),
-                        name=f"{path.stem}/{split}")
+                        name=f"{path.stem}/{split}", report=report)
     data.skipped = skipped
     return data
+
+
+def _left_out(records: list[Record], path: Path) -> list[str]:
+    """Report lines for the images the annotations name but that no split can hold (by the
+    layout's own rules: Flickr8k's lists leave some photos out, so these are said, not warned)."""
+    lines = []
+    bare = [f.name for f, caps, _ in records if not caps]
+    if bare:
+        lines.append(f"{path}: {len(bare):,} listed images have no caption, left out: {_names(bare)}")
+    unlisted = [f.name for f, _, s in records if s == NOT_LISTED]
+    if unlisted:
+        lines.append(f"{path}: {len(unlisted):,} captioned images are in no split list "
+                     f"(Flickr_8k.*Images.txt), left out: {_names(unlisted)}")
+    return lines
+
+
+def _missing(missing: list[str], listed: int, split: str, scope: str, path: Path, folder: Path | None,
+             skip_bad: bool) -> str:
+    """The report line for images listed but not on disk; an error when all are, or without skip_bad."""
+    hint = f"; are they in --images {folder}?" if folder else "; --images DIR names the folder that holds them"
+    if len(missing) == listed:
+        raise CnnlabError(f"{path}: the {split} split has no images: captions reference a missing image "
+                          f"{missing[0]} (all {listed:,} missing{hint})")
+    if not skip_bad:
+        raise CnnlabError(f"{path}: captions reference a missing image {missing[0]} ({len(missing):,} of the "
+                          f"{listed:,} images listed for {scope} missing; --skip-bad leaves them out{hint})")
+    return (f"{path}: {len(missing):,} of the {listed:,} images listed for {scope} are not on disk, left out "
+            f"(--skip-bad): {_names([Path(m).name for m in missing])}")
+
+
+def _names(names: list[str]) -> str:
+    more = f" and {len(names) - SHOW_NAMES:,} more" if len(names) > SHOW_NAMES else ""
+    return ", ".join(names[:SHOW_NAMES]) + more
 
 
 # ---------------------------------------------------------------------- finding the annotations
@@ -130,113 +178,66 @@ def annotation_files(path: Path) -> list[Path]:
                       f"COCO captions_*.json or Karpathy dataset_*.json, in the folder or in annotations/")
 
 
+def caption_layout(path: Path) -> str | None:
+    """A short name of the caption layout at ``path`` (a file, or a folder holding one as
+    ``annotation_files`` finds it), None when it is not caption data. Cheap: names, the first
+    line of a text file and, for a JSON file not named ``captions_*`` / ``dataset_*``, its
+    structure; never raises."""
+    try:
+        files = [path] if path.is_file() else annotation_files(path) if path.is_dir() else []
+        return _layout_of(files[0]) if files else None
+    except (CnnlabError, OSError, ValueError, RecursionError):  # ValueError: JSON or text not decodable
+        return None
+
+
+def _layout_of(file: Path) -> str | None:
+    name = file.name.lower()
+    if file.suffix.lower() == ".json":
+        if name.startswith("captions_"):
+            return "COCO captions JSON"
+        if name.startswith("dataset_"):
+            return "Karpathy JSON"
+        if file.stat().st_size > SNIFF_JSON_BYTES:
+            return None
+        data = json.loads(read_utf8(file))
+        images = data.get("images") if isinstance(data, dict) else None
+        anns = data.get("annotations") if isinstance(data, dict) else None
+        if isinstance(anns, list) and anns and isinstance(anns[0], dict) and "caption" in anns[0]:
+            return "COCO captions JSON"
+        if isinstance(images, list) and images and isinstance(images[0], dict) and "sentences" in images[0]:
+            return "Karpathy JSON"
+        return None
+    with open(file, encoding="utf-8-sig", errors="replace") as f:
+        first = f.readline(4096)
+    if is_token_line(first):
+        return "Flickr8k.token.txt" if file.name == "Flickr8k.token.txt" else f"{file.name} (Flickr8k.token.txt layout)"
+    header = [h.strip().lower() for h in first.replace("|", ",").split(",")]
+    if any(h in header for h in CSV_IMAGE) and any(h in header for h in CSV_CAPTION):
+        return f"{file.name} ({'Flickr30k' if '|' in first else 'Flickr8k'} CSV)"
+    return None
+
+
 def read_annotations(file: Path, images: Path | None = None, root: Path | None = None) -> list[Record]:
     """One annotation file in any layout -> records (image file, captions, split).
 
     images: the image folder (None: found beside ``file`` or ``root``)."""
     if file.suffix.lower() == ".json":
         return _read_json(file, images)
-    text = _read_text(file)
+    text = read_utf8(file)
     first = next((line for line in text.splitlines() if line.strip()), "")
-    if _is_token_line(first):
-        captions = _read_token_lines(file, text)
+    if is_token_line(first):
+        captions = read_token_lines(file, text)
     elif file.suffix.lower() in (".txt", ".csv") and first.lstrip().startswith(("{", "[")):
         return _read_json(file, images)
     else:
-        captions = _read_csv(file, text)
+        captions = read_csv(file, text)
     splits = split_lists(file, root)
     folder = images or _image_folder(file, root, list(captions))
     records = []
     for name, caps in captions.items():
-        split = splits.get(name) if splits else None
-        if splits and split is None:
-            continue  # in no split list: left out
+        split = splits.get(name, NOT_LISTED) if splits else None  # in no split list: counted, left out
         records.append((folder / name, caps, split))
     return records
-
-
-def _read_text(file: Path) -> str:
-    try:
-        return file.read_bytes().decode("utf-8-sig")
-    except OSError as e:
-        raise CnnlabError(f"{file}: cannot read ({e.strerror or type(e).__name__})") from None
-    except UnicodeDecodeError as e:
-        raise CnnlabError(f"{file}: not UTF-8 text (byte {e.start}); expected {CSV_LAYOUT} or {TOKEN_LAYOUT}") from None
-
-
-def _is_token_line(line: str) -> bool:
-    key = line.split("\t", 1)[0] if "\t" in line else line.split(None, 1)[0] if line.strip() else ""
-    name, hash_, n = key.rpartition("#")
-    return bool(hash_ and name and n.strip().isdigit())
-
-
-def _read_token_lines(file: Path, text: str) -> dict[str, list[str]]:
-    """``image.jpg#N<TAB>caption`` lines -> captions per image name, in file order."""
-    captions: dict[str, list[str]] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        key, _, caption = line.partition("\t") if "\t" in line else line.strip().partition(" ")
-        name, hash_, number = key.strip().rpartition("#")
-        if not (hash_ and name and number.isdigit()):
-            raise CnnlabError(f"{file}: line {n}: expected {TOKEN_LAYOUT}, got {line[:60]!r}")
-        if not tokenize(caption):
-            raise CnnlabError(f"{file}: line {n}: empty caption for {name}")
-        captions.setdefault(name, []).append(caption.strip())
-    if not captions:
-        raise CnnlabError(f"{file}: no captions; expected {TOKEN_LAYOUT}")
-    return captions
-
-
-def _read_csv(file: Path, text: str) -> dict[str, list[str]]:
-    """A captions CSV with a header (``image,caption``; ``|`` as the separator too) -> captions per image."""
-    header_line = next((line for line in text.splitlines() if line.strip()), "")
-    delimiter = "|" if "|" in header_line and "," not in header_line else ","
-    rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [h.strip().lower() for h in next(rows, [])]
-    image_col = next((header.index(h) for h in CSV_IMAGE if h in header), None)
-    caption_col = next((header.index(h) for h in CSV_CAPTION if h in header), None)
-    if image_col is None or caption_col is None:
-        raise CnnlabError(f"{file}: expected {CSV_LAYOUT}, got the first line {header_line[:60]!r}")
-    captions: dict[str, list[str]] = {}
-    last = caption_col == len(header) - 1
-    for row in rows:
-        n = rows.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) < len(header) or (len(row) > len(header) and not last):
-            raise CnnlabError(f"{file}: line {n}: {len(row)} fields where the header has {len(header)}; "
-                              f"expected {CSV_LAYOUT} (quote captions that hold the separator)")
-        name = row[image_col].strip()
-        caption = delimiter.join(row[caption_col:]) if last else row[caption_col]  # unquoted commas
-        if not name:
-            raise CnnlabError(f"{file}: line {n}: no image name")
-        if not tokenize(caption):
-            raise CnnlabError(f"{file}: line {n}: empty caption for {name}")
-        captions.setdefault(name, []).append(caption.strip())
-    if not captions:
-        raise CnnlabError(f"{file}: no captions below the header; expected {CSV_LAYOUT}")
-    return captions
-
-
-def split_lists(file: Path, root: Path | None = None) -> dict[str, str]:
-    """Image name -> split from the official lists (``Flickr_8k.trainImages.txt``, ``...dev...``,
-    ``...test...``) beside ``file``, in ``root``, or in their ``splits/``; {} when there are none."""
-    places = [file.parent] + ([root] if root is not None and root.is_dir() and root != file.parent else [])
-    out: dict[str, str] = {}
-    for where in places:
-        lists = {lst.resolve(): (lst, split) for d in SPLIT_DIRS if (where / d).is_dir()
-                 for name, split in SPLIT_LISTS.items() for lst in sorted((where / d).glob(f"*.{name}Images.txt"))}
-        for lst, split in lists.values():
-            for image in (line.strip() for line in _read_text(lst).splitlines()):
-                if image and out.get(image, split) != split:
-                    raise CnnlabError(f"{lst}: {image} is also in the {out[image]} list; "
-                                      f"expected disjoint train/dev/test lists")
-                if image:
-                    out[image] = split
-        if out:
-            return out  # the first place with lists holds them all
-    return out
 
 
 def _image_folder(file: Path, root: Path | None, names: list[str]) -> Path:
@@ -254,9 +255,10 @@ def _image_folder(file: Path, root: Path | None, names: list[str]) -> Path:
 
 # ---------------------------------------------------------------------- JSON layouts
 def _read_json(file: Path, images: Path | None) -> list[Record]:
+    text = read_utf8(file)
     try:
-        data = json.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
         raise CnnlabError(f"{file}: not readable JSON ({e.__class__.__name__}: {str(e)[:120]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise CnnlabError(f"{file}: expected a JSON object with an 'images' list (COCO captions "
@@ -288,7 +290,7 @@ def _read_coco(file: Path, data: dict, images: Path | None) -> list[Record]:
         if not tokenize(ann["caption"]):
             raise CnnlabError(f"{file}: annotations[{i}]: empty caption {ann['caption']!r}")
         captions[ann["image_id"]].append(ann["caption"])
-    return [(files[k], caps, split) for k, caps in captions.items() if caps]
+    return [(files[k], caps, split) for k, caps in captions.items()]  # without captions: counted, left out
 
 
 def _read_karpathy(file: Path, data: dict, images: Path | None) -> list[Record]:
@@ -323,15 +325,20 @@ def _karpathy_image(root: Path, im: dict, images: Path | None) -> Path:
     return next((c for c in candidates if c.is_file()), candidates[0])
 
 
-def _split(records: list[Record], split: str, val_fraction: float, seed: int, path: Path) -> list[Record]:
-    """The records of ``split``; without a val split in the files, val is carved from train."""
+def _pool(records: list[Record], split: str, path: Path) -> tuple[list[Record], bool]:
+    """(the records ``split`` is drawn from, whether it is carved from them): its own records, or,
+    without a val split in the files, train's (val is then ``val_fraction`` of them, by seed)."""
     given = {s for _, _, s in records}
     if split == "test" and "test" not in given:
-        raise CnnlabError(f"{path}: no test split in the annotations")
+        raise MissingSplit(f"{path}: no test split in the annotations")
     if split == "test" or "val" in given:
-        return [r for r in records if r[2] == split]
-    train = [r for r in records if r[2] in ("train", None)]
-    order = np.random.default_rng(seed).permutation(len(train))
-    n_val = round(val_fraction * len(train))
+        return [r for r in records if r[2] == split], False
+    return [r for r in records if r[2] in ("train", None)], True
+
+
+def _carve(pool: list[Record], split: str, val_fraction: float, seed: int) -> list[Record]:
+    """val (``val_fraction`` of the pool, by seed) or train (the rest)."""
+    order = np.random.default_rng(seed).permutation(len(pool))
+    n_val = round(val_fraction * len(pool))
     picked = order[:n_val] if split == "val" else order[n_val:]
-    return [train[i] for i in sorted(picked.tolist())]
+    return [pool[i] for i in sorted(picked.tolist())]

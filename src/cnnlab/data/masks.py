@@ -237,7 +237,7 @@ def raise_problems(problems: list[str], where: str) -> None:
         raise CnnlabError(f"{where}: {len(problems)} problem(s): {'; '.join(problems[:SHOW_FILES])}{more}")
 
 
-def bad_ids(ids: np.ndarray, k: int) -> list[int]:
-    """Values of a mask that are neither a class id (0..k-1) nor IGNORE (at most 5)."""
+def bad_ids(ids: np.ndarray, k: int, ignore: int | None = IGNORE) -> list[int]:
+    """Values of a mask that are neither a class id (0..k-1) nor ``ignore`` (at most 5)."""
     values = np.unique(ids)
-    return [int(v) for v in values[(values >= k) & (values != IGNORE)][:5]]
+    return [int(v) for v in values[(values >= k) & (values != (-1 if ignore is None else ignore))][:5]]

@@ -13,7 +13,8 @@ Layouts, tried in this order:
 * Generic: ``images/`` and ``masks/`` with the same file stems (optionally split into
   ``images/train``, ``images/val``...) and ``classes.txt``: one class per line, in id order,
   optionally with its colour (``road 128 64 128``); with colours, RGB colour masks are
-  converted by palette.
+  converted by palette. No mask value is ignored unless a line ``ignore N`` says so; a two-class
+  set's 0/255 masks read 255 as class 1 (``cnnlab.data.mask_values`` has the rules).
 
 Masks may be index PNGs (gray, 16-bit), palette PNGs (the palette index is the id) or JPEGs:
 JPEG blurs edges into in-between values, so a two-class 0/255 JPEG mask is thresholded at 128
@@ -24,7 +25,10 @@ A missing val split is carved from train (``val_fraction``, by seed); the generi
 without split folders also carves ``test_fraction``. Decoded splits are cached as uint8
 tensors under ``$CNNLAB_CACHE/segment`` (keyed by the files and their mtimes). Images of one
 size keep it (``image_size`` scales the shorter side to it); mixed sizes are resized to
-``image_size`` squared (default 256). Masks are resized nearest-neighbour.
+``image_size`` squared (default 256). Masks are resized nearest-neighbour; a mask at another size
+than its image but of the same aspect ratio is first resized to its image (counted, warned about).
+
+``segmentation_layout(path)`` names the layout at ``path`` (or None) without reading any image.
 """
 from __future__ import annotations
 
@@ -40,10 +44,11 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.data.folder import IMAGE_EXTENSIONS, cache_root
-from cnnlab.data.masks import (IGNORE, SegmentationImages, bad_ids, decode_mask, default_colors, pairs_by_stem,
-                               raise_problems)
+from cnnlab.data.mask_values import MaskReader, PairProblem
+from cnnlab.data.masks import SHOW_FILES, SegmentationImages, default_colors, pairs_by_stem, raise_problems
 from cnnlab.data.registry import register_dataset, register_path_loader
-from cnnlab.errors import CnnlabError
+from cnnlab.data.text import read_utf8
+from cnnlab.errors import CnnlabError, MissingSplit
 from cnnlab.images import ImageError, read_image, resize
 
 CAMVID_CLASSES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
@@ -51,11 +56,12 @@ CAMVID_CLASSES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSy
 CAMVID_COLORS = [(128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
                  (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192)]
 CAMVID_VOID = 11
+VOC_IGNORE = 255  # VOC's object borders and unlabelled pixels
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
                "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
                "sheep", "sofa", "train", "tvmonitor"]
 MIXED_SIZE_DEFAULT = 256  # pixels, square: datasets of mixed image sizes without image_size
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: 255 is no longer ignored everywhere; masks of another size are resized
 LAYOUTS = ("CamVid/SegNet (train/ + trainannot/, or train.txt pair lists), Pascal VOC (JPEGImages/, "
            "SegmentationClass/, ImageSets/Segmentation/), or images/ + masks/ + classes.txt")
 
@@ -69,8 +75,10 @@ class Layout:
     splits: dict[str, list[tuple[Path, Path]]]
     classes: list[str]
     colors: list[tuple[int, int, int]]
-    void: int | None = None  # a mask id that means "ignore" (CamVid's 11)
+    ignore: int | None = None  # the mask value that means "ignore" (CamVid's 11, VOC's 255, classes.txt's)
+    ignore_why: str = ""  # where that rule comes from, for messages
     rgb_masks: bool = False  # RGB colour masks are converted by ``colors``
+    fix: str = ""  # how to change the rules, for a mask value outside the classes ({value})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,17 +96,18 @@ def _camvid(root: Path) -> Layout | None:
         images, annot, listing = root / split, root / f"{split}annot", root / f"{split}.txt"
         if images.is_dir() and annot.is_dir():
             splits[split] = pairs_by_stem(_files(images), _files(annot), f"{root} ({split}/, {split}annot/)")
-        elif listing.is_file():
+        elif _looks_like_pair_list(listing):
             splits[split] = _pair_list(root, listing)
     if not splits:
         return None
-    return Layout(root, "camvid", splits, CAMVID_CLASSES, CAMVID_COLORS, void=CAMVID_VOID)
+    return Layout(root, "camvid", splits, CAMVID_CLASSES, CAMVID_COLORS, ignore=CAMVID_VOID,
+                  ignore_why="CamVid's void", fix="CamVid masks hold ids 0..10 and 11 (void)")
 
 
 def _pair_list(root: Path, listing: Path) -> list[tuple[Path, Path]]:
     """SegNet's ``image mask`` lines; their ``/SegNet/CamVid/`` prefix is replaced by ``root``."""
     pairs, problems = [], []
-    for n, line in enumerate(listing.read_text().splitlines(), 1):
+    for n, line in enumerate(read_utf8(listing).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -121,7 +130,7 @@ def _voc(root: Path) -> Layout | None:
     for split in ("train", "val", "test"):
         listing = base / "ImageSets" / "Segmentation" / f"{split}.txt"
         if listing.is_file():
-            stems = [s.strip() for s in listing.read_text().split() if s.strip()]
+            stems = read_utf8(listing).split()
             pairs = [(base / "JPEGImages" / f"{s}.jpg", base / "SegmentationClass" / f"{s}.png") for s in stems]
             missing = [f"no such file {p}" for pair in pairs for p in pair if not p.is_file()]
             raise_problems(missing, str(listing))
@@ -130,14 +139,15 @@ def _voc(root: Path) -> Layout | None:
         masks = _files(base / "SegmentationClass")
         images = [base / "JPEGImages" / f"{m.stem}.jpg" for m in masks]
         splits["all"] = pairs_by_stem([p for p in images if p.is_file()], masks, str(base))
-    return Layout(base, "voc", splits, VOC_CLASSES, default_colors(len(VOC_CLASSES)))
+    return Layout(base, "voc", splits, VOC_CLASSES, default_colors(len(VOC_CLASSES)), ignore=VOC_IGNORE,
+                  ignore_why="VOC's borders", fix="VOC masks hold ids 0..20 and 255 (borders)")
 
 
 def _generic(root: Path) -> Layout | None:
     images, masks = root / "images", root / "masks"
     if not (images.is_dir() and masks.is_dir()):
         return None
-    classes, colors = read_classes(root / "classes.txt")
+    classes, colors, ignore = read_classes(root / "classes.txt")
     splits = {}
     for split in ("train", "val", "test"):
         if (images / split).is_dir():
@@ -146,19 +156,28 @@ def _generic(root: Path) -> Layout | None:
             splits[split] = pairs_by_stem(_files(images / split), _files(masks / split), f"{root} ({split})")
     if not splits:
         splits["all"] = pairs_by_stem(_files(images), _files(masks), str(root))
-    return Layout(root, "folders", splits, classes, colors or default_colors(len(classes)),
-                  rgb_masks=bool(colors))
+    fix = (f"if {{value}} marks pixels to leave out, add the line 'ignore {{value}}' to {root / 'classes.txt'}; "
+           f"else list one class per mask id there")
+    return Layout(root, "folders", splits, classes, colors or default_colors(len(classes)), ignore=ignore,
+                  ignore_why="classes.txt's 'ignore' line", rgb_masks=bool(colors), fix=fix)
 
 
-def read_classes(path: Path) -> tuple[list[str], list[tuple[int, int, int]]]:
-    """``classes.txt``: a class name per line in id order, optionally followed by R G B."""
+def read_classes(path: Path) -> tuple[list[str], list[tuple[int, int, int]], int | None]:
+    """``classes.txt``: a class name per line in id order, optionally followed by R G B; a line
+    ``ignore N`` makes mask value N mean "ignore". Returns (names, colours or [], ignore or None)."""
     if not path.is_file():
         raise CnnlabError(f"{path}: missing; list the class names there, one per line in id order "
                           f"(optionally 'name R G B' to give colours)")
-    names, colors = [], []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    names, colors, ignore = [], [], None
+    for n, line in enumerate(read_utf8(path).splitlines(), 1):
         parts = line.replace(",", " ").split()
         if not parts:
+            continue
+        if parts[0].lower() == "ignore" and len(parts) == 2:
+            if not (parts[1].isdigit() and 0 <= int(parts[1]) <= 255) or ignore is not None:
+                raise CnnlabError(f"{path}, line {n}: expected one 'ignore N' line with N in 0..255 (the mask "
+                                  f"value of pixels to leave out), got {line!r}")
+            ignore = int(parts[1])
             continue
         rgb = parts[-3:] if len(parts) >= 4 and all(p.isdigit() for p in parts[-3:]) else []
         if rgb and not all(0 <= int(v) <= 255 for v in rgb):
@@ -169,7 +188,41 @@ def read_classes(path: Path) -> tuple[list[str], list[tuple[int, int, int]]]:
         raise CnnlabError(f"{path}: no class names")
     if any(c is None for c in colors) and not all(c is None for c in colors):
         raise CnnlabError(f"{path}: give a colour (R G B) for every class or for none")
-    return names, ([] if colors[0] is None else colors)
+    if ignore is not None and ignore < len(names):
+        raise CnnlabError(f"{path}: 'ignore {ignore}' is the id of class {names[ignore]!r}; the ignore value "
+                          f"must be outside 0..{len(names) - 1}")
+    return names, ([] if colors[0] is None else colors), ignore
+
+
+def segmentation_layout(path: Path) -> str | None:
+    """A short name of the segmentation layout at ``path``, None when it holds none. Cheap (names
+    and at most one line of a pair list are read, no image) and never raises."""
+    try:
+        path = Path(path)
+        if not path.is_dir():
+            return None
+        if any((path / s).is_dir() and (path / f"{s}annot").is_dir() for s in ("train", "val", "test")):
+            return "CamVid/SegNet (train/ + trainannot/)"
+        if any(_looks_like_pair_list(path / f"{s}.txt") for s in ("train", "val", "test")):
+            return "CamVid/SegNet (train.txt 'image mask' pair lists)"
+        for base in (path, path / "VOC2012", path / "VOCdevkit" / "VOC2012"):
+            if (base / "JPEGImages").is_dir() and (base / "SegmentationClass").is_dir():
+                return "Pascal VOC segmentation (SegmentationClass/)"
+        if (path / "images").is_dir() and (path / "masks").is_dir():
+            return "images/ + masks/ (+ classes.txt)"
+    except OSError:
+        return None
+    return None
+
+
+def _looks_like_pair_list(listing: Path) -> bool:
+    """Its first line is two image paths (SegNet's ``image mask``)."""
+    if not listing.is_file():
+        return False
+    with open(listing, "rb") as f:
+        parts = f.readline(4096).split()
+    return len(parts) == 2 and all(Path(p.decode("utf-8", "replace")).suffix.lower() in IMAGE_EXTENSIONS
+                                   for p in parts)
 
 
 def find_layout(root: Path) -> Layout:
@@ -198,7 +251,7 @@ def split_pairs(layout: Layout, split: str, seed: int, val_fraction: float,
         return _carve(s["train"], seed, val_fraction, 0.0)["val"]
     have = ", ".join(sorted(s))
     hint = "; evaluate with --split val" if split == "test" else ""
-    raise CnnlabError(f"{layout.root}: no {split} split (found {have}){hint}")
+    raise MissingSplit(f"{layout.root}: no {split} split (found {have}){hint}")
 
 
 def _carve(pairs, seed: int, val_fraction: float, test_fraction: float) -> dict[str, list]:
@@ -216,43 +269,29 @@ def _carve(pairs, seed: int, val_fraction: float, test_fraction: float) -> dict[
 # ---------------------------------------------------------------------------------------------
 
 def _decode(layout: Layout, pairs, skip_bad: bool, where: str):
-    """(images list of uint8 (3, H, W), masks list of uint8 (H, W), kept pairs, skipped files, report)."""
-    images, masks, kept, problems = [], [], [], []
-    k = len(layout.classes)
+    """(images list of uint8 (3, H, W), masks list of uint8 (H, W), skipped problems, report, warnings)."""
     palette = layout.colors if layout.rgb_masks or layout.kind == "voc" else None  # known class colours
-    lossy, changed, pixels = 0, 0, 0
+    reader = MaskReader(layout.classes, layout.colors if layout.rgb_masks else None, palette, layout.ignore,
+                        layout.ignore_why, layout.fix)
+    images, masks, problems = [], [], []
     for image_path, mask_path in pairs:
         try:
             image = read_image(image_path, channels=3)
-        except ImageError as e:
+            ids = reader.read(mask_path, image_path, tuple(image.shape[1:]))
+        except (ImageError, PairProblem) as e:
             problems.append(str(e))
             continue
-        ids, moved = decode_mask(mask_path, layout.colors if layout.rgb_masks else None, k, palette)
-        if moved:
-            lossy, changed, pixels = lossy + 1, changed + moved, pixels + ids.size
-        if ids.shape != tuple(image.shape[1:]):
-            problems.append(f"mask {mask_path.name} is {ids.shape[1]}x{ids.shape[0]} but image "
-                            f"{image_path.name} is {image.shape[2]}x{image.shape[1]} (W x H)")
-            continue
-        if layout.void is not None:
-            ids = np.where(ids == layout.void, IGNORE, ids)
-        wrong = bad_ids(ids, k)
-        if wrong:
-            problems.append(f"{mask_path} has class ids {wrong} outside 0..{k - 1} ({k} classes) "
-                            f"and {IGNORE} (ignore)")
-            continue
         images.append(image)
-        masks.append(torch.from_numpy(ids.astype(np.uint8)))
-        kept.append((image_path, mask_path))
+        masks.append(torch.from_numpy(ids))
     if problems and not skip_bad:
         raise_problems(problems, f"{where} (skip_bad=True / --skip-bad leaves these pairs out)")
-    report = []
-    if changed:
-        report.append(f"{where}: lossy (JPEG) masks: {changed:,} pixels in {lossy} masks ({100 * changed / pixels:.2f}% "
-                      f"of theirs) held no exact class value and were mapped to the nearest class "
-                      f"(save masks as PNG to keep them exact)")
-        warnings.warn(report[-1], stacklevel=3)
-    return images, masks, kept, problems, report
+    report, warn = reader.report(where)
+    if problems:
+        more = f"; and {len(problems) - SHOW_FILES} more" if len(problems) > SHOW_FILES else ""
+        report.append(f"{where}: left out {len(problems)} of {len(pairs)} pairs (skip_bad): "
+                      f"{'; '.join(problems[:SHOW_FILES])}{more}")
+        warn.append(report[-1])
+    return images, masks, problems, report, warn
 
 
 def _target_size(sizes: set, image_size: int) -> tuple[int, int] | None:
@@ -274,7 +313,7 @@ def resize_pair(images: torch.Tensor, masks: torch.Tensor, size: tuple[int, int]
 
 def _cache_key(layout: Layout, pairs, image_size: int) -> str:
     h = hashlib.sha256(json.dumps([CACHE_VERSION, str(layout.root), layout.kind, layout.classes,
-                                   layout.colors, layout.void, image_size]).encode())
+                                   layout.colors, layout.ignore, image_size]).encode())
     for image, mask in pairs:
         for p in (image, mask):
             st = p.stat()
@@ -293,11 +332,13 @@ def load_split(layout: Layout, split: str, seed: int = 0, *, val_fraction: float
     cached = cache_root() / "segment" / f"{_cache_key(layout, pairs, image_size)}.pt"
     if cached.is_file():
         data = torch.load(cached, weights_only=True)
+        _warn(data["warnings"])
         out = SegmentationImages(data["images"], data["masks"], layout.classes, name, colors=layout.colors,
-                                 report=list(data.get("report", [])))
+                                 report=list(data["report"]))
         out.skipped = list(data["skipped"])
         return out
-    images, masks, kept, skipped, report = _decode(layout, pairs, skip_bad, f"{layout.root} ({split})")
+    images, masks, skipped, report, warn = _decode(layout, pairs, skip_bad, f"{layout.root} ({split})")
+    _warn(warn)
     if not images:
         raise CnnlabError(f"{layout.root}: no readable pairs in the {split} split")
     size = _target_size({tuple(m.shape) for m in masks}, image_size)
@@ -309,11 +350,16 @@ def load_split(layout: Layout, split: str, seed: int = 0, *, val_fraction: float
         y = torch.cat([p[1] for p in pairs_resized])
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"images": x, "masks": y, "skipped": skipped, "report": report}, tmp)
+    torch.save({"images": x, "masks": y, "skipped": skipped, "report": report, "warnings": warn}, tmp)
     os.replace(tmp, cached)  # a reader never sees half a cache file
     out = SegmentationImages(x, y, layout.classes, name, colors=layout.colors, report=report)
     out.skipped = skipped
     return out
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        warnings.warn(line, stacklevel=4)  # the caller of load_dataset
 
 
 # ---------------------------------------------------------------------------------------------

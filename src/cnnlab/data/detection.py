@@ -11,6 +11,8 @@ them and writes a report, and ``to_detection_images`` resizes images and boxes t
 """
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +21,8 @@ from torch import Tensor
 from cnnlab.errors import CnnlabError
 
 OUT_OF_IMAGE = ("clip", "reject")  # what to do with boxes that leave the image
+MAX_CLASSES = 100_000          # classes a detection set may name (ImageNet-21k has 21,841)
+MAX_BOXES_PER_IMAGE = 10_000   # boxes one image may hold (crowded COCO images hold a few hundred)
 # pixels: a kept box is wider and higher than this. A narrower one outlines nothing: zero or
 # negative sides, a box left with none inside the image, or a VOC point (xmin == xmax, which the
 # 1-based inclusive VOC coordinates make one pixel wide).
@@ -216,13 +220,56 @@ def check_annotations(records: list[Annotated], category_ids: dict, source: str,
         report.append(f"{source}: dropped {sum(dropped.values())} boxes of zero or negative area (or at most "
                       f"{MIN_SIDE:g} pixel wide or high inside the image) in "
                       f"{len(dropped)} files: {_few([f'{f} ({n})' for f, n in dropped.items()])}")
+    for line in report:  # boxes changed or lost: worth a warning (`data check` counts it)
+        warnings.warn(line, stacklevel=3)
     if negatives:
         report.append(f"{source}: {negatives} images without boxes, kept as negatives")
     return targets, report
 
 
 def _few(items: list[str], n: int = 5) -> str:
-    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+    return few(items, n)
+
+
+def few(items: list, n: int = 3) -> str:
+    """``a, b, c and 4 more``: the first ``n`` items of a list, for one-line messages."""
+    return ", ".join(map(str, items[:n])) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+def check_classes(classes: list[str], source: str) -> list[str]:
+    """``classes`` when a detector can be built over them: some, at most ``MAX_CLASSES``, no name twice."""
+    if not classes:
+        raise CnnlabError(f"{source}: no classes; a detection set needs at least one class name")
+    if len(classes) > MAX_CLASSES:
+        raise CnnlabError(f"{source}: {len(classes):,} classes; at most {MAX_CLASSES:,} are supported")
+    seen: dict[str, int] = {}
+    for c in classes:
+        seen[c] = seen.get(c, 0) + 1
+    twice = [f"{c!r} ({n}x)" for c, n in seen.items() if n > 1]
+    if twice:
+        raise CnnlabError(f"{source}: duplicate class names {few(twice)}; each class needs its own name")
+    return classes
+
+
+def too_many_boxes(where: str, n: int) -> CnnlabError:
+    """The error for an image whose annotation holds more than ``MAX_BOXES_PER_IMAGE`` boxes."""
+    return CnnlabError(f"{where}: more than {MAX_BOXES_PER_IMAGE:,} boxes on one image ({n:,} so far); "
+                       f"refused as a malformed annotation")
+
+
+def read_text(path, what: str = "text file") -> str:
+    """The UTF-8 text of ``path`` (a BOM is dropped), or one CnnlabError naming it and the bad byte."""
+    from pathlib import Path
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise CnnlabError(f"{path}: cannot read the {what} ({e.strerror or e.__class__.__name__})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise CnnlabError(f"{path}: the {what} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset "
+                          f"{e.start}); save it as UTF-8") from None
 
 
 # ---------------------------------------------------------------------------------------

@@ -220,7 +220,7 @@ def test_page_before_upload_options_and_drawing_pad(service, browser):
     broken = browser.execute_script("return [...document.images].filter(i => i.offsetParent !== null && "
                                     "!(i.complete && i.naturalWidth > 0)).map(i => i.id || i.alt)")
     assert broken == [] and not visible(browser, "preview") and visible(browser, "no-image")
-    assert visible(browser, "pad") and visible(browser, "explainer")  # digits: one channel
+    assert visible(browser, "pad") and visible(browser, "explain-panel")  # digits: one channel
     topk = browser.find_element(By.ID, "option-topk")
     assert topk.get_attribute("value") == "5" and topk.get_attribute("min") == "1"
     assert topk.get_attribute("step") == "1" and "most probable classes" in topk.get_attribute("title")
@@ -244,9 +244,9 @@ def test_page_explains_an_upload_step_by_step(service, browser, tmp_path, photo_
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=explainer-cam] figcaption"))
 
     # what the model saw: 16x16 after resizing, beside the upload
-    wait.until(lambda d: d.execute_script("return document.getElementById('seen').naturalWidth") == 16)
-    assert visible(browser, "seen") and visible(browser, "preview")
-    assert "resized to 16x16x3" in browser.find_element(By.ID, "seen-caption").text
+    wait.until(lambda d: d.execute_script("return document.querySelector('[data-testid=seen] img').naturalWidth") == 16)
+    assert visible(browser, "preview")
+    assert "resized to 16x16x3" in text(browser, "[data-testid=seen] figcaption")
 
     # Grad-CAM: the class picker holds the top-5 with the same probabilities as the prediction
     bars = browser.find_elements(By.CSS_SELECTOR, "[data-testid=top] .prob")
@@ -254,13 +254,13 @@ def test_page_explains_an_upload_step_by_step(service, browser, tmp_path, photo_
     options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#cam-class option")]
     assert options == [f"{c} (p = {float(b.text):.3f})" for c, b in zip(labels, bars)]
     caption = text(browser, "[data-testid=explainer-cam] figcaption")
-    assert f'"{labels[0]}"' in caption and "at block 3 / relu" in caption  # the CLI's default CAM layer
+    assert f'"{labels[0]}"' in caption and "at layer block 3 / relu" in caption  # the CLI's default CAM layer
     Select(browser.find_element(By.ID, "cam-class")).select_by_value(labels[1])
     wait.until(lambda d: f'"{labels[1]}"' in text(d, "[data-testid=explainer-cam] figcaption"))
     layers = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#cam-layer option")]
     assert layers == ["block 1 / conv", "block 2 / conv", "block 3 / conv", "block 3 / relu (default)"]
     Select(browser.find_element(By.ID, "cam-layer")).select_by_visible_text("block 1 / conv")
-    wait.until(lambda d: "at block 1 / conv" in text(d, "[data-testid=explainer-cam] figcaption"))
+    wait.until(lambda d: "at layer block 1 / conv" in text(d, "[data-testid=explainer-cam] figcaption"))
 
     # the architecture, from the model summary; clicking a conv layer shows its maps for this upload
     rows = {r.get_attribute("data-layer"): r.text for r in browser.find_elements(By.CSS_SELECTOR, "#arch tbody tr")}
@@ -297,9 +297,11 @@ def test_a_failed_request_clears_the_results(service, browser, tmp_path, digit_p
     browser.find_element(By.ID, "file").send_keys(str(good))
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=top]")
                and d.find_elements(By.CSS_SELECTOR, "[data-testid=explainer-cam]"))
-    assert visible(browser, "seen")
+    assert browser.find_elements(By.CSS_SELECTOR, "[data-testid=seen]")
     browser.find_element(By.ID, "file").send_keys(str(bad))
     wait.until(lambda d: d.find_element(By.ID, "error").is_displayed())
-    assert "415" in browser.find_element(By.ID, "error").text
+    message = browser.find_element(By.ID, "error-text").text
+    assert message.startswith("notes.png: not an image") and "415" not in message  # words, no HTTP code
     wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-testid=top], [data-testid=explainer-cam]"))
-    assert not visible(browser, "seen-box") and browser.find_element(By.ID, "prediction").text == ""
+    assert not browser.find_elements(By.CSS_SELECTOR, "[data-testid=seen]")
+    assert browser.find_element(By.ID, "prediction").text == ""

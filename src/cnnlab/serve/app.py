@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import tempfile
 import threading
 import typing
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
+import torch
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -42,7 +44,7 @@ from cnnlab import api
 from cnnlab._version import __version__
 from cnnlab.errors import CnnlabError
 from cnnlab.interpret import KERNELS, overlay, parse_kernel
-from cnnlab.images import read_image
+from cnnlab.images import read_image, resize
 from cnnlab.serve import render
 from cnnlab.tasks.options import TASK_OPTIONS, base_type
 from cnnlab.serve.uploads import (BodyLimit, HTTPError, Limits, Upload, client_name, decode_upload, save_upload,
@@ -115,7 +117,7 @@ class Served:
                 "classes": list(getattr(task, "classes", [])), "options": self.options(),
                 "option_help": self.option_help(), "option_fields": self.option_fields(),
                 "colors": render.jsonable(getattr(task, "colors", None)),
-                "explain": self.explainable()}
+                "explain": self.explainable(), "attention": bool(getattr(getattr(self.model, "model", None), "attention", False))}
 
     def explainable(self) -> bool:
         return self.model.runtime == "pytorch" and self.task.explainable
@@ -268,6 +270,8 @@ def create_app(checkpoints: Sequence = (), pretrained: Sequence[str] = (), *, li
                 result = api.predict(served.predictor, [path], **opts)[0]
             if "error" in result:  # decoded once already; the task could still not read it
                 raise HTTPError(415, scrub(result["error"], {str(path): up.name, str(tmp): ""}))
+            if not _finite(result):  # never a 200 whose probabilities are null
+                raise HTTPError(500, f"model {served.name!r} computed NaN or infinite scores for this image")
             return {"model": served.name, "task": served.task.name,
                     **render.jsonable(result, {str(path): up.name}, tmp), **_resized(up)}
 
@@ -349,6 +353,23 @@ def create_app(checkpoints: Sequence = (), pretrained: Sequence[str] = (), *, li
                                   "max": float(m["feature_map"].max()), "image": render.gray_png(m["feature_map"])}
                                  for m in r["feature_maps"]]}
 
+    @app.post("/v1/mask", summary="Segmentation: each pixel's class id as a grey PNG at the image's size")
+    def mask(file: Annotated[UploadFile, File(description="an image file")],
+             model: Annotated[str | None, Form()] = None) -> dict:
+        served = pick(model)
+        up = upload(file, limits.max_image_side, channels=served.task.input_shape[0])  # (C, H, W) uint8
+        with _client_errors({}), served.lock:
+            scores = served.predictor.logits(resize(up.image, served.task.input_shape[1:])[None])
+        if scores.dim() != 4:  # (1, K, h, w): a score per class per pixel, as predict's for segmentation
+            raise HTTPError(422, f"model {served.name!r}: a mask needs a segmentation model; this is a "
+                                 f"{served.task.name} model")
+        scores = torch.nn.functional.interpolate(scores.float(), size=up.image.shape[-2:], mode="bilinear",
+                                                 align_corners=False)  # back to the image's size, as predict does
+        ids = scores[0].argmax(0).cpu()  # (H, W) class ids
+        return {"model": served.name, "image": up.name, "size": list(ids.shape), "classes": list(served.task.classes),
+                "colors": render.jsonable(served.task.colors), "mask": render.png_data_url(ids.to(torch.uint8)[None]),
+                **_resized(up)}
+
     _answer_head(app)
     return app
 
@@ -359,6 +380,19 @@ def _answer_head(app: FastAPI) -> None:
     for route in list(app.routes):
         if isinstance(route, APIRoute) and "GET" in route.methods:
             app.add_api_route(route.path, route.endpoint, methods=["HEAD"], include_in_schema=False)
+
+
+def _finite(value) -> bool:
+    """No NaN or infinity anywhere in a result (numbers, lists, dicts, tensors and arrays)."""
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return bool(torch.isfinite(value).all())
+    return True
 
 
 def _resized(upload: Upload) -> dict:
@@ -395,7 +429,8 @@ def _inspect_json(r: dict, arch: dict, layer: str | None, max_maps: int) -> dict
                     "range": [float(r["normalised"].min()), float(r["normalised"].max())]},
            "prediction": r["prediction"],
            "cam": {**cam, "label": render.readable(cam["layer"]) if cam["layer"] != "input" else "input",
-                   "overlay": render.png_data_url(overlay(seen, r["cam"]["heatmap"]))}}
+                   "overlay": render.png_data_url(overlay(seen, r["cam"]["heatmap"])),
+                   "heatmap": render.gray_png(r["cam"]["heatmap"], 0.0, 1.0)}}  # 0..1 as grey, for the page to colour
     if layer:
         fmap, weights = r["feature_maps"], r["weights"]  # (C', h', w'), (C', C/groups, k, k)
         row = next(x for x in arch["layers"] if x["name"] == layer)

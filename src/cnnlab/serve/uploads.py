@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from torch import Tensor
 
 from cnnlab.errors import CnnlabError
+from cnnlab.files import replacing, write_bytes
 from cnnlab.images import FORMATS, ImageError, read_image, to_pil
 from cnnlab.serve.render import fit
 
@@ -186,13 +187,14 @@ def save_upload(upload: Upload, folder: Path) -> Path:
     when it was scaled down."""
     if upload.resized:
         path = folder / "upload.png"
-        to_pil(upload.image).save(path, compress_level=1)  # fast; lossless
+        with replacing(path) as f:
+            to_pil(upload.image).save(f, format="PNG", compress_level=1)  # fast; lossless
         return path
     suffix = Path(upload.name).suffix.lower()
     if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix):
         suffix = ""
     path = folder / f"upload{suffix}"
-    path.write_bytes(upload.data)
+    write_bytes(path, upload.data)
     return path
 
 

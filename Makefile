@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(VENV)/bin/cnnlab train --data digits --epochs 8 --out runs/digits
+	mkdir -p runs && $(VENV)/bin/cnnlab train --data digits --epochs 8 --out runs/digits --exist-ok
 
 test: setup
 	$(PY) -m pytest -q

@@ -85,7 +85,8 @@ def main(argv=None) -> int:
         out = str(a.out or tmp)
         if a.quick:
             overrides.append("val_fraction=0.1")
-        run = cnnlab.train(config=RECIPE, overrides=[f"out={out}", "plots=false", *overrides], on_epoch=on_epoch,
+        run = cnnlab.train(config=RECIPE, overrides=[f"out={out}", "exist_ok=true", "plots=false", *overrides],
+                           on_epoch=on_epoch,
                            log=lambda *x: None)
         lm = LoadedModel.from_checkpoint(Path(out) / "best.pt", "cpu")
         m = evaluate(lm.model, lm.task, test)

@@ -63,7 +63,8 @@ def main(argv=None) -> int:
         return 2
     print(f"cnnlab {cnnlab.__version__}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
           f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.2f}")
-    overrides = [f"data=camvid:{a.data}", f"out={a.out}", *a.set]
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    overrides = [f"data=camvid:{a.data}", f"out={a.out}", "exist_ok=true", *a.set]  # a rerun replaces its run
     print(f"recipe {a.recipe.name} {' '.join(a.set)}")
     rows = []
 

@@ -50,7 +50,8 @@ def main() -> None:
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--quick", action="store_true")
     a = p.parse_args()
-    overrides = list(a.set) + [f"out={a.out}"]
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    overrides = list(a.set) + [f"out={a.out}", "exist_ok=true"]  # a rerun replaces its run
     if a.quick:
         caption_shapes.CAPTION_SPLIT_SIZES.update(train=256, val=64, test=64)
         overrides += ["epochs=1"]

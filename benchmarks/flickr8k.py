@@ -92,7 +92,8 @@ def main(argv=None) -> int:
         return 2
     print(f"cnnlab {cnnlab.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, {torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.2f}")
-    overrides = [f"data={a.data}", f"out={a.out}", *a.set] + ([f"epochs={a.epochs}"] if a.epochs else []) \
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    overrides = [f"data={a.data}", f"out={a.out}", "exist_ok=true", *a.set] + ([f"epochs={a.epochs}"] if a.epochs else []) \
         + ([f"images={a.images}"] if a.images else [])
     print(f"recipe {a.recipe.name} {' '.join(overrides)}" + (f"; at most {a.minutes:g} minutes" if a.minutes else ""))
     rows: list[dict] = []

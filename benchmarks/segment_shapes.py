@@ -61,7 +61,8 @@ def run(recipe: Path, overrides: list[str], out: Path, log=print) -> dict:
         log(f"  epoch {row['epoch']:3d}  {sum(r['seconds'] for r in rows):7.1f} s  val mIoU "
             f"{row['val_miou']:.4f}  pixel acc {row['val_pixel_acc']:.4f}")
 
-    result = cnnlab.train(config=recipe, overrides=[f"out={out}", *overrides], on_epoch=on_epoch,
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = cnnlab.train(config=recipe, overrides=[f"out={out}", "exist_ok=true", *overrides], on_epoch=on_epoch,
                           log=lambda *a: None)
     cfg = cnnlab.load(out / "best.pt").config
     steps = len(cnnlab.load_dataset(cfg.data, "train", seed=cfg.seed, task="segment")) // cfg.batch_size

@@ -69,18 +69,19 @@ def test_pixels_prints_the_matrix(tmp_path):
 
 
 def test_train_eval_predict_from_the_command_line(tmp_path):
-    proc = cnnlab("train", "--data", "digits", "--epochs", "3", "--out", "runs/d", "--json", cwd=tmp_path)
+    proc = cnnlab("train", "--data", "digits", "--epochs", "3", "--json", cwd=tmp_path)  # no --out: runs/TASK/NAME
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
+    assert summary["out"] == "runs/classify/digits"
     assert summary["test"]["top1"] > 0.85
-    proc = cnnlab("eval", "runs/d/best.pt", "--data", "digits", "--json", cwd=tmp_path)
+    proc = cnnlab("eval", "runs/classify/digits/best.pt", "--data", "digits", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     m = json.loads(proc.stdout)
     assert 0 <= m["top1"] <= m["top5"] <= 1 and m["top1"] == pytest.approx(summary["test"]["top1"])
     proc = cnnlab("data", "info", "digits", "--split", "test", "--grid", "grid.png", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "grid.png").exists()
-    proc = cnnlab("predict", "runs/d/best.pt", "grid.png", "--topk", "5", "--json", cwd=tmp_path)
+    proc = cnnlab("predict", "runs/classify/digits/best.pt", "grid.png", "--topk", "5", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     [result] = json.loads(proc.stdout)  # one JSON shape: a list, one result per image
     top = result["top"]

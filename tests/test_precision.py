@@ -41,7 +41,7 @@ def test_the_fp16_path_trains_with_a_gradient_scaler_and_checkpoints_it(tmp_path
     lines = []
     run = cnnlab.train(data="digits", epochs=2, batch_size=64, amp="off", workers=0, plots=False,
                        out=str(tmp_path), log=lines.append)
-    assert "fp16 autocast with loss scaling" in lines[0]
+    assert any("fp16 autocast with loss scaling" in line for line in lines)
     assert run.test["top1"] > 0.5
     scaler = load_checkpoint(tmp_path / "last.pt")["scaler"]
     assert scaler["scale"] > 0 and scaler["_growth_tracker"] >= 0

@@ -1,7 +1,8 @@
 """Writing figures: one checked path for every image file cnnlab draws.
 
-A figure is rendered in memory, then written with an explicit close, so a full disk or an
-unwritable path is an error (matplotlib's own ``savefig(path)`` reported success on /dev/full).
+A figure is rendered in memory, then written through ``cnnlab.files`` (a temporary file renamed
+over the name): a full disk or an unwritable path is an error (matplotlib's own ``savefig(path)``
+reported success on /dev/full), and a link planted at the name is replaced, not written through.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import io
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
+from cnnlab.files import write_bytes
 
 FIGURE_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg")
 
@@ -29,19 +31,17 @@ def figure_path(path: str | Path) -> Path:
 
 
 def save_figure(fig, path: str | Path, **savefig_options) -> Path:
-    """Render matplotlib ``fig``, write it to ``path`` (its suffix picks the format), close it."""
+    """Render matplotlib ``fig``, write it to ``path`` (its suffix picks the format), close it.
+    The figure's folder is created when its parent exists (``files.make_folder``)."""
     import matplotlib.pyplot as plt
 
     path = figure_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format=path.suffix.lower().lstrip(".").replace("jpg", "jpeg"), **savefig_options)
     finally:
         plt.close(fig)
-    with open(path, "wb") as f:
-        f.write(buffer.getvalue())
-    return path
+    return write_bytes(path, buffer.getvalue())
 
 
 def map_style(values, sequential: str = "gray", clip: float = 1.0) -> dict:

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from cnnlab.errors import CnnlabError
+from cnnlab.files import write_text
 
 CAMVID_IDS = {"Car": 8, "Pedestrian": 9, "Bicyclist": 10}  # class id in the 11-class label maps
 
@@ -64,7 +65,7 @@ def convert(root: str | Path, out: str | Path, min_area: int = 150) -> dict[str,
                                            "iscrowd": 0})
         out.mkdir(parents=True, exist_ok=True)
         written[split] = out / f"instances_{split}.json"
-        written[split].write_text(json.dumps(doc))
+        write_text(written[split], json.dumps(doc))
     return written
 
 

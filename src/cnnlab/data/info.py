@@ -13,7 +13,7 @@ from PIL import ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
 from cnnlab.data.base import TensorImages
-from cnnlab.images import resize, to_pil
+from cnnlab.images import resize, save_pil, to_pil
 
 TILE = 64        # pixels: tiny images (8x8 digits) are enlarged to about this side, nearest-neighbour
 MAX_TILE = 128   # pixels: larger images are shrunk to this side
@@ -119,10 +119,7 @@ def save_sample_grid(dataset, path: str | Path, n: int = 64, seed: int = 0) -> P
         x = PAD + (k % nrow) * (tw + PAD)
         y = PAD + (k // nrow) * (th + LABEL_H + PAD) + th
         draw.text((x + 1, y), label[:chars], fill=(0, 0, 0), font=font)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
+    return save_pil(canvas, path)
 
 
 def _item(dataset, i: int) -> tuple[torch.Tensor, int]:

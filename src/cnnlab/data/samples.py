@@ -96,12 +96,13 @@ def write_samples(out: str | Path = ".", names: list[str] | None = None, log=Non
     from PIL import Image
 
     from cnnlab.errors import unknown_name
+    from cnnlab.files import make_folder, write_bytes
+    from cnnlab.images import save_pil
 
     for name in names or []:
         if name not in SAMPLES:
             raise unknown_name("sample", name, SAMPLES)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out, f"--out {out}")
     result = {"written": [], "skipped": []}
     for name, (about, make) in SAMPLES.items():
         if names and name not in names:
@@ -115,10 +116,10 @@ def write_samples(out: str | Path = ".", names: list[str] | None = None, log=Non
                 log(f"skipped {path}: {e}")
             continue
         if pixels is None:
-            path.write_bytes(b"")
+            write_bytes(path, b"")
             size = "0 bytes"
         else:
-            Image.fromarray(np.ascontiguousarray(pixels)).save(path)
+            save_pil(Image.fromarray(np.ascontiguousarray(pixels)), path)
             size = f"{pixels.shape[1]}x{pixels.shape[0]}"
         result["written"].append({"file": str(path), "about": about, "size": size})
         if log:

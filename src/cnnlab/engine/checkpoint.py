@@ -6,61 +6,22 @@ A checkpoint is a plain dict of tensors and primitives: ``model`` (state dict), 
 """
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
 from cnnlab.errors import CnnlabError, clean
+from cnnlab.files import replacing
 
 
 def save_checkpoint(state: dict, path: str | Path) -> Path:
-    """Write ``state`` to ``path`` via a temp file + rename, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # a normal file's permissions, not mkstemp's 0600
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-        _fsync_folder(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Delete ``*.pt.*.tmp`` files a killed run left behind in ``folder`` (start of a run)."""
-    stale = sorted(Path(folder).glob("*.pt.*.tmp"))
-    for tmp in stale:
-        tmp.unlink(missing_ok=True)
-    return stale
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some file systems cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Write ``state`` to ``path`` via a temp file + rename (``cnnlab.files``), so a crash never
+    leaves half a file, and a link planted at ``path`` is replaced, not written through."""
+    with replacing(path, "wb", durable=True) as f:  # the bytes are on disk before the name points at them
+        torch.save(state, f)
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -15,7 +15,6 @@ import contextlib
 import copy
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from torch import Tensor, nn
 
 from cnnlab._version import __version__
 from cnnlab.errors import CnnlabError
+from cnnlab.files import file_path, replacing_path
 
 FORMATS = ("onnx", "torchscript")
 METADATA_KEY = "cnnlab"               # ONNX metadata_props key
@@ -49,27 +49,19 @@ def export_model(loaded, out: str | Path, format: str = "onnx", atol: float = 1e
     if format not in FORMATS:
         raise CnnlabError(f"--format {format!r}: expected one of {', '.join(FORMATS)}")
     start = time.perf_counter()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = file_path(out)  # its folder exists: cnnlab creates none for a file it is asked to write
     model = copy.deepcopy(loaded.model).to("cpu", torch.float32, memory_format=torch.contiguous_format).eval()
     batches = _parity_batches(loaded.task, samples)
     metadata = json.dumps({"version": __version__, "model": loaded.name, "task": loaded.task.state()})
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
+    with replacing_path(out) as tmp:  # renamed over ``out`` once the parity check passed
         write, runner = (_write_onnx, _onnx_runner) if format == "onnx" else (_write_torchscript, _torchscript_runner)
         write(model, batches[1], tmp, metadata)  # trace at batch 8: batch 1 would be specialised
         diff = max_abs_diff(model, runner(tmp), batches)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if not diff <= atol:  # also catches NaN
-        failed = out.with_name(out.name + ".failed")
-        os.replace(tmp, failed)
-        raise CnnlabError(f"{out}: {format} export differs from PyTorch by {diff:.3g} in the logits, above "
-                          f"the bar atol={atol:g}; the file is kept as {failed} for inspection")
-    os.replace(tmp, out)
+        if not diff <= atol:  # also catches NaN
+            failed = out.with_name(out.name + ".failed")
+            os.replace(tmp, failed)
+            raise CnnlabError(f"{out}: {format} export differs from PyTorch by {diff:.3g} in the logits, above "
+                              f"the bar atol={atol:g}; the file is kept as {failed} for inspection")
     return {"path": str(out), "format": format, "max_abs_diff": diff, "atol": atol,
             "batch_sizes": sorted({len(b) for b in batches}), "seconds": round(time.perf_counter() - start, 3)}
 

@@ -2,7 +2,7 @@
 ``EVERY`` steps, the learning rate, every epoch's metrics, and at the end the run's figures
 (confusion matrix, predictions, curves...) as images. metrics.csv/json stay the record.
 
-    cnnlab train --data digits --tensorboard && tensorboard --logdir runs/run/tensorboard
+    cnnlab train --data digits --tensorboard && tensorboard --logdir runs/classify/digits/tensorboard
 """
 from __future__ import annotations
 

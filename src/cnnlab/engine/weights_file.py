@@ -12,14 +12,13 @@ tensor before it takes ``out``'s name.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from cnnlab._version import __version__
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, clean
+from cnnlab.files import file_path, replacing_path
 
 METADATA_KEY = "cnnlab"
 
@@ -36,32 +35,26 @@ def save_weights(loaded, out: str | Path) -> dict:
     """Write ``loaded``'s weights to ``out`` and check them read back; ``{"path", "format",
     "max_abs_diff", "tensors"}``."""
     st = _safetensors()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = file_path(out)  # its folder exists: cnnlab creates none for a file it is asked to write
     tensors = {k: (v.float() if v.is_floating_point() else v).detach().cpu().contiguous().clone()
                for k, v in loaded.model.state_dict().items()}  # clones: shared storage is refused
     cfg = loaded.config.to_dict() if loaded.config is not None else {"model": loaded.name}
     meta = {METADATA_KEY: json.dumps({"version": __version__, "model": loaded.name, "config": cfg,
                                       "task": loaded.task.state()})}
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        st.save_file(tensors, tmp, metadata=meta)
-        back = st.load_file(tmp)
+    with replacing_path(out) as tmp:  # renamed over ``out`` once the weights read back the same
+        st.save_file(tensors, str(tmp), metadata=meta)
+        back = st.load_file(str(tmp))
         diff = max((float((back[k].double() - v.double()).abs().max()) if v.numel() else 0.0
                     for k, v in tensors.items() if v.is_floating_point()), default=0.0)
         if back.keys() != tensors.keys() or diff != 0.0:
             raise CnnlabError(f"{out}: the weights read back differ from the model's (max |difference| {diff:g})")
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return {"path": str(out), "format": "safetensors", "max_abs_diff": diff, "tensors": len(tensors)}
 
 
 def load_weights(path: str | Path, device: torch.device):
     """(model, task, config) rebuilt from a cnnlab ``.safetensors`` file, the model on ``device``, in eval mode."""
     from cnnlab.engine.config import TrainConfig
-    from cnnlab.tasks.base import task_class
+    from cnnlab.engine.inference import bounded_model, checked_task, load_weights_checked
 
     _safetensors()
     from safetensors import SafetensorError, safe_open
@@ -82,12 +75,10 @@ def load_weights(path: str | Path, device: torch.device):
     try:
         info = json.loads(meta)
         cfg = TrainConfig.from_dict({**info["config"], "pretrained": False})
-        task = task_class(info["task"]["name"]).from_state(info["task"])
+        state = info["task"]
     except (ValueError, KeyError, TypeError) as e:
-        raise CnnlabError(f"{path}: cnnlab metadata is damaged ({type(e).__name__}: {e})") from None
-    model = task.build_model(cfg)
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise CnnlabError(f"{path}: weights do not fit model {cfg.model!r} ({str(e).splitlines()[0]})") from None
+        raise CnnlabError(f"{clean(path)}: cnnlab metadata is damaged ({type(e).__name__}: {clean(e)[:120]})") from None
+    task = checked_task(state, path)
+    model = bounded_model(task, cfg, path, device)  # sizes from the metadata are counted before building
+    load_weights_checked(model, tensors, path, cfg.model)
     return model.to(device).eval(), task, TrainConfig.from_dict(info["config"])

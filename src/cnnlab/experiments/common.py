@@ -22,6 +22,7 @@ from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.inference import LoadedModel
 from cnnlab.engine.trainer import RunResult, fit
 from cnnlab.errors import CnnlabError
+from cnnlab.files import make_folder
 
 DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))  # (dy, dx) unit steps: right, left, down, up
 
@@ -133,7 +134,8 @@ def train_model(data: str, model: str, model_args: dict, out: str | Path, *, epo
     deterministic algorithms where they exist (the thread count is pinned by ``fixed_threads``)."""
     cfg = TrainConfig(data=data, model=model, model_args=dict(model_args), epochs=epochs,
                       batch_size=batch_size, lr=lr, flip=flip, translate=translate, seed=seed,
-                      deterministic=deterministic, workers=0, plots=False, out=str(out))
+                      deterministic=deterministic, workers=0, plots=False, out=str(make_folder(out, parents=True)),
+                      exist_ok=True)  # the experiment's own folder: a rerun replaces its runs
     run = fit(cfg, log=log or _quiet)
     return run, LoadedModel.from_checkpoint(run.out / checkpoint)
 

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # experiments draw off-screen, also from a server's threads
 
 from cnnlab.figures import save_figure as write_figure  # noqa: E402
+from cnnlab.files import write_text  # noqa: E402
 
 Column = tuple[str, str, str]  # (row key, header, format spec such as ".2%" or ",d")
 
@@ -30,9 +31,9 @@ def write_table(out: str | Path, name: str, rows: list[dict], columns: list[Colu
     out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(rows, columns)
     md = "\n".join([f"## {title}", "", table, "", *(f"- {n}" for n in notes)]) + "\n"
-    (out / f"{name}.md").write_text(md)
+    write_text(out / f"{name}.md", md)
     payload = {"title": title, "rows": rows, "notes": list(notes), **(extra or {})}
-    (out / f"{name}.json").write_text(json.dumps(payload, indent=2, default=_jsonable))
+    write_text(out / f"{name}.json", json.dumps(payload, indent=2, default=_jsonable))
     return {"json": str(out / f"{name}.json"), "markdown": str(out / f"{name}.md"), "table": table}
 
 

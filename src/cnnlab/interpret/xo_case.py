@@ -140,7 +140,7 @@ def train_xo_cnn(out_dir: str | Path, epochs: int = 2, seed: int = 0,
     out = Path(out_dir)
     cfg = TrainConfig(data="xo", model="lecture_cnn", model_args={"widths": list(widths)},
                       epochs=epochs, batch_size=32, lr=0.1,  # 125 steps per epoch; SGD peak lr
-                      amp="off", workers=0, seed=seed, out=str(out / "xo_cnn"))
+                      amp="off", workers=0, seed=seed, out=str(out / "xo_cnn"), exist_ok=True)  # a rerun replaces it
     run = fit(cfg, log=log or (lambda *args, **kwargs: None))
     checkpoint = run.out / "best.pt"
     weight = load_checkpoint(checkpoint)["model"]["features.block1.conv.weight"]  # (F, 1, 3, 3)

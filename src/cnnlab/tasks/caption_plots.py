@@ -16,6 +16,7 @@ from cnnlab.data.base import TensorImages  # noqa: E402
 from cnnlab.data.caption_text import PAD_ID  # noqa: E402
 from cnnlab.tasks import curves  # noqa: E402
 from cnnlab.figures import save_figure  # noqa: E402
+from cnnlab.files import replacing  # noqa: E402
 
 
 ANALYSED = 256  # images of the split whose captions error analysis scores
@@ -53,7 +54,7 @@ def worst_captions(images: Tensor, captions: list[str], references: list[list[st
 
     scores = cider_per_image(captions, references)
     order = sorted(range(len(captions)), key=lambda i: scores[i])
-    with open(run_dir / "worst_captions.csv", "w", newline="") as f:
+    with replacing(run_dir / "worst_captions.csv", "w") as f:
         writer = csv.writer(f)
         writer.writerow(["index", "cider_d", "caption", "references"])
         writer.writerows([i, round(scores[i], 4), captions[i], " | ".join(references[i])] for i in order)
@@ -100,7 +101,6 @@ def plot_captions(images: Tensor, captions: list[str], truth: list[str], path: P
 def plot_attention(image: Tensor, words: list[str], alphas: Tensor, grid: tuple[int, int], path: Path) -> Path:
     """The image under each generated word's attention map (alphas (len(words) + 1, h*w))."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     labels = [*words, "<end>"][:len(alphas)]
     h, w = image.shape[-2:]
     maps = F.interpolate(alphas.view(-1, 1, *grid).float(), size=(h, w), mode="bilinear",

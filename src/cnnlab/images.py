@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnlab.errors import CnnlabError, clean
+from cnnlab.files import replacing
 
 if TYPE_CHECKING:  # torch loads only where a tensor is made: `cnnlab pixels` never needs it
     from torch import Tensor
@@ -224,9 +225,19 @@ def to_pil(img: Tensor) -> Image.Image:
 
 def save_image(img: Tensor, path: str | Path) -> Path:
     """Write a uint8 (C, H, W) tensor; the format follows the file extension."""
+    return save_pil(to_pil(img), path)
+
+
+def save_pil(image: Image.Image, path: str | Path) -> Path:
+    """Write a PIL image through ``cnnlab.files`` (a temporary file renamed over the name: never
+    through a link planted there); the format follows the file extension."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    to_pil(img).save(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise CnnlabError(f"{path}: images are written as .png, .jpg, ...; got "
+                          f"{path.suffix or 'no suffix'}")
+    with replacing(path) as f:
+        image.save(f, format=fmt)
     return path
 
 
@@ -288,6 +299,10 @@ def as_image(image, channels: int | None = None, name: str = "image") -> Tensor:
         image = Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image)
     if not isinstance(image, Image.Image):
         raise ImageError(f"{name}: expected a file path, PIL image, NumPy array or tensor, got {type(image).__name__}")
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return read_image(buffer.getvalue(), channels=channels, name=name)
+    if image.width * image.height == 0:
+        raise ImageError(f"{name}: empty image ({image.width}x{image.height} pixels)")
+    try:  # any mode: 16-bit and float to 8 bits, CMYK/YCbCr/LAB to RGB, alpha on white, as read_image
+        converted = _convert(_to_8bit(image), channels)
+    except (ValueError, OSError) as e:
+        raise ImageError(f"{name}: unsupported image mode {image.mode} ({clean(e)})") from None
+    return torch.from_numpy(_to_array(converted)).permute(2, 0, 1).contiguous()

@@ -17,8 +17,7 @@ from torch import Tensor
 
 from cnnlab.engine.export import METADATA_KEY
 from cnnlab.errors import CnnlabError
-from cnnlab.engine.inference import model_input
-from cnnlab.tasks.base import task_class
+from cnnlab.engine.inference import checked_task, model_input
 
 
 @dataclass
@@ -41,9 +40,11 @@ class OnnxModel:
             raise CnnlabError(f"{path}: ONNX model without cnnlab metadata (export it with `cnnlab export`)")
         try:
             meta = json.loads(raw)
-            task = task_class(meta["task"]["name"]).from_state(meta["task"])
-        except (ValueError, KeyError, TypeError) as e:
+        except ValueError as e:
             raise CnnlabError(f"{path}: unreadable cnnlab metadata ({type(e).__name__}: {e})") from None
+        if not isinstance(meta, dict):
+            raise CnnlabError(f"{path}: unreadable cnnlab metadata (expected a JSON object)")
+        task = checked_task(meta.get("task"), path)  # sizes, names and normalisation checked first
         return cls(session, task, meta.get("model", Path(path).stem), str(path))
 
     def read(self, image: str | Path | Tensor) -> Tensor:

@@ -18,7 +18,10 @@ import numpy as np  # noqa: E402
 from cnnlab.errors import CnnlabError  # noqa: E402
 from cnnlab.interpret.conv_numpy import conv2d_im2col, output_size  # noqa: E402
 from cnnlab.interpret.kernels import parse_kernel, parse_matrix  # noqa: E402
-from cnnlab.images import read_image  # noqa: E402
+from PIL.Image import Image as PILImage  # noqa: E402
+
+from cnnlab.images import as_image, peek_image, read_image  # noqa: E402
+from cnnlab.memory import require  # noqa: E402
 from cnnlab.figures import map_style, save_figure  # noqa: E402
 
 # The lecture's "Convolution Operation" slides: a 5x5 binary image and a 3x3 filter
@@ -32,6 +35,9 @@ LECTURE_FILTER = np.array([[1, 0, 1],
                            [0, 1, 0],
                            [1, 0, 1]], dtype=np.float64)
 MAX_EXPLAINED_POSITIONS = 100  # the walk-through writes every output position out
+BAND_BYTES = 32 << 20          # im2col patches of one band of output rows: large images go band by band
+FLOAT32_PIXELS = 16_000_000    # from here on feature maps are float32 (a 64-megapixel image fits in 1 GB)
+SHOWN_SIDE = 1024              # the figure draws at most this many pixels a side (its panels are ~420)
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601, as read_image(channels=1)
 
 # ---------------------------------------------------------------------------------------
@@ -48,18 +54,18 @@ def convolve_image(image, kernels: list, stride: int = 1, padding: int | None = 
     Returns ``{"input": (H, W) float, "stride", "padding", "feature_maps": [{"kernel",
     "weights", "feature_map", "size"}]}``.
     """
+    if not isinstance(kernels, (list, tuple)) or not kernels:
+        raise CnnlabError("kernels: give a list of at least one kernel (a name or a matrix)")
     gray = _gray(image)
-    if not kernels:
-        raise CnnlabError("kernels: give at least one kernel (a name or a matrix)")
     maps = []
     for text in kernels:
         weights = parse_kernel(text) if isinstance(text, str) else _small_matrix(text, "kernel")
         kh, kw = weights.shape
-        x = gray[None, None]  # (1, 1, H, W)
         if padding is None:  # "same": (k - 1) // 2 zeros before, k // 2 after
-            x = np.pad(x, ((0, 0), (0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)))
-        feature_map = conv2d_im2col(x, weights[None, None], stride=stride,
-                                    padding=padding or 0)[0, 0]  # (H', W')
+            pads = ((kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2)
+        else:
+            pads = (padding,) * 4 if isinstance(padding, int) and padding >= 0 else padding
+        feature_map = _convolve(gray, weights.astype(gray.dtype), stride, pads)  # (H', W')
         maps.append({"kernel": text if isinstance(text, str) else "custom", "weights": weights,
                      "feature_map": feature_map, "size": feature_map.shape})
     return {"input": gray, "stride": stride, "padding": "same" if padding is None else padding,
@@ -67,11 +73,12 @@ def convolve_image(image, kernels: list, stride: int = 1, padding: int | None = 
 
 
 def plot_feature_maps(result: dict, path: str | Path) -> Path:
-    """One figure: the input beside each feature map, each with a colour bar."""
-    panels = [("input", result["input"], f"input {_hw(result['input'].shape)}")]
+    """One figure: the input beside each feature map, each with a colour bar (a large image is
+    drawn from every n-th pixel, at most ``SHOWN_SIDE`` a side: the panels are smaller still)."""
+    panels = [("input", _shown(result["input"]), f"input {_hw(result['input'].shape)}")]
     for m in result["feature_maps"]:
         kh, kw = m["weights"].shape
-        panels.append((m["kernel"], m["feature_map"],
+        panels.append((m["kernel"], _shown(m["feature_map"]),
                        f"{m['kernel']} ({kh}x{kw})\nfeature map {_hw(m['size'])}, "
                        f"stride {result['stride']}, padding {result['padding']}"))
     ncols = min(len(panels), 4)
@@ -92,16 +99,68 @@ def plot_feature_maps(result: dict, path: str | Path) -> Path:
     return path
 
 
+def _shown(values: np.ndarray) -> np.ndarray:
+    step = -(-max(values.shape) // SHOWN_SIDE)
+    return values[::step, ::step] if step > 1 else values
+
+
+def _convolve(gray: np.ndarray, weights: np.ndarray, stride, pads) -> np.ndarray:
+    """``conv2d_im2col`` of an (H, W) image, band by band of output rows when its patches would
+    take more than ``BAND_BYTES``, each band zero-padded on its own (no padded copy of the image)."""
+    h, w = gray.shape
+    kh, kw = weights.shape
+    if not (isinstance(stride, int) and stride >= 1 and isinstance(pads, tuple)) \
+            or h * w * kh * kw * gray.itemsize <= BAND_BYTES:  # small, or options conv2d_im2col explains
+        top, bottom, left, right = pads if isinstance(pads, tuple) else (0, 0, 0, 0)
+        x = np.pad(gray, ((top, bottom), (left, right)))[None, None] if isinstance(pads, tuple) else gray[None, None]
+        return conv2d_im2col(x, weights[None, None], stride=stride, padding=0 if isinstance(pads, tuple) else pads)[0, 0]
+    top, bottom, left, right = pads
+    out_h, out_w = (h + top + bottom - kh) // stride + 1, (w + left + right - kw) // stride + 1
+    if out_h < 1 or out_w < 1:
+        raise CnnlabError(f"kernel {kh}x{kw} is larger than the padded input {h + top + bottom}x{w + left + right}")
+    out = np.empty((out_h, out_w), gray.dtype)
+    rows = max(1, BAND_BYTES // (out_w * kh * kw * gray.itemsize))
+    for r0 in range(0, out_h, rows):
+        r1 = min(out_h, r0 + rows)
+        first, last = r0 * stride - top, (r1 - 1) * stride - top + kh  # input rows [first, last) of the band
+        band = np.zeros((last - first, w + left + right), gray.dtype)
+        band[max(first, 0) - first:min(last, h) - first, left:left + w] = gray[max(first, 0):min(last, h)]
+        out[r0:r1] = conv2d_im2col(band[None, None], weights[None, None], stride=stride)[0, 0]
+    return out
+
+
 def _gray(image) -> np.ndarray:
-    """A path or an array -> (H, W) float64."""
+    """A path or an array -> (H, W) float64, float32 from ``FLOAT32_PIXELS`` on; its memory, and
+    that of one feature map, checked first."""
     if isinstance(image, (str, Path)):
-        return read_image(image, channels=1)[0].numpy() / 255.0
+        h, w = peek_image(image)[1:]
+        _check_memory(h, w)
+        a = read_image(image, channels=1)[0].numpy()
+        return a.astype(_dtype(a.shape)) / 255
+    if isinstance(image, PILImage):  # any mode, as a file of it would read
+        image = as_image(image, channels=1, name="image")[0].numpy()
+    if isinstance(image, (bytes, bytearray)) or not hasattr(image, "__array__") and not isinstance(image, (list, tuple)):
+        raise CnnlabError(f"image: expected a path or an array (H, W) or (C, H, W), got {type(image).__name__}")
     a = np.asarray(image)
+    if a.dtype.kind not in "uifb":
+        raise CnnlabError(f"image: expected an array of numbers, got dtype {a.dtype}")
     if a.ndim == 3 and a.shape[0] in (1, 3, 4):
-        a = a[0] if a.shape[0] == 1 else np.tensordot(LUMA, a[:3].astype(np.float64), axes=1)
+        a = a[0] if a.shape[0] == 1 else np.tensordot(LUMA, a[:3].astype(_dtype(a.shape[1:])), axes=1)
     if a.ndim != 2 or min(a.shape) < 1:
         raise CnnlabError(f"image: expected a path or an array (H, W) or (C, H, W), got shape {a.shape}")
-    return a / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
+    _check_memory(*a.shape)
+    return a.astype(_dtype(a.shape)) / 255 if a.dtype == np.uint8 else a.astype(_dtype(a.shape))
+
+
+def _dtype(shape) -> type:
+    return np.float32 if shape[0] * shape[1] >= FLOAT32_PIXELS else np.float64
+
+
+def _check_memory(h: int, w: int) -> None:
+    """The input and one feature map as floats, and one band of patches, must fit."""
+    size = np.dtype(_dtype((h, w))).itemsize
+    require(2 * h * w * size + BAND_BYTES, f"image: convolving {h}x{w} pixels",
+            "crop or shrink the image first (cnnlab pixels --crop shows a region)")
 
 
 def _hw(shape) -> str:

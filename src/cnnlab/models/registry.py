@@ -56,6 +56,9 @@ def register_model(name: str, *, input_size: tuple[int, int, int] = (3, 224, 224
 
 def model_info(name: str) -> ModelInfo:
     """The registry entry for ``name``; a clear error lists the known names."""
+    if not isinstance(name, str) or not name:
+        raise (TypeError if not isinstance(name, str) else CnnlabError)(
+            f"name: expected a model name (str; cnnlab.list_models()), got {name!r}"[:200])
     _load_builtin()
     if name not in _MODELS:
         raise unknown_name("model", name, _MODELS)
@@ -76,6 +79,9 @@ def get_model(name: str, **kwargs) -> nn.Module:
 
 def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
     """Registered model names matching a shell-style ``pattern`` (and ``task``), sorted."""
+    pattern = "*" if pattern is None else pattern
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern: expected a shell-style pattern (str) such as 'resnet*', got {type(pattern).__name__}")
     _load_builtin()
     return sorted(n for n, i in _MODELS.items()
                   if fnmatch.fnmatch(n, pattern) and (task is None or i.task == task))

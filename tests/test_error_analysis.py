@@ -10,8 +10,8 @@ import cnnlab
 from cnnlab import api, cli
 from cnnlab.data import load_dataset
 from cnnlab.images import save_image
-from cnnlab.tasks.error_analysis import (detection_errors, image_iou, match_boxes, mistakes_first, most_confused,
-                                         top_losses, worst_images)
+from cnnlab.tasks.error_analysis import (confident_disagreement, detection_errors, image_iou, likely_missing_labels,
+                                         match_boxes, mistakes_first, most_confused, top_losses, worst_images)
 
 NEEDS_PYCOCOTOOLS = pytest.mark.skipif(__import__("importlib").util.find_spec("pycocotools") is None,
                                        reason="pycocotools not installed")
@@ -70,6 +70,23 @@ def test_detection_errors_on_hand_made_boxes():
 
 
 # ----------------------------------------------------------------------------- segmentation numbers
+def test_likely_missing_labels_are_confident_detections_far_from_every_labelled_box():
+    preds = [{"boxes": torch.tensor([[0., 0, 10, 10], [50, 50, 60, 60], [100, 100, 110, 110], [0, 0, 9, 9]]),
+              "scores": torch.tensor([0.95, 0.9, 0.5, 0.85]), "labels": torch.tensor([1, 2, 1, 2])}]
+    truth = [{"boxes": torch.tensor([[1., 1, 11, 11]]), "labels": torch.tensor([2])}]  # near boxes 0 and 3 only
+    assert likely_missing_labels(preds, truth) == [[1]]  # box 2 is far too, but not confident
+    assert likely_missing_labels(preds, [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0)}]) == [[0, 1, 3]]
+
+
+def test_confident_disagreement_counts_pixels_by_mask_and_predicted_class():
+    probs = torch.zeros(1, 3, 2, 3)
+    probs[0, 0], probs[0, 1, 0, :2], probs[0, 2, 1, 2] = 1.0, 1.0, 1.0   # predicted: [[1, 1, 0], [0, 0, 2]]
+    probs[0, 0, 0, :2], probs[0, 0, 1, 2] = 0.0, 0.0
+    probs[0, :, 1, 1] = torch.tensor([0.5, 0.3, 0.2])                  # not confident: left out
+    mask = torch.tensor([[[0, 0, 0], [0, 2, 255]]])
+    assert confident_disagreement(probs, mask) == [[(0, 1, 2)]]        # two mask-0 pixels predicted 1; 255 ignored
+
+
 def test_image_iou_by_hand_and_ignored_pixels():
     mask = torch.tensor([[[0, 0], [1, 1]],
                          [[0, 0], [0, 255]],
@@ -127,22 +144,24 @@ def _coco(root, n=12):
 def test_detection_train_and_eval_write_errors_per_class(tmp_path, capsys):
     data = _coco(tmp_path / "data")
     out = tmp_path / "run"
-    api.train(task="detect", data=str(data), epochs=1, batch_size=4, lr=0.01, out=str(out), val_fraction=0.25,
+    api.train(task="detect", data=str(data), model="lecture_cnn", epochs=1, batch_size=4, lr=0.01, out=str(out),
+              val_fraction=0.25,
               workers=0, log=None, model_args={"widths": [16, 32, 32], "anchor_sizes": [12, 24]})
     rows = _rows(out / "detection_errors.csv")
     assert rows[0] == ["class", "correct", "false_positives", "missed"] and [r[0] for r in rows[1:]] == ["cat", "dog"]
-    val = load_dataset(str(data), "val", task="detect", val_fraction=0.25)
-    boxes = sum(len(t["boxes"]) for t in val.targets)
+    test = load_dataset(str(data), "test", task="detect", val_fraction=0.25)  # carved: the run scores it at the end
+    boxes = sum(len(t["boxes"]) for t in test.targets)
     assert sum(int(r[1]) + int(r[3]) for r in rows[1:]) == boxes  # every true box is found or missed
     if any(int(r[2]) + int(r[3]) for r in rows[1:]):
         assert (out / "errors.png").stat().st_size > 0
 
-    assert cli.main(["eval", str(out / "best.pt"), "--data", str(data), "--split", "val", "--plots",
+    assert _rows(out / "likely_missing_labels.csv")[0] == ["image", "class", "score", "x0", "y0", "x1", "y1"]
+    assert cli.main(["eval", str(out / "best.pt"), "--data", str(data), "--split", "test", "--plots",
                      str(tmp_path / "eval")]) == 0
     printed = capsys.readouterr().out
     assert "errors at IoU 0.5" in printed and "missed" in printed
     assert _rows(tmp_path / "eval" / "detection_errors.csv") == rows  # the same model, the same split
-    m = api.evaluate(str(out / "best.pt"), data=str(data), split="val")
+    m = api.evaluate(str(out / "best.pt"), data=str(data), split="test")
     assert [[c, str(r["tp"]), str(r["fp"]), str(r["missed"])] for c, r in m["errors"].items()] == rows[1:]
 
 
@@ -167,6 +186,7 @@ def test_segmentation_worst_images_lowest_iou_first(tmp_path):
         truth = image_iou(task.logits(model, data.images).argmax(1), data.labels, len(task.classes))
     assert ious[0] == pytest.approx(float(truth.min()), abs=1e-6)
     assert rows[0][0] == f"image {int(truth.argmin())}"
+    assert _rows(tmp_path / "likely_mask_errors.csv")[0] == ["image", "mask_class", "predicted_class", "pixels", "share"]
 
 
 def test_captions_lowest_cider_first_with_their_references(tmp_path):

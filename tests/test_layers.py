@@ -12,7 +12,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cnnlab"
 
 LAYERS = [
     ["errors", "_version"],   # the one error type users see; the version
-    ["images", "figures"],    # decode / validate images; write figures
+    ["images", "figures", "files", "memory"],  # decode / validate images; write figures; write any file safely;
+                                               # bound memory before allocating
     ["data"],                 # datasets and formats
     ["models"],               # model registry and builders
     ["runtime"],              # device, precision policy, distributed reductions

@@ -20,7 +20,7 @@ from cnnlab.data import load_dataset
 from cnnlab.errors import CnnlabError
 
 QUIET = dict(epochs=1, workers=0, plots=False, log=lambda *a: None)
-DETECTOR = dict(task="detect", batch_size=8, lr=0.01, model_args={"widths": [8, 16, 16], "anchor_sizes": [8, 16]})
+DETECTOR = dict(task="detect", model="lecture_cnn", batch_size=8, lr=0.01, model_args={"widths": [8, 16, 16], "anchor_sizes": [8, 16]})
 SIDE = 32  # pixels: every test image is SIDE x SIDE
 
 
@@ -153,8 +153,8 @@ def test_coco_json_with_images_elsewhere_trains_through_the_cli(tmp_path, capsys
     assert len(val) == 4 and all("val2017" in f for f in val.files)
 
     out = tmp_path / "run"
-    assert cli.main(["train", "--task", "detect", "--data", f"coco:{train_json}", "--images", str(images),
-                     "--epochs", "1", "--batch-size", "8", "--workers", "0", "--no-plots", "--quiet",
+    assert cli.main(["train", "--task", "detect", "--model", "lecture_cnn", "--data", f"coco:{train_json}",
+                     "--images", str(images), "--epochs", "1", "--batch-size", "8", "--workers", "0", "--no-plots", "--quiet",
                      "--set", "model_args={widths: [8, 16, 16], anchor_sizes: [8, 16]}", "--out", str(out)]) == 0
     capsys.readouterr()
     assert cli.main(["eval", str(out / "best.pt"), "--data", str(val_json), "--images",

@@ -16,7 +16,7 @@ from cnnlab.runtime.threads import apply_thread_policy
 apply_thread_policy()  # before torch starts OpenMP: waiting threads sleep (runtime/threads.py)
 
 _EXPORTS = {  # name -> the module that defines it
-    **dict.fromkeys(["train", "evaluate", "predict", "load", "export", "pixels", "data_info", "model_summary",
+    **dict.fromkeys(["train", "evaluate", "predict", "load", "export", "pixels", "data_info", "check_data", "model_summary",
                      "convolve", "explain_convolution", "explain", "xo", "experiment", "detect_faces"], "cnnlab.api"),
     "get_model": "cnnlab.models", "list_models": "cnnlab.models",
     "list_datasets": "cnnlab.data", "load_dataset": "cnnlab.data",

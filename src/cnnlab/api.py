@@ -10,6 +10,7 @@ need neither (``cnnlab pixels``, ``--help``) start at once.
 """
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING, Callable
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError, clean
 from cnnlab.figures import figure_path
-from cnnlab.images import ImageError, format_pixels, pixel_matrix, read_array
+from cnnlab.files import file_path, make_folder, same_file
+from cnnlab.images import ImageError, format_pixels, peek_image, pixel_matrix, read_array
 
 if TYPE_CHECKING:  # the functions import torch and the engine when called: `cnnlab pixels` needs neither
     from cnnlab.engine.inference import LoadedModel
@@ -49,7 +51,9 @@ def train(config: str | Path | None = None, overrides: list[str] | None = None,
     epochs, batch_size, optimizer (``sgd`` | ``adamw``), lr (0: the optimizer's default).
     flip, translate: batched augmentation (a horizontal flip; a shift of up to N pixels).
     device: ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
-    seed: seeds weights, sampling and augmentation; out: the run folder (default ``runs/run``).
+    seed: seeds weights, sampling and augmentation; out: the run folder (default: a new
+    ``runs/TASK/NAME``, NAME the data's stem, numbered when taken; an ``out`` holding a run is
+    refused unless ``exist_ok=True`` or ``resume``; its parent folder must exist).
     **options: any other ``TrainConfig`` field (``weight_decay``, ``schedule``, ``amp``, ...).
 
     Returns a ``RunResult``: ``out``, ``best`` (the best validation score and its epoch), ``test``
@@ -75,10 +79,43 @@ def train(config: str | Path | None = None, overrides: list[str] | None = None,
         given.setdefault("out", str(Path(resume).parent))  # beside the checkpoint, never its stored out
         cfg = TrainConfig.from_sources(config, overrides, **{**saved, **given})
     else:
-        cfg = TrainConfig.from_sources(config, overrides, **options)
+        cfg = _with_defaults(config, overrides, options, log)
     from cnnlab.engine.trainer import fit
 
     return fit(cfg, resume=resume, log=log, on_epoch=on_epoch)
+
+
+def _with_defaults(config, overrides: list[str] | None, options: dict, log) -> TrainConfig:
+    """The run's config; its task read from the data, and, for a dataset on disk with no recipe
+    and no model given, the task's real-data recipe adapted to the data (``engine/defaults.py``).
+    The task's line and each choice's reason are logged first."""
+    import os
+
+    from cnnlab.data.layout import resolve_task
+    from cnnlab.engine.defaults import default_recipe
+
+    cfg = TrainConfig.from_sources(config, overrides, **options)
+    found = resolve_task(cfg.data, cfg.task)
+    lines, recipe = [found.line()] if found.on_disk else [], None
+    named = {item.split("=", 1)[0].strip() for item in overrides or []} | {k for k, v in options.items() if v is not None}
+    if found.on_disk and config is None and not named & {"model", "model_args", "backbone"}:  # no model chosen
+        recipe, reasons = default_recipe(found.task, cfg.data, named, count=lambda values: _train_images(
+            TrainConfig.from_sources(None, overrides, recipe=values, **{**options, "task": found.task})))
+        lines += reasons
+    if log and os.environ.get("RANK", "0") == "0":  # under torchrun, said once
+        for line in lines:
+            log(line)
+    return TrainConfig.from_sources(config, overrides, recipe=recipe, **{**options, "task": found.task})
+
+
+def _train_images(cfg: TrainConfig) -> int:
+    """How many images ``cfg``'s training split holds (read as the run will read it; quietly:
+    the run reads it again and says what it finds)."""
+    from cnnlab.data import load_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return len(load_dataset(cfg.data, "train", seed=cfg.seed, task=cfg.task, **cfg.data_options()))
 
 
 def load(checkpoint: str | Path | None = None, *, model: str | None = None,
@@ -89,6 +126,7 @@ def load(checkpoint: str | Path | None = None, *, model: str | None = None,
     from cnnlab.engine.onnx_model import OnnxModel
 
     if checkpoint is not None:
+        checkpoint = _path(checkpoint, "checkpoint", "a .pt, .safetensors or .onnx file")
         if str(checkpoint).endswith(".onnx"):
             return OnnxModel.from_file(checkpoint)
         if str(checkpoint).endswith(".safetensors"):
@@ -96,7 +134,7 @@ def load(checkpoint: str | Path | None = None, *, model: str | None = None,
         return LoadedModel.from_checkpoint(checkpoint, device)
     if model and pretrained:
         return LoadedModel.from_pretrained(model, device)
-    raise CnnlabError("give a CHECKPOINT, or --model NAME with --pretrained")
+    raise CnnlabError("checkpoint: give a CHECKPOINT, or --model NAME with --pretrained")
 
 
 def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, split: str = "test", *,
@@ -118,13 +156,17 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
     which views were averaged.
     """
     from cnnlab.data import load_dataset
+    from cnnlab.data.check import split_changes
+    from cnnlab.data.layout import refuse_other_task
     from cnnlab.data.loader import Batches
     from cnnlab.engine.inference import LoadedModel
     from cnnlab.runtime.distributed import Dist
 
-    lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(checkpoint, device=device)
+    lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(_path(checkpoint, "checkpoint"), device=device)
     if not isinstance(lm, LoadedModel):
         raise CnnlabError(f"{checkpoint}: evaluate a PyTorch checkpoint (.pt), not an export")
+    if plots:
+        make_folder(plots, f"--plots {plots}")  # before the work: its parent must exist
     cfg = lm.config
     spec = data or cfg.data
     opts = {k: v for k, v in cfg.data_options().items() if k != "download"}
@@ -132,16 +174,18 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
         opts.pop("images", None)
     if images:
         opts["images"] = str(images)
+    refuse_other_task(spec, lm.task.name, lm.source or "the checkpoint")
     dataset = load_dataset(spec, split, seed=cfg.seed, task=lm.task.name, **opts)
-    if list(getattr(dataset, "classes", [])) != list(getattr(lm.task, "classes", [])):
-        raise CnnlabError(f"--data {spec}: its classes {dataset.classes[:5]}... differ from the "
-                          f"checkpoint's {lm.task.classes[:5]}...")
+    changed = split_changes(Path(lm.source).parent, split, dataset) if lm.source and str(spec) == str(cfg.data) else None
+    if changed:
+        warnings.warn(changed, stacklevel=2)
+    task = lm.task.for_data(dataset, str(spec))  # the classes must match (captions: any references)
     batches = Batches(dataset, batch_size, lm.device, shuffle=False, workers=cfg.workers)
-    with lm.task.test_time_augmentation(tta) if tta else nullcontext() as views:
-        metrics = lm.task.evaluate(lm.model, batches, Dist())
+    with task.test_time_augmentation(tta) if tta else nullcontext() as views:
+        metrics = task.evaluate(lm.model, batches, Dist())
     metrics.pop("score")
     if plots:
-        metrics["plots"] = lm.task.write_plots(plots, [], lm.model, dataset, metrics)
+        metrics["plots"] = task.write_plots(plots, [], lm.model, dataset, metrics)
     metrics.update(data=str(spec), split=split, skipped=len(getattr(dataset, "skipped", [])))
     if tta:
         metrics.update(tta=tta, tta_views=views)
@@ -177,7 +221,7 @@ def predict(model: str | Path | LoadedModel, images, *, batch_size: int = 64,
     from cnnlab.engine.inference import LoadedModel
     from cnnlab.engine.onnx_model import OnnxModel
 
-    lm = model if isinstance(model, (LoadedModel, OnnxModel)) else load(model)
+    lm = model if isinstance(model, (LoadedModel, OnnxModel)) else load(_path(model, "model"))
     return list(predictions(lm, images, batch_size=batch_size, **options))
 
 
@@ -191,11 +235,11 @@ def predictions(model, images, *, batch_size: int = 64, **options):
     from cnnlab.engine.inference import LoadedModel
     from cnnlab.engine.onnx_model import OnnxModel
 
-    lm = model if isinstance(model, (LoadedModel, OnnxModel)) else load(model)
+    lm = model if isinstance(model, (LoadedModel, OnnxModel)) else load(_path(model, "model"))
     opts = lm.task.options(options)  # typed and range-checked before any image is read
     sources = _image_sources(images, lm.task.input_shape[0])
     if not sources:
-        raise CnnlabError("give at least one IMAGE to predict")
+        raise CnnlabError("images: give at least one IMAGE to predict")
     if batch_size < 1:
         raise CnnlabError(f"batch_size {batch_size}: expected at least 1")
     return _stream(lm, sources, opts, batch_size)
@@ -228,9 +272,9 @@ def _image_sources(images, channels: int) -> list[tuple[str, object]]:
     sources = []
     for i, image in enumerate(images):
         if isinstance(image, (str, Path)):
-            sources.append((str(image), image))
+            sources.append((str(_path(image, f"images[{i}]", "an image file")), image))
         else:
-            sources.append((f"<{type(image).__name__} {i}>", as_image(image, channels, name=f"image {i}")))
+            sources.append((f"<{type(image).__name__} {i}>", as_image(image, channels, name=f"images[{i}]")))
     return sources
 
 
@@ -253,30 +297,45 @@ def export(checkpoint: str | Path | LoadedModel, format: str = "onnx", *, out: s
     suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".safetensors"}.get(format)
     if suffix is None:
         raise CnnlabError(f"--format {format!r}: expected onnx, torchscript or safetensors")
-    lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(checkpoint, device=device)
+    lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(_path(checkpoint, "checkpoint"), device=device)
     if not isinstance(lm, LoadedModel):
         raise CnnlabError(f"{checkpoint}: already an export; export a PyTorch checkpoint (.pt)")
     if format == "safetensors":
         from cnnlab.engine.weights_file import save_weights
 
-        out = Path(out or Path(lm.source).with_suffix(suffix))
-        if out.is_dir():
-            raise CnnlabError(f"--out {out}: a folder; expected a file name such as {out / ('model' + suffix)}")
-        return save_weights(lm, out)
+        return save_weights(lm, _export_path(out or Path(lm.source).with_suffix(suffix), lm, suffix))
     if lm.task.export_refusal:
         raise CnnlabError(f"{checkpoint}: a {lm.task.name} checkpoint cannot be exported yet: "
                           f"{lm.task.export_refusal}; predict with `cnnlab predict` or `cnnlab serve` instead")
-    out = Path(out or Path(lm.source).with_suffix("").with_suffix(suffix))
+    out = _export_path(out or Path(lm.source).with_suffix("").with_suffix(suffix), lm, suffix)
+    return export_model(lm, out, format=format, atol=atol)
+
+
+def _export_path(out: str | Path, lm, suffix: str) -> Path:
+    """``out`` as the export's file: not a folder, in a folder that exists, and not the checkpoint
+    being exported (by any name: a hard or symbolic link to it too)."""
+    out = Path(out)
     if out.is_dir():
         raise CnnlabError(f"--out {out}: a folder; expected a file name such as {out / ('model' + suffix)}")
-    return export_model(lm, out, format=format, atol=atol)
+    if lm.source and same_file(out, lm.source):
+        raise CnnlabError(f"--out {out}: that is the checkpoint being exported ({lm.source}); the export would "
+                          f"replace it: give another --out")
+    return file_path(out, f"--out {out}")
 
 
 def pixels(image: str | Path, crop: tuple[int, int, int, int] | None = None,
            size: int | None = None) -> tuple[str, tuple[int, int, int]]:
     """The image as a grid of 0-255 numbers (the lecture's Lincoln slide) and its H x W x C shape."""
-    if size is not None and not 1 <= size <= MAX_PIXELS_SIDE:
-        raise CnnlabError(f"--size {size}: expected 1..{MAX_PIXELS_SIDE} (numbers per row of the printed grid)")
+    if size is not None and not (isinstance(size, int) and 1 <= size <= MAX_PIXELS_SIDE):
+        raise CnnlabError(f"--size {size!r}: expected 1..{MAX_PIXELS_SIDE} (numbers per row of the printed grid)")
+    if crop is not None and not (isinstance(crop, (tuple, list)) and len(crop) == 4
+                                 and all(isinstance(v, int) for v in crop)):
+        raise CnnlabError(f"--crop {crop!r}: expected (x, y, w, h), four integers")
+    _, h, w = peek_image(_image_path(image, "image"))  # the header: a grid too large to read is refused unread
+    if size is None and max(crop[2:] if crop else (h, w)) > MAX_PIXELS_SIDE:
+        gh, gw = (crop[3], crop[2]) if crop else (h, w)
+        raise CnnlabError(f"{clean(image)}: the grid would be {gh}x{gw} numbers, over {MAX_PIXELS_SIDE} a side; "
+                          f"pass --size N (size=N) to shrink it or --crop X,Y,W,H for a region")
     img = read_array(image)  # (H, W, C), no torch: this command answers at once
     h, w, c = img.shape
     return format_pixels(pixel_matrix(img, crop=crop, size=size, name=str(image))), (h, w, c)
@@ -285,15 +344,36 @@ def pixels(image: str | Path, crop: tuple[int, int, int, int] | None = None,
 MAX_PIXELS_SIDE = 1000  # `cnnlab pixels --size`: a printed grid wider than this is no longer readable
 
 
-def data_info(spec: str, split: str = "train", grid: str | Path | None = None, task: str = "classify",
+def check_data(spec: str, task: str = "auto", **opts) -> dict:
+    """Every split of a dataset read as training reads it, and what could go wrong: the task and
+    layout found, counts per split and class, empty classes, what the readers dropped, resized or
+    remapped, and duplicate images (within a split, and across splits). ``status``: ``clean``,
+    ``warnings`` or ``errors`` (a split that cannot be read).
+
+        cnnlab.check_data("../shared/data/bccd")["status"]      # 'warnings'
+    """
+    from cnnlab.data.check import check_dataset
+
+    _path(spec, "spec", "a dataset name or path")
+    return check_dataset(spec, task, **{k: v for k, v in opts.items() if v})
+
+
+def data_info(spec: str, split: str = "train", grid: str | Path | None = None, task: str = "auto",
               **opts) -> dict:
-    """Counts, classes and image size of a dataset split; optionally a sample-grid PNG."""
+    """Counts, classes and image size of a dataset split; optionally a sample-grid PNG.
+
+    task: ``auto`` reads it from the data's layout (``layout`` in the result says which)."""
     from cnnlab.data import load_dataset
     from cnnlab.data.info import describe, save_sample_grid
+    from cnnlab.data.layout import resolve_task
 
-    dataset = load_dataset(spec, split, task=task, **opts)
+    _path(spec, "spec", "a dataset name or path")
+    if grid:
+        file_path(grid, f"--grid {grid}")  # before the work: its folder must exist
+    found = resolve_task(spec, task)
+    dataset = load_dataset(spec, split, task=found.task, **opts)
     info = describe(dataset)
-    info.update(data=str(spec), split=split)
+    info.update(data=str(spec), split=split, task=found.task, layout=found.layout)
     if grid:
         info["grid"] = str(save_sample_grid(dataset, grid))
     return info
@@ -303,9 +383,9 @@ def model_summary(name: str, input_shape: tuple[int, int, int] | None = None, **
     """Each layer's output volume h x w x d, parameters, stride and receptive field, as a table."""
     from cnnlab.models import format_summary, get_model, model_info, summarize
 
-    info = model_info(name)
+    info = model_info(_name(name, "name", "a model name (cnnlab.list_models())"))
     shape = input_shape or info.input_size
-    if len(shape) != 3 or not all(1 <= v <= 4096 for v in shape):
+    if not isinstance(shape, (tuple, list)) or not all(isinstance(v, int) for v in shape) or len(shape) != 3 or not all(1 <= v <= 4096 for v in shape):
         raise CnnlabError(f"--input {'x'.join(map(str, shape))}: expected CxHxW with each side 1..4096")
 
     model = get_model(name, in_channels=shape[0], **kwargs)
@@ -318,6 +398,29 @@ def layers(lm: LoadedModel) -> list:
     from cnnlab.models import summarize
 
     return summarize(lm.model, lm.task.input_shape)
+
+
+def _path(value, param: str, what: str = "a file path") -> Path:
+    """``value`` as a path, or an error naming ``param``: a TypeError for another type, a
+    CnnlabError for an empty one (``Path("")`` would silently mean the current folder)."""
+    if not isinstance(value, (str, Path)):
+        raise TypeError(f"{param}: expected {what} (str or Path), got {type(value).__name__}")
+    if not str(value).strip():
+        raise CnnlabError(f"{param}: empty; expected {what}")
+    return Path(value)
+
+
+def _name(value, param: str, what: str) -> str:
+    """``value`` as a non-empty name, or an error naming ``param``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{param}: expected {what} (str), got {type(value).__name__}")
+    if not value.strip():
+        raise CnnlabError(f"{param}: empty; expected {what}")
+    return value
+
+
+def _image_path(value, param: str) -> Path:
+    return _path(value, param, "an image file")
 
 
 def _given(options: dict) -> dict:
@@ -334,7 +437,7 @@ def convolve(image, kernels: list[str], stride: int = 1, padding: int | None = N
     from cnnlab.interpret import convolve_image, plot_feature_maps
 
     if out:
-        figure_path(out)  # a bad --out fails before the work
+        file_path(figure_path(out), f"--out {out}")  # a bad --out fails before the work
     result = convolve_image(image, kernels, stride=stride, padding=padding)
     if out:
         result["figure"] = str(plot_feature_maps(result, out))
@@ -372,9 +475,10 @@ def explain(checkpoint: str | Path | LoadedModel | None = None, image: str | Pat
     from cnnlab.interpret.report import explain_image
 
     if image is None:
-        raise CnnlabError("explain: give an IMAGE")
+        raise CnnlabError("image: explain needs an IMAGE file")
+    image = _path(image, "image", "an image file (explain reads it from disk)")
     lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(
-        checkpoint, model=model, pretrained=pretrained, device=device)
+        None if checkpoint is None else _path(checkpoint, "checkpoint"), model=model, pretrained=pretrained, device=device)
     if not isinstance(lm, LoadedModel):
         raise CnnlabError(f"{checkpoint}: explain needs a PyTorch checkpoint (.pt), not an export")
     if not lm.task.explainable:
@@ -399,10 +503,12 @@ def inspect(model: LoadedModel, image, *, layer: str | None = None, cam_layer: s
                          method=method, topk=topk)
 
 
-def xo(out: str | Path = "runs/xo", epochs: int = 2, seed: int = 0, train: bool = True, log=None) -> dict:
-    """The "X or X?" case study; with ``train``, also a small CNN trained on the built-in xo data."""
+def xo(out: str | Path | None = None, epochs: int = 2, seed: int = 0, train: bool = True, log=None) -> dict:
+    """The "X or X?" case study; with ``train``, also a small CNN trained on the built-in xo data.
+    ``out``: its folder (created; its parent must exist), default ``runs/xo``; a rerun replaces it."""
     from cnnlab.interpret import train_xo_cnn, xo_case_study
 
+    out = make_folder("runs/xo", parents=True) if out is None else make_folder(out, f"--out {out}")
     result = {"case_study": xo_case_study(out)}
     if train:
         result["cnn"] = train_xo_cnn(out, epochs=epochs, seed=seed, log=log)
@@ -418,7 +524,7 @@ def experiment(name: str, log=print, **options) -> dict:
     """
     from cnnlab.experiments import run_experiment
 
-    return run_experiment(name, log=log, **options)
+    return run_experiment(_name(name, "name", "fc-vs-cnn, pooling or faces"), log=log, **options)
 
 
 def detect_faces(image: str | Path, checkpoint: str | Path | None = None, *, threshold: float = 0.9,
@@ -435,10 +541,10 @@ def detect_faces(image: str | Path, checkpoint: str | Path | None = None, *, thr
     from cnnlab.experiments.faces import DEFAULT_OUT, DETECTOR, find_faces, load_detector
 
     if out:
-        figure_path(out)
+        file_path(figure_path(out), f"--out {out}")
     from cnnlab.images import read_image
 
-    img = read_image(image, channels=3)  # the user's input first: a bad image fails before the model loads
+    img = read_image(_path(image, "image", "an image file"), channels=3)  # the user's input first: a bad image fails before the model loads
     lm = load_detector(checkpoint or DEFAULT_OUT / DETECTOR)
     found = find_faces(lm, img, threshold=threshold, scales=scales, stride=stride, min_face=min_face,
                        max_face=max_face)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import textwrap
 import typing
+import warnings
 from pathlib import Path
 
 from cnnlab._version import __version__
@@ -39,10 +41,10 @@ def cmd_train(a) -> int:
         return 0
     task = result.task
     if a.json:
-        print(json.dumps({"out": str(result.out), "best_val": result.best,
-                          "test": task.metrics_json(result.test) if result.test else None,
-                          "train_eval": result.train_eval, "skipped": result.skipped,
-                          "seconds": round(result.seconds, 1), "plots": result.plots}, indent=2))
+        print(json_text({"out": str(result.out), "best_val": result.best,
+                         "test": task.metrics_json(result.test) if result.test else None,
+                         "train_eval": result.train_eval, "skipped": result.skipped,
+                         "seconds": round(result.seconds, 1), "plots": result.plots}))
         return 0
     if result.test:
         print(f"test {task.headline(result.test)}  ({result.test['count']} images)")
@@ -61,7 +63,7 @@ def cmd_eval(a) -> int:
     plots = None if a.no_plots else (a.plots or Path(a.checkpoint).parent / f"eval-{a.split}")
     m = api.evaluate(lm, data=a.data, split=a.split, device=a.device, tta=a.tta, plots=plots, images=a.images)
     if a.json:
-        print(json.dumps(lm.task.metrics_json(m, full=a.full), indent=2))
+        print(json_text(lm.task.metrics_json(m, full=a.full)))
         return 0
     print(lm.task.format_metrics(m))
     if m.get("plots"):
@@ -83,35 +85,49 @@ def cmd_predict(a) -> int:
         given.setdefault("out", a.save)  # the figures go beside predictions.jsonl
     if not a.json and draws:
         given.setdefault("out", FIGURES)  # the terminal shows where the figures went; --json prints only
-    images = _expand_images(a.images)
+    images = _expand_images(a.images, lm.task.name)
     if a.save:
-        return _save_predictions(_stdin_named(api.predictions(lm, images, **given), images), Path(a.save))
+        stream = api.predictions(lm, images, **given)  # options checked first, then the folder: before any work
+        folder = _save_folder(Path(a.save), a.exist_ok)
+        return _save_predictions(_stdin_named(stream, images), folder, a.exist_ok)
     results = _predicted(list(_stdin_named(api.predict(lm, images, **given), images)))
     if a.json:
-        print(json.dumps(results, indent=2))
+        print(json_text(results))
         return 0
     for r in results:
         print(lm.task.format_prediction(r))
     return 0
 
 
-def _save_predictions(stream, folder: Path) -> int:
-    """``folder/predictions.jsonl``, a line per image written as its batch finishes, a progress bar
-    on a terminal, unreadable images named on stderr and counted."""
+def _save_folder(folder: Path, exist_ok: bool) -> Path:
+    """``--save``'s folder, created (its parent must exist); one holding predictions.jsonl is
+    refused unless ``--exist-ok``."""
+    from cnnlab.files import make_folder
+
+    make_folder(folder, f"--save {folder}")
+    if os.path.lexists(folder / "predictions.jsonl") and not exist_ok:
+        raise CnnlabError(f"--save {folder}: the folder holds predictions.jsonl; give --exist-ok to replace it, "
+                          f"or another --save")
+    return folder
+
+
+def _save_predictions(stream, folder: Path, replace: bool = False) -> int:
+    """``folder/predictions.jsonl``, a line per image written as its batch finishes (a new file,
+    never through a link: ``files.open_new``), a progress bar on a terminal, unreadable images
+    named on stderr and counted."""
     from tqdm.auto import tqdm
 
-    if folder.exists() and not folder.is_dir():
-        raise CnnlabError(f"--save {folder}: a file is in the way; expected a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    from cnnlab.files import open_new
+
     path, done, bad = folder / "predictions.jsonl", 0, 0
-    with open(path, "w") as f, tqdm(unit="image", desc="predict", file=sys.stderr, leave=False,
+    with open_new(path, replace=replace, name=f"--save {folder}: predictions.jsonl") as f, tqdm(unit="image", desc="predict", file=sys.stderr, leave=False,
                                     disable=not sys.stderr.isatty()) as bar:
         for r in stream:
             if "error" in r:
                 bad += 1
                 print(f"cnnlab: error: {r['error']}", file=sys.stderr)
             else:
-                f.write(json.dumps(r) + "\n")
+                f.write(json_text(r, indent=None) + "\n")
                 done += 1
             bar.update(1)
             if bar.n % 64 == 0:
@@ -124,8 +140,13 @@ def _save_predictions(stream, folder: Path) -> int:
     return 0
 
 
-def _expand_images(items: list[str]) -> list:
-    """Files as given; folders (recursively) and globs to their image files; ``-``: an image on stdin."""
+def _expand_images(items: list[str], task: str) -> list:
+    """Files as given; folders (recursively) and globs to their image files; ``-``: an image on stdin.
+
+    A folder laid out as a detection, segmentation or captioning dataset is refused for a model of
+    another task, and a segmentation dataset always (its masks are no photos): `eval` scores a dataset."""
+    from cnnlab.data.layout import find_task
+
     images = []
     for item in items:
         path = Path(item)
@@ -134,6 +155,10 @@ def _expand_images(items: list[str]) -> list:
 
             images.append(read_image(sys.stdin.buffer.read(), name="<stdin>"))
         elif path.is_dir():
+            found = find_task(path)
+            if found and found.task != "classify" and (found.task != task or found.task == "segment"):
+                raise CnnlabError(f"{item}: a {found.task} dataset ({found.layout}); predict takes images: give "
+                                  f"its image folder, or score the dataset with `cnnlab eval CHECKPOINT --data {item}`")
             found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             if not found:
                 raise CnnlabError(f"{item}: a folder with no image files ({', '.join(IMAGE_SUFFIXES)})")
@@ -217,8 +242,7 @@ def cmd_models(a) -> int:
         rows.append((name, n, "x".join(map(str, info.input_size)), info.paper,
                      "yes" if info.pretrained else ""))
     if a.json:
-        print(json.dumps([dict(zip(("name", "parameters", "input", "paper", "pretrained"), r)) for r in rows],
-                         indent=2))
+        print(json_text([dict(zip(("name", "parameters", "input", "paper", "pretrained"), r)) for r in rows]))
         return 0
     print(f"{'model':<20}{'parameters':>13}  {'input':<10} {'pretrained':<10} paper")
     for name, n, size, paper, pre in rows:
@@ -235,10 +259,12 @@ def cmd_data(a) -> int:
         for name in list_datasets():
             print(name)
         return 0
+    if a.action == "check":
+        return _data_check(a)
     info = api.data_info(a.spec, a.split, grid=a.grid or f"{_stem(a.spec)}_{a.split}_grid.png",
                          skip_bad=a.skip_bad, task=a.task, images=a.images)
     if a.json:
-        print(json.dumps(info, indent=2))
+        print(json_text(info))
         return 0
     c, h, w = info["image_shape"]
     print(f"{info['data']} / {info['split']}: {info['count']} images of {h}x{w}x{c} (H x W x C), "
@@ -252,6 +278,18 @@ def cmd_data(a) -> int:
         print(line)
     print(f"sample grid: {info['grid']}")
     return 0
+
+
+def _data_check(a) -> int:
+    from cnnlab import api
+    from cnnlab.data.check import report_lines
+
+    report = api.check_data(a.spec, task=a.task, skip_bad=a.skip_bad, images=a.images)
+    if a.json:
+        print(json_text(report))
+    else:
+        print("\n".join(report_lines(report)))
+    return {"clean": 0, "warnings": 1, "errors": 2}[report["status"]]
 
 
 def cmd_pixels(a) -> int:
@@ -321,7 +359,7 @@ def cmd_experiment(a) -> int:
     r = api.experiment(a.name, log=log, data=a.data, out=a.out, epochs=a.epochs, seed=a.seed,
                        train_size=a.train_size)
     if a.json:
-        print(json.dumps({k: r[k] for k in ("name", "rows", "files", "notes")}, indent=2, default=str))
+        print(json_text({k: r[k] for k in ("name", "rows", "files", "notes")}, default=str))
         return 0
     print()
     print(r["files"]["table"])
@@ -341,7 +379,7 @@ def cmd_detect_faces(a) -> int:
     r = api.detect_faces(a.image, a.checkpoint, threshold=a.threshold, scales=scales, stride=a.stride,
                          min_face=a.min_face, max_face=a.max_face, out=a.out)
     if a.json:
-        print(json.dumps(r, indent=2))
+        print(json_text(r))
         return 0
     print(f"{a.image}: {len(r['faces'])} faces ({r['windows']:,} windows over {len(r['scales'])} scales)")
     for f in r["faces"]:
@@ -357,7 +395,7 @@ def cmd_recipes(a) -> int:
 
     rows = [recipe_info(name) for name in recipe_names()]
     if a.json:
-        print(json.dumps(rows, indent=2))
+        print(json_text(rows))
         return 0
     print(f"{'recipe':<16}{'task':<10}{'model':<18}data")
     for r in rows:
@@ -376,6 +414,23 @@ def cmd_samples(a) -> int:
     r = write_samples(a.out, a.names, log=print)
     if not r["written"]:
         raise CnnlabError("no sample could be written here")
+    return 0
+
+
+def cmd_cache(a) -> int:
+    from cnnlab.data.cache import cache_contents, clear_cache
+    from cnnlab.data.folder import cache_root
+    from cnnlab.memory import gb
+
+    if a.action == "clear":
+        count, size = clear_cache()
+        print(f"deleted {count} files ({gb(size)}) from {cache_root()}")
+        return 0
+    entries = cache_contents()
+    print(f"{cache_root()}  (set CNNLAB_CACHE to move it)")
+    for e in entries:
+        print(f"  {gb(e.bytes):>9}  {len(e.files):>6} files  {e.what}  ({e.folder})")
+    print(f"  {gb(sum(e.bytes for e in entries)):>9}  in all; `cnnlab cache clear` deletes all but the downloads")
     return 0
 
 
@@ -438,7 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto")
     r.add_argument("--json", action="store_true")
     r.add_argument("--save", metavar="DIR", help="write DIR/predictions.jsonl (a JSON line per image, streamed) "
-                                                 "and the task's figures to DIR")
+                                                 "and the task's figures to DIR (created; its parent must exist)")
+    r.add_argument("--exist-ok", action="store_true", help="with --save: replace the predictions.jsonl (and "
+                   "figures of the same names) that DIR already holds; without it such a DIR is refused")
     r.set_defaults(fn=cmd_predict)
 
     x = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript (with a parity check), "
@@ -473,14 +530,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     m.set_defaults(fn=cmd_models)
 
-    d = sub.add_parser("data", help="`data info NAME|PATH`: counts, classes, image size, a sample grid PNG")
-    d.add_argument("action", nargs="?", choices=["info", "list"], default="list")
+    d = sub.add_parser("data", help="`data info NAME|PATH`: counts, classes, image size, a sample grid PNG; "
+                       "`data check NAME|PATH`: every split read as training reads it, problems listed "
+                       "(exit 0 clean, 1 warnings, 2 errors)")
+    d.add_argument("action", nargs="?", choices=["info", "check", "list"], default="list")
     d.add_argument("spec", nargs="?", metavar="NAME|PATH")
     d.add_argument("--split", default="train", choices=["train", "val", "test"])
     d.add_argument("--grid", help="where to write the sample grid PNG")
     d.add_argument("--skip-bad", action="store_true", help="skip unreadable image files and count them")
     d.add_argument("--images", metavar="DIR", help="the folder of the images a COCO-style annotation file names")
-    d.add_argument("--task", default="classify", help="the task whose variant of the data to show (segment: masks)")
+    d.add_argument("--task", default="auto", help="the task whose variant of the data to show (auto: read from "
+                   "the data's layout; segment, detect, caption for the built-in shapes scenes)")
     d.add_argument("--json", action="store_true")
     d.set_defaults(fn=cmd_data)
 
@@ -514,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(fn=cmd_explain)
 
     o = sub.add_parser("xo", help='the lecture\'s "X or X?" case study, then a CNN trained on X versus O')
-    o.add_argument("--out", default="runs/xo")
+    o.add_argument("--out", help="the folder for its figures and run (default runs/xo)")
     o.add_argument("--epochs", type=int, default=2)
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--no-train", action="store_true", help="only the hand-made filters, no training")
@@ -555,6 +615,11 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("names", nargs="*", metavar="FILE", help="only these samples (default: all)")
     sm.add_argument("--out", default=".", metavar="DIR", help="the folder to write them to (default: here)")
     sm.set_defaults(fn=cmd_samples)
+
+    ca = sub.add_parser("cache", help="list cnnlab's cache folder (decoded datasets, traces) with sizes; "
+                        "`cache clear` empties it")
+    ca.add_argument("action", nargs="?", choices=["list", "clear"], default="list")
+    ca.set_defaults(fn=cmd_cache)
 
     cp = sub.add_parser("completion", help="print a shell completion script: "
                         "`source <(cnnlab completion bash)` (or zsh)")
@@ -622,6 +687,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(a, "fn", None):
         parser.print_help()
         return 0
+    warnings.showwarning = _show_warning
     try:
         code = a.fn(a)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
@@ -649,6 +715,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr (``cnnlab: warning: ...``), not Python's two with a source line."""
+    print(f"cnnlab: warning: {clean(message)}", file=sys.stderr)
+
+
 def _fail(message: str) -> int:
     """One line on stderr, exit code 2: the user's input was wrong."""
     print(f"cnnlab: error: {message}", file=sys.stderr)
@@ -661,17 +732,35 @@ def _write_trace() -> str:
     import time
     import traceback
 
+    from cnnlab.files import write_text
+
     folder = Path(os.environ.get("CNNLAB_CACHE") or Path.home() / ".cache" / "cnnlab")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         folder = Path(tempfile.gettempdir())
     path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
-    path.write_text(traceback.format_exc())
+    write_text(path, traceback.format_exc())
     return str(path)
 
 
 # ---------------------------------------------------------------------- helpers
+def json_text(value, indent: int | None = 2, **options) -> str:
+    """JSON for every --json output and predictions.jsonl: NaN and infinities, which JSON does
+    not have, become null (``allow_nan=False`` makes any that slip through an error, never bad JSON)."""
+    return json.dumps(_finite(value), indent=indent, allow_nan=False, **options)
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _ints(text: str, n: int, option: str, form: str) -> list[int]:
     try:
         values = [int(v) for v in text.replace("x", ",").split(",")]

@@ -24,6 +24,8 @@ import hashlib
 import json
 import multiprocessing
 import os
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from operator import attrgetter
@@ -33,8 +35,9 @@ import numpy as np
 import torch
 
 from cnnlab.data.base import FileImages, TensorImages
-from cnnlab.errors import CnnlabError, clean
+from cnnlab.errors import CnnlabError, MissingSplit, clean
 from cnnlab.images import ImageError, peek_image, read_image, resize
+from cnnlab.memory import available, check_classes, gb
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp",
                               ".tif", ".tiff", ".ppm", ".pgm"})
@@ -44,6 +47,7 @@ SMALL_SIDE = 256                  # pixels: one-size images up to this side stay
 DEFAULT_MEMORY_BUDGET = 2 << 30   # bytes of decoded uint8 pixels one in-memory split may take
 PROBE_FILES = 256                 # headers read to decide the image size and channel count
 POOL_MIN_FILES = 2_000            # fewer files decode faster in this process than in a pool
+DISK_LEFT_FREE = 1 << 30          # bytes a cache write leaves free on its disk (else the set is not cached)
 CACHE_VERSION = 1
 
 
@@ -152,10 +156,29 @@ def scan_tree(folder: Path, classes: list[str]) -> Tree:
 def is_image_folder(path: Path) -> bool:
     """True when ``path`` holds ``<class>/<image>`` (directly or under train/val/test)."""
     roots = list(split_dirs(path).values()) or [path]
-    for root in roots:
-        for name in class_dirs(root):
-            if _image_entries(str(root / name)):
+    return any(has_image(root / name) for root in roots for name in class_dirs(root))
+
+
+def has_image(folder: Path) -> bool:
+    """True when ``folder`` holds an image file at any depth (stops at the first one found)."""
+    stack, seen = [str(folder)], set()
+    while stack:
+        path = stack.pop()
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        for entry in _scandir(path):
+            name, kind = entry.name, _kind(entry)
+            if name.startswith("."):
+                continue
+            if kind == "file" and name[name.rfind("."):].lower() in IMAGE_EXTENSIONS:
                 return True
+            if kind == "dir":
+                stack.append(entry.path)
     return False
 
 
@@ -198,21 +221,24 @@ def _locate(root: Path, split: str, val_fraction: float, test_fraction: float):
     """(folder to read, classes, (val_fraction, test_fraction) to carve or None for all of it)."""
     dirs = split_dirs(root)
     if not dirs:
-        return root, class_dirs(root), (val_fraction, test_fraction)
+        classes = class_dirs(root)
+        check_classes(len(classes), f"{clean(root)}: class folders")
+        return root, classes, (val_fraction, test_fraction)
     have = ", ".join(f"{p.name}/" for p in dirs.values())
     if "train" in dirs:
         classes = class_dirs(dirs["train"])
     else:
         classes = sorted(set().union(*(class_dirs(p) for p in dirs.values())))
+    check_classes(len(classes), f"{clean(root)}: class folders")
     if split in dirs:
         carve = (val_fraction, 0.0) if split == "train" and "val" not in dirs else None
         return dirs[split], classes, carve
     if split == "val" and "train" in dirs:
         return dirs["train"], classes, (val_fraction, 0.0)
     if split == "test":
-        raise CnnlabError(f"{root}: no test/ folder (found {have}); evaluate on the val split, "
+        raise MissingSplit(f"{root}: no test/ folder (found {have}); evaluate on the val split, "
                           f"or add {root}/test/<class>/ images")
-    raise CnnlabError(f"{root}: no {SPLIT_DIRS[split][0]}/ folder for the {split} split (found {have})")
+    raise MissingSplit(f"{root}: no {SPLIT_DIRS[split][0]}/ folder for the {split} split (found {have})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +277,7 @@ def _plan(tree: Tree, channels: int | None, image_size: tuple[int, int] | None,
         h, w = next(iter(sizes))
     else:
         return (c, DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE), False
-    return (c, h, w), len(tree.files) * c * h * w <= memory_budget
+    return (c, h, w), len(tree.files) * c * h * w <= min(memory_budget, available() // 2)
 
 
 def _decode_one(job: tuple[str, tuple[int, int, int]]):
@@ -305,11 +331,23 @@ def _decode_to_cache(tree: Tree, shape, path: Path, workers: int) -> dict:
 
 
 def _save_atomic(data: dict, path: Path) -> None:
-    """torch.save ``data`` to ``path`` through a temporary file."""
+    """torch.save ``data`` to ``path`` through a temporary file beside it, renamed once whole: a
+    reader never sees half a cache file, and a failed or interrupted write leaves none. A set
+    whose tensors would leave less than ``DISK_LEFT_FREE`` on the disk is not cached at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(data, tmp)
-    os.replace(tmp, path)  # a reader never sees half a cache file
+    size = sum(v.numel() * v.element_size() for v in data.values() if isinstance(v, torch.Tensor))
+    if shutil.disk_usage(path.parent).free - size < DISK_LEFT_FREE:
+        warnings.warn(f"not caching the decoded images ({gb(size)}): {path.parent} has too little free space",
+                      stacklevel=3)
+        return
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(data, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _peek_one(path: str) -> str | None:

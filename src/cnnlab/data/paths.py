@@ -22,10 +22,10 @@ import torch
 
 from cnnlab.data.base import TensorImages
 from cnnlab.data.cifar import cifar_variant, load_cifar_folder
-from cnnlab.data.folder import is_image_folder, load_folder, stratified_split
+from cnnlab.data.folder import class_dirs, has_image, is_image_folder, load_folder, split_dirs, stratified_split
 from cnnlab.data.idx import find_idx_files, load_idx_folder
 from cnnlab.data.registry import register_path_loader
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, clean
 from cnnlab.images import resize
 
 LAYOUTS = ("an IDX folder (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...), "
@@ -59,11 +59,48 @@ def load_path(path: str | Path, split: str, seed: int = 0, *, skip_bad: bool = F
     elif cifar_dir is not None:
         part = load_cifar_folder(cifar_dir, "test" if split == "test" else "train", name)
     elif is_image_folder(path):
+        check_class_folders(path)
         return load_folder(path, split, seed, val_fraction=val_fraction, test_fraction=test_fraction,
                            skip_bad=skip_bad, image_size=image_size, channels=channels, name=name)
     else:
         raise CnnlabError(f"{path}: no dataset found; expected {LAYOUTS}")
     return convert(carve(part, split, val_fraction, seed), channels, image_size)
+
+
+def classification_layout(path: Path) -> str | None:
+    """What classification layout ``path`` holds (for ``cnnlab.data.layout``), or None."""
+    if not path.is_dir():
+        return None
+    if find_idx_dir(path) is not None:
+        return "MNIST-family IDX files"
+    if find_cifar_dir(path) is not None:
+        return "CIFAR pickles"
+    if is_image_folder(path):
+        splits = split_dirs(path)
+        return f"class folders ({'/'.join(splits)}/<class>/<image>)" if splits else "class folders (<class>/<image>)"
+    return None
+
+
+# Folder names that belong to another task's layout: a class-folder tree holding one of these
+# is another task's dataset read wrongly (a classifier over "Annotations" and "JPEGImages").
+OTHER_LAYOUT_FOLDERS = {"annotations": "detection (Pascal VOC)", "jpegimages": "Pascal VOC",
+                        "imagesets": "Pascal VOC", "labels": "detection (YOLO)", "masks": "segmentation",
+                        "segmentationclass": "segmentation (Pascal VOC)", "segmentationobject": "Pascal VOC",
+                        "trainannot": "segmentation (CamVid/SegNet)", "valannot": "segmentation (CamVid/SegNet)",
+                        "testannot": "segmentation (CamVid/SegNet)", "xmls": "detection (Pascal VOC)"}
+
+
+def check_class_folders(path: Path) -> None:
+    """Refuse a class-folder tree with an empty class, or with another layout's folder names."""
+    for root in list(split_dirs(path).values()) or [path]:
+        for name in class_dirs(root):
+            if name.lower() in OTHER_LAYOUT_FOLDERS:
+                raise CnnlabError(f"{clean(root / name)}: a {OTHER_LAYOUT_FOLDERS[name.lower()]} folder, not a "
+                                  f"class; {clean(path)} looks like another task's dataset whose layout is "
+                                  f"incomplete (`cnnlab data check {clean(path)}` says what it finds)")
+            if not has_image(root / name):
+                raise CnnlabError(f"{clean(root / name)}: an empty class folder (no images); every class "
+                                  f"folder of {clean(path)} must hold images of its class")
 
 
 def find_idx_dir(path: Path) -> Path | None:

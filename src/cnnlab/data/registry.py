@@ -93,6 +93,9 @@ def load_dataset(spec: str | Path, split: str = "train", *, seed: int = 0, task:
     """
     if split not in SPLITS:
         raise CnnlabError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if not isinstance(spec, (str, Path)) or not str(spec).strip():
+        raise (TypeError if not isinstance(spec, (str, Path)) else CnnlabError)(
+            f"spec: expected a dataset name or path (str or Path), got {type(spec).__name__} {str(spec)[:40]!r}")
     _load_builtin()
     key = str(spec)
     if not opts.get("images"):
@@ -177,3 +180,15 @@ def _builtin_options(info: DatasetInfo, task: str, opts: dict) -> dict:
 
 def _load_builtin() -> None:
     from cnnlab import data  # noqa: F401  (importing the package registers the built-ins)
+
+
+def builtin_tasks(name: str) -> list[str]:
+    """The tasks a built-in dataset name serves (empty: not a built-in name)."""
+    _load_builtin()
+    return sorted(t for n, t in _DATASETS if n == name)
+
+
+def format_task(prefix: str) -> str | None:
+    """The task whose path loader reads the ``FORMAT:`` prefix ``prefix`` (``coco`` -> detect)."""
+    _load_builtin()
+    return next((t for t, formats in _FORMATS.items() if prefix in formats), None)

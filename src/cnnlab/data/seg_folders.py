@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ from cnnlab.data.masks import SHOW_FILES, SegmentationImages, default_colors, pa
 from cnnlab.data.registry import register_dataset, register_path_loader
 from cnnlab.data.text import read_utf8
 from cnnlab.errors import CnnlabError, MissingSplit
+from cnnlab.files import replacing
 from cnnlab.images import ImageError, read_image, resize
 
 CAMVID_CLASSES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
@@ -349,9 +349,8 @@ def load_split(layout: Layout, split: str, seed: int = 0, *, val_fraction: float
         x = torch.cat([p[0] for p in pairs_resized])
         y = torch.cat([p[1] for p in pairs_resized])
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"images": x, "masks": y, "skipped": skipped, "report": report, "warnings": warn}, tmp)
-    os.replace(tmp, cached)  # a reader never sees half a cache file
+    with replacing(cached) as f:  # a reader never sees half a cache file
+        torch.save({"images": x, "masks": y, "skipped": skipped, "report": report, "warnings": warn}, f)
     out = SegmentationImages(x, y, layout.classes, name, colors=layout.colors, report=report)
     out.skipped = skipped
     return out

@@ -30,7 +30,7 @@ class TrainConfig:
     # Each field's trailing comment is its help text (`cnnlab train --help`, field_docs below) and
     # each "# --- GROUP: title" banner opens the group of the fields under it: keep both.
     # --- model: what to train
-    task: str = "classify"            # classify | segment | detect | caption
+    task: str = "auto"                # classify | segment | detect | caption | auto (read from the data's layout)
     model: str = "lecture_cnn"        # a registered model name (cnnlab models)
     pretrained: bool = False          # start from ImageNet weights (transfer learning; models.pretrained)
     freeze_backbone: bool = False     # train only the classifier head (with pretrained)
@@ -61,6 +61,7 @@ class TrainConfig:
     attention_reg: float = 0.0        # caption: Show-Attend-and-Tell's doubly stochastic attention penalty
     class_weights: str = "none"       # segment: loss weights per class (median / inverse pixel frequency)
     lookahead: bool = False           # airbench's weight averaging over the last 70% of steps
+    clip_grad: float = 0.0            # clip the gradients' global norm to this (0: no clipping)
     # --- augmentation: batched, on the training device
     flip: bool = False                # random horizontal flip (off for digits: a flipped 2 is no 2)
     translate: int = 0                # random translation of up to this many pixels (border mirrored)
@@ -75,16 +76,18 @@ class TrainConfig:
     deterministic: bool = False       # bit-exact reruns and resumes: deterministic algorithms and a fixed
                                       # CPU thread count (else re-picked while training; slower)
     # --- output: the run folder
-    out: str = "runs/run"             # run folder: checkpoints, metrics, plots
+    out: str = ""                     # run folder: checkpoints, metrics, plots (empty: a new runs/TASK/NAME,
+                                      # numbered when taken; its parent must exist; a run there is refused)
+    exist_ok: bool = False            # train into an --out that holds a run, replacing its checkpoints and metrics
     plots: bool = True                # write PNG plots at the end
     tensorboard: bool = False         # also log to OUT/tensorboard: losses, lr, metrics, the figures
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_sources(cls, yaml_path: str | Path | None = None, overrides: list[str] | None = None,
-                     **kwargs) -> "TrainConfig":
-        """Defaults < YAML file < ``key=value`` overrides < keyword arguments."""
-        values: dict = {}
+    def from_sources(cls, yaml_path: str | Path | None = None, overrides: list[str] | None = None, *,
+                     recipe: dict | None = None, **kwargs) -> "TrainConfig":
+        """Defaults < ``recipe`` values < YAML file < ``key=value`` overrides < keyword arguments."""
+        values: dict = dict(recipe or {})
         if yaml_path:
             values.update(_read_yaml(recipe_path(yaml_path)))
         for item in overrides or []:
@@ -133,7 +136,7 @@ class TrainConfig:
 INF = float("inf")
 RANGES = {
     "epochs": (1, 100_000), "batch_size": (1, 1_000_000), "lr": (0.0, 1000.0), "momentum": (0.0, 0.999),
-    "weight_decay": (0.0, 1.0), "warmup_epochs": (0.0, 100_000.0), "label_smoothing": (0.0, 0.99), "attention_reg": (0.0, 100.0),
+    "weight_decay": (0.0, 1.0), "warmup_epochs": (0.0, 100_000.0), "label_smoothing": (0.0, 0.99), "attention_reg": (0.0, 100.0), "clip_grad": (0.0, 1e6),
     "min_word_count": (1, 1_000_000), "translate": (0, 64), "scale": (0.0, 4.0), "workers": (0, 256),
     "seed": (0, 2**31 - 1), "val_fraction": (0.0, 0.9), "image_size": (0, 4096),
 }
@@ -215,6 +218,11 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"  # src/cnnlab/recipes 
 def recipe_names() -> list[str]:
     """The names of the recipes that ship with cnnlab (``cnnlab recipes``)."""
     return sorted(p.stem for p in RECIPES.glob("*.yaml"))
+
+
+def recipe_values(spec: str | Path) -> dict:
+    """The key: value mapping of a recipe (a packaged name or a YAML file)."""
+    return _read_yaml(recipe_path(spec))
 
 
 def recipe_path(spec: str | Path) -> Path:

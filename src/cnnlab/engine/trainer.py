@@ -7,11 +7,15 @@ Everything random is a function of (seed, epoch, step), so ``--resume`` continue
 """
 from __future__ import annotations
 
-import json
+import copy
+import dataclasses
 import math
-import os
 import shutil
+import signal
+import threading
 import time
+import warnings
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,20 +24,24 @@ from torch import nn
 
 from cnnlab._version import __version__
 from cnnlab.data import load_dataset
+from cnnlab.data.check import FILES_TO_HASH, cross_split_duplicates, record_splits, split_findings
+from cnnlab.data.layout import resolve_task
 from cnnlab.data.loader import Batches
-from cnnlab.engine.checkpoint import (load_checkpoint, remove_stale_temporaries, rng_state, save_checkpoint,
-                                     set_rng_state)
+from cnnlab.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cnnlab.engine.config import TrainConfig
 from cnnlab.runtime.device import autocast, pick_device, use_bf16, use_fp16
 from cnnlab.runtime.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
 from cnnlab.runtime.threads import ThreadTuner, requested_threads, thread_count_fixed
 from cnnlab.engine.guards import train_eval_accuracy, train_eval_warning
+from cnnlab.engine.inference import bounded_model, check_training_size
 from cnnlab.engine.lookahead import Lookahead
 from cnnlab.engine.metrics_log import MetricsLog
 from cnnlab.engine.optim import build_optimizer, build_schedule
 from cnnlab.engine.progress import Progress, run_eta
+from cnnlab.engine.run_folder import open_run_folder
 from cnnlab.engine.tensorboard import TensorBoardLog
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, MissingSplit
+from cnnlab.files import replacing, write_json
 from cnnlab.models import model_info
 from cnnlab.tasks.base import task_class
 
@@ -65,20 +73,25 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, log=print, on_epoch=
     (benchmarks use it to measure test accuracy against training time). ``log=None`` trains
     silently (no lines, no progress bar).
     """
+    found = resolve_task(cfg.data, cfg.task)  # the data's layout decides a task left out, and checks a given one
     d, device_name = init_distributed(cfg.device)
     quiet = log is None or not d.main
+    if cfg.task != found.task and found.on_disk and not quiet:  # read here (api.train reads and says it first)
+        log(found.line())
+    cfg = dataclasses.replace(cfg, task=found.task)
     deterministic = torch.are_deterministic_algorithms_enabled()  # setup may turn it on for this run only
     threads = torch.get_num_threads()  # the run's ThreadTuner may change it
     try:
-        run = setup(cfg, d, pick_device(device_name), resume, (lambda *a, **k: None) if quiet else log)
-        run.show_progress = not quiet
-        try:
-            for epoch in range(run.epoch, cfg.epochs):
-                stats, progress = train_epoch(run, epoch)
-                end_epoch(run, epoch, stats, progress, on_epoch)
-        except KeyboardInterrupt:
-            return interrupted(run)
-        return finish(run)
+        with ExitStack() as hold, _sigterm_as_interrupt():  # hold: the run folder's lock, released at the end
+            run = setup(cfg, d, pick_device(device_name), resume, (lambda *a, **k: None) if quiet else log, hold)
+            run.show_progress = not quiet
+            try:
+                for epoch in range(run.epoch, cfg.epochs):
+                    stats, progress = train_epoch_or_back_off(run, epoch)
+                    end_epoch(run, epoch, stats, progress, on_epoch)
+            except KeyboardInterrupt:
+                return interrupted(run)
+            return finish(run)
     finally:
         torch.use_deterministic_algorithms(deterministic)
         torch.set_num_threads(threads)
@@ -118,27 +131,32 @@ class Run:
     fp16: bool = False         # fp16 autocast, the loss scaled by ``scaler`` (GPUs without bf16)
     scaler: torch.amp.GradScaler | None = None
     threads: ThreadTuner | None = None  # re-picks the CPU thread count while training (runtime/threads.py)
+    backed_off: bool = False   # the loss turned non-finite once and the run went back with half the lr
 
     @property
     def steps(self) -> int:
         return self.train_batches.steps_per_epoch()
 
 
-def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log) -> Run:
-    """Read the data, build the task, model, optimizer and schedule; restore a checkpoint's state."""
+def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, hold: ExitStack | None = None) -> Run:
+    """Open the run folder, read the data, build the task, model, optimizer and schedule; restore a
+    checkpoint's state. ``hold`` gets the folder lock's release (without it, the process's end frees it)."""
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     ckpt = load_checkpoint(resume) if resume else None
     Task = task_class(cfg.task)
     model_info(cfg.model)  # an unknown name fails here, before any data is read
-    out = _run_folder(cfg.out) if d.main else Path(cfg.out)
+    out = _run_folder(cfg, d, resume, hold)
+    cfg = dataclasses.replace(cfg, out=str(out))  # config.json and the checkpoints say where the run lives
+    log(f"run folder: {out}")
     board = TensorBoardLog(out) if cfg.tensorboard and d.main else None  # a missing package fails here too
     if d.main and ckpt:
         _bring_best(Path(resume), out)
+    check_training_size(cfg, device)  # --image-size: refused before any image is decoded or cached
     data, skipped = _load_data(cfg, log)
     task = Task.from_state(ckpt["task"]) if ckpt else Task.from_data(cfg, data["train"])
-    model = task.build_model(cfg).to(device)
+    model = bounded_model(task, cfg, "train", device, batch=cfg.batch_size, training=True).to(device)  # counted first
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     task.channels_last = cfg.channels_last
@@ -169,7 +187,8 @@ def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log) -> Run:
     if d.main:
         run.metrics_log = MetricsLog(out, run.history)
         run.tensorboard = board
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        write_json(out / "config.json", cfg.to_dict())
+        record_splits(out, data)
         log(f"{cfg.task} {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on {cfg.data}: "
             f"{len(data['train'])} train, {len(data['val'])} val images; {device.type}"
             f"{', bf16 autocast' if run.bf16 else ', fp16 autocast with loss scaling' if run.fp16 else ''}"
@@ -183,13 +202,23 @@ def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log) -> Run:
 def _load_data(cfg: TrainConfig, log) -> tuple[dict, int]:
     """The train and val splits, and how many unreadable files were left out."""
     opts = cfg.data_options()
-    data = {split: load_dataset(cfg.data, split, seed=cfg.seed, task=cfg.task, **opts) for split in ("train", "val")}
+    with warnings.catch_warnings(record=True) as caught:  # said once, in the run's log, below
+        warnings.simplefilter("always")
+        data = {split: load_dataset(cfg.data, split, seed=cfg.seed, task=cfg.task, **opts)
+                for split in ("train", "val")}
+    warned = list(dict.fromkeys(str(w.message) for w in caught))
+    for line in warned:
+        log(f"warning: {line}")  # what reading the data changed or left out
     skipped = sum(len(getattr(part, "skipped", [])) for part in data.values())
-    if skipped:
-        log(f"skipped {skipped} unreadable image files (--skip-bad)")
-    for part in data.values():
+    for split, part in data.items():
         for line in getattr(part, "report", []):
-            log(line)  # what the annotation checks of detection data changed
+            if line not in warned:
+                log(line)  # what reading the data did as its layout says (negatives kept, void ignored)
+        _, problems = split_findings(part, FILES_TO_HASH)  # empty classes, files left out, duplicates
+        for line in problems:
+            log(f"data check: {split}: {line}")
+    for line in cross_split_duplicates(data, FILES_TO_HASH):
+        log(f"data check: {line}")
     return data, skipped
 
 
@@ -215,16 +244,46 @@ def _restore(run: Run, ckpt: dict) -> None:
 
 def save(run: Run, path: Path, epoch: int, step: int) -> None:
     """A checkpoint of everything ``--resume`` needs to continue exactly at (epoch, step)."""
-    save_checkpoint({"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-                     "scheduler": run.schedule.state_dict(), "epoch": epoch, "step": step,
-                     "rng": rng_state(), "config": run.cfg.to_dict(), "task": run.task.state(),
-                     "lookahead": run.lookahead.state_dict() if run.lookahead else None,
-                     "scaler": run.scaler.state_dict() if run.fp16 else None,
-                     "model_name": run.cfg.model, "history": run.history, "best": run.best,
-                     "version": __version__}, path)
+    save_checkpoint({**_state(run), "epoch": epoch, "step": step}, path)
+
+
+def _state(run: Run) -> dict:
+    """The run's state as a checkpoint holds it, at ``run.epoch``/``run.step``."""
+    return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.schedule.state_dict(), "epoch": run.epoch, "step": run.step,
+            "rng": rng_state(), "config": run.cfg.to_dict(), "task": run.task.state(),
+            "lookahead": run.lookahead.state_dict() if run.lookahead else None,
+            "scaler": run.scaler.state_dict() if run.fp16 else None,
+            "model_name": run.cfg.model, "history": list(run.history), "best": dict(run.best),
+            "version": __version__}
 
 
 # ---------------------------------------------------------------------- one epoch
+class Diverged(Exception):
+    """The training loss turned NaN or infinite."""
+
+
+def train_epoch_or_back_off(run: Run, epoch: int) -> tuple[dict, Progress]:
+    """``train_epoch``; the first time the loss turns non-finite, the run goes back to where the
+    epoch started with half the learning rate and says so. A second time, it stops."""
+    start = None if run.backed_off else copy.deepcopy(_state(run))  # on the device: a copy, no transfer
+    try:
+        return train_epoch(run, epoch)
+    except Diverged as e:
+        if start is None:
+            raise CnnlabError(f"{e}: lower --lr (now {run.optimizer.param_groups[0]['lr']:.3g}; the run already "
+                              f"went back once with half the learning rate)") from None
+        what = str(e)
+    _restore(run, start)
+    run.schedule.base_lrs = [lr / 2 for lr in run.schedule.base_lrs]
+    for group in run.optimizer.param_groups:
+        group["lr"] /= 2
+    run.backed_off = True
+    run.log(f"\n{what}: back to the start of epoch {epoch + 1} (step {run.step}) with half the learning rate "
+            f"(peak now {run.schedule.base_lrs[0]:.3g})")
+    return train_epoch_or_back_off(run, epoch)
+
+
 def train_epoch(run: Run, epoch: int) -> tuple[dict, Progress]:
     """Train one epoch from ``run.step``: its statistics (kept on the device until a redraw reads
     them, so a step does not wait for the host) and its progress line, left open for validation."""
@@ -249,6 +308,9 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict, Progress]:
         loss = sum(losses.values())
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()  # unscaled and unchanged unless fp16
+        if cfg.clip_grad:
+            run.scaler.unscale_(run.optimizer)
+            nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip_grad)
         run.scaler.step(run.optimizer)     # skipped when fp16 gradients overflowed
         run.scaler.update()
         run.schedule.step()
@@ -279,8 +341,7 @@ def _running(totals: torch.Tensor, has_acc: bool, seen: int, t0: float, epoch: i
     """The progress line's numbers (one host sync); a non-finite loss stops the run here."""
     loss_sum, correct, count = totals.tolist()
     if not math.isfinite(loss_sum):
-        raise CnnlabError(f"loss became {loss_sum / max(count, 1)} by epoch {epoch + 1}, step {step}: "
-                          f"lower --lr (now {run.optimizer.param_groups[0]['lr']:.3g})")
+        raise Diverged(f"loss became {loss_sum / max(count, 1)} by epoch {epoch + 1}, step {step}")
     return {"loss": loss_sum / max(count, 1), **({"acc": correct / max(count, 1)} if has_acc else {}),
             "img_s": seen / max(time.perf_counter() - t0, 1e-9)}
 
@@ -331,6 +392,10 @@ def finish(run: Run) -> RunResult:
         if (run.out / "best.pt").is_file():
             model.load_state_dict(load_checkpoint(run.out / "best.pt", run.device)["model"])
         test_data = _test_split(cfg, cfg.data_options())
+        if test_data is not None:
+            record_splits(run.out, {**run.data, "test": test_data})
+            for line in cross_split_duplicates({"train": run.data["train"], "test": test_data}, FILES_TO_HASH):
+                run.log(f"data check: {line}")
         final_data = test_data if test_data is not None else run.data["val"]
         batches = Batches(final_data, max(cfg.batch_size, 256), run.device, shuffle=False, workers=cfg.workers)
         final = task.evaluate(model, batches, Dist())
@@ -352,30 +417,60 @@ def finish(run: Run) -> RunResult:
     return result
 
 
-def _run_folder(out: str) -> Path:
-    """The run folder, created, writable, and without temporaries of a killed run."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise CnnlabError(f"--out {out}: a file is in the way; expected a folder for the run")
-    path.mkdir(parents=True, exist_ok=True)
-    if not os.access(path, os.W_OK):
-        raise CnnlabError(f"--out {out}: the folder is not writable")
-    remove_stale_temporaries(path)
-    return path
+def _run_folder(cfg: TrainConfig, d: Dist, resume, hold: ExitStack | None) -> Path:
+    """Rank 0 opens and locks the run folder (run_folder.py); the other processes get its path, or
+    its error, from rank 0."""
+    path, error = None, None
+    if d.main:
+        try:
+            path, lock = open_run_folder(cfg.out, cfg.task, cfg.data, resume=bool(resume), exist_ok=cfg.exist_ok)
+        except CnnlabError as e:
+            if not d.enabled:
+                raise
+            error = str(e)
+        else:
+            if hold is not None:
+                hold.callback(lock.release)
+    if d.enabled:
+        shared = [str(path) if path else None, error]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        path, error = shared
+        if error:
+            raise CnnlabError(error)
+    return Path(path)
 
 
 def _bring_best(resume: Path, out: Path) -> None:
     """Resuming into another folder: take the run's best.pt along, so the new folder is whole."""
     best = resume.parent / "best.pt"
-    if best.is_file() and not (out / "best.pt").exists() and resume.parent.resolve() != out.resolve():
-        shutil.copy2(best, out / "best.pt")
+    if best.is_file() and not (out / "best.pt").is_file() and resume.parent.resolve() != out.resolve():
+        with open(best, "rb") as source, replacing(out / "best.pt", durable=True) as copy:
+            shutil.copyfileobj(source, copy)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """While fit runs, SIGTERM (``kill``, a scheduler's stop) is Ctrl-C: the run saves where it
+    stands and ends; the handler before is restored after (only the main thread can set one)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _test_split(cfg, opts):
-    """The data's test split, or None when it has none."""
+    """The data's test split, or None when it has none (a test split that cannot be read is an error)."""
     try:
         data = load_dataset(cfg.data, "test", seed=cfg.seed, task=cfg.task, **opts)
-    except CnnlabError:
+    except MissingSplit:
         return None
     return data if len(data) else None
 

@@ -16,8 +16,19 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from cnnlab.errors import CnnlabError, unknown_name
+from cnnlab.errors import CnnlabError, clean, unknown_name
+from cnnlab.memory import check_classes
 from cnnlab.tasks.options import parse_options
+
+
+def clean_names(names, what: str = "classes") -> list[str]:
+    """Class names (or caption words) as every task keeps them: each one printable line
+    (``errors.clean``: escape sequences and control characters gone, line breaks joined), at most
+    ``memory.MAX_CLASSES``. Names enter a task here, from a dataset or a checkpoint alike, so no
+    terminal table, JSON answer or web page downstream can show a raw one."""
+    names = list(names)
+    check_classes(len(names), what)
+    return [clean(n) for n in names]
 
 
 class Task(ABC):
@@ -60,6 +71,14 @@ class Task(ABC):
     @abstractmethod
     def evaluate(self, model: nn.Module, batches, dist) -> dict:
         """Metrics on a split; ``score`` (higher is better) picks the best checkpoint."""
+
+    def for_data(self, data, source: str) -> "Task":
+        """The task that scores ``data`` (another dataset than the training one): this one, when
+        the data's classes are the model's; anything else is refused."""
+        if [clean(c) for c in getattr(data, "classes", [])] != list(getattr(self, "classes", [])):  # as kept
+            raise CnnlabError(f"--data {clean(source)}: its classes {clean(list(data.classes)[:5])}... differ "
+                              f"from the checkpoint's {clean(list(self.classes)[:5])}...")
+        return self
 
     def batch_accuracy(self, model: nn.Module, batch: tuple[Tensor, ...]) -> tuple[int, int] | None:
         """(correct, count) of ``model`` as it is (train or eval mode) on an un-augmented batch;

@@ -16,6 +16,7 @@ them (``FeatureCache``), so each epoch after the first runs only the LSTM decode
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, model_info
 from cnnlab.models.caption_search import beam_search
 from cnnlab.models.fold import fold_batchnorm
-from cnnlab.tasks.base import Task
+from cnnlab.tasks.base import Task, clean_names
 from cnnlab.tasks.caption_metrics import caption_metrics
 from cnnlab.tasks.options import CaptionOptions
 from cnnlab.tasks.tensors import input_stats, normalise
@@ -110,7 +111,7 @@ class CaptionTask(Task):
                  input_shape: tuple[int, int, int], max_len: int = 20, beam_size: int = 3,
                  length_penalty: float = 1.0, label_smoothing: float = 0.0, flip: bool = False,
                  attention_reg: float = 0.0):
-        self.classes, self.vocab = list(words), Vocabulary(tuple(vocab))
+        self.classes, self.vocab = clean_names(words, "words"), Vocabulary(tuple(clean_names(vocab, "vocab")))
         self.mean, self.std = list(mean), list(std)
         self.input_shape = tuple(int(v) for v in input_shape)
         self.max_len, self.beam_size, self.length_penalty = max_len, beam_size, length_penalty
@@ -118,6 +119,7 @@ class CaptionTask(Task):
         index = self.vocab.index()
         self._remap = torch.tensor([index.get(w, UNK_ID) for w in self.classes])  # data id -> vocab id
         self.feature_cache = FeatureCache()  # training and evaluation with a frozen encoder
+        self.reference_words: tuple[int, int] | None = None  # (outside the vocabulary, all): another dataset
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -155,6 +157,20 @@ class CaptionTask(Task):
         kwargs["freeze_encoder"] = bool(cfg.freeze_backbone or kwargs.get("freeze_encoder", False))
         return get_model(name, vocab_size=len(self.vocab), in_channels=self.input_shape[0],
                          pretrained=cfg.pretrained, **kwargs)
+
+    def for_data(self, data, source: str) -> "CaptionTask":
+        """Any captions set is scored: its references are read with its own words, and those
+        the model's vocabulary lacks count as misses (``unknown_reference_words`` says how many)."""
+        if list(data.classes) == self.classes:
+            return self
+        other = copy.copy(self)
+        other.classes = list(data.classes)
+        index = self.vocab.index()
+        other._remap = torch.tensor([index.get(w, UNK_ID) for w in other.classes])
+        refs = _references(data)
+        used = refs[refs > UNK_ID].tolist()  # every reference word, as ids into the data's words
+        other.reference_words = (sum(other.classes[i] not in index for i in used), len(used))
+        return other
 
     # ------------------------------------------------------------------ tensors
     def prepare(self, images: Tensor) -> Tensor:
@@ -241,7 +257,10 @@ class CaptionTask(Task):
             td.all_gather_object(parts, (hyps, refs))
             hyps = [h for p in parts for h in p[0]]
             refs = [r for p in parts for r in p[1]]
-        return caption_metrics(hyps, refs)
+        metrics = caption_metrics(hyps, refs)
+        if self.reference_words is not None:
+            metrics["unknown_reference_words"], metrics["reference_words"] = self.reference_words
+        return metrics
 
     # ------------------------------------------------------------------ prediction
     def predict(self, lm, images: list, options: CaptionOptions) -> list[dict]:
@@ -282,7 +301,10 @@ class CaptionTask(Task):
     def format_metrics(self, m: dict) -> str:
         return (f"{m['data']} / {m['split']}: {m['count']} images\n"
                 f"BLEU-1 {m['bleu1']:.4f}   BLEU-2 {m['bleu2']:.4f}   BLEU-3 {m['bleu3']:.4f}   "
-                f"BLEU-4 {m['bleu4']:.4f}   CIDEr-D {m['cider']:.3f}")
+                f"BLEU-4 {m['bleu4']:.4f}   CIDEr-D {m['cider']:.3f}"
+                + (f"\n{m['unknown_reference_words']} of the {m['reference_words']} reference words "
+                   f"({m['unknown_reference_words'] / max(m['reference_words'], 1):.1%}) are outside the model's "
+                   f"vocabulary: it cannot produce them" if "reference_words" in m else ""))
 
     def format_prediction(self, r: dict) -> str:
         return f"{r['image']}: {r['caption']}" + (f"\n  attention per word: {r['attention']}" if r.get("attention") else "")

@@ -12,7 +12,7 @@ from cnnlab.data.augment import augment
 from cnnlab.runtime.distributed import all_reduce_sum
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, model_info
-from cnnlab.tasks.base import Task
+from cnnlab.tasks.base import Task, clean_names
 from cnnlab.tasks.options import ClassifyOptions
 from cnnlab.tasks.tensors import input_stats, normalise
 
@@ -35,7 +35,7 @@ class ClassifyTask(Task):
     def __init__(self, classes: list[str], mean: list[float], std: list[float],
                  input_shape: tuple[int, int, int], flip: bool = False, translate: int = 0,
                  label_smoothing: float = 0.0):
-        self.classes, self.mean, self.std = list(classes), list(mean), list(std)
+        self.classes, self.mean, self.std = clean_names(classes), list(mean), list(std)
         self.input_shape = tuple(int(v) for v in input_shape)
         self.flip, self.translate, self.label_smoothing = flip, translate, label_smoothing
         self.tta = (False, False)  # test-time views of logits(): (mirror, 1-pixel shifts)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, model_info
-from cnnlab.tasks.base import Task
+from cnnlab.tasks.base import Task, clean_names
 from cnnlab.tasks.options import DetectOptions
 
 DETECTOR_DEFAULT = "fasterrcnn"  # what a classifier name in --model becomes: its backbone
@@ -60,7 +60,7 @@ class DetectTask(Task):
 
     def __init__(self, classes: list[str], input_shape: tuple[int, int, int], flip: bool = False,
                  normalization: dict | None = None):
-        self.classes, self.input_shape, self.flip = list(classes), tuple(int(v) for v in input_shape), flip
+        self.classes, self.input_shape, self.flip = clean_names(classes), tuple(int(v) for v in input_shape), flip
         # Faster R-CNN's {"image_mean", "image_std"}: set when the model is first built (they follow
         # its backbone's pretrained weights), then kept, so a checkpoint rebuilds the same input scale
         self.normalization = dict(normalization) if normalization else None

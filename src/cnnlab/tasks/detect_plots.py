@@ -46,7 +46,8 @@ def draw_prediction(image: Tensor, result: dict, out: Path, classes: list[str]) 
 
 def write_all(task, run_dir, history: list[dict], model, data, metrics: dict) -> list[str]:
     """curves.png (loss, mAP per epoch, after training), detections.png (8 images, truth | predicted),
-    detection_errors.csv (per class: correct, false positives, missed at IoU 0.5) and errors.png
+    detection_errors.csv (per class: correct, false positives, missed at IoU 0.5),
+    likely_missing_labels.csv (confident detections no labelled box comes near) and errors.png
     (the images with the most errors, false positives and missed boxes drawn)."""
     from cnnlab.tasks.error_analysis import detection_errors, worst_images, write_rows
 
@@ -58,12 +59,32 @@ def write_all(task, run_dir, history: list[dict], model, data, metrics: dict) ->
     errors = detection_errors(preds, data.targets[:len(preds)], task.classes)
     paths.append(write_rows(run_dir / "detection_errors.csv", ["class", "correct", "false_positives", "missed"],
                             [(c, r["tp"], r["fp"], r["missed"]) for c, r in errors["per_class"].items()]))
+    paths.append(write_rows(run_dir / "likely_missing_labels.csv", ["image", "class", "score", "x0", "y0", "x1", "y1"],
+                            _missing_rows(data, preds, task.classes)))
     worst = worst_images(errors["per_image"], ERROR_IMAGES)
     if worst:
         paths.append(plot_errors(data.images[worst], [data.targets[i] for i in worst], [preds[i] for i in worst],
                                  [errors["per_image"][i] for i in worst], task.classes, run_dir / "errors.png",
                                  names=[data.files[i] for i in worst] if data.files else ()))
     return [str(p) for p in paths]
+
+
+def _missing_rows(data, preds: list[dict], classes: list[str]) -> list[tuple]:
+    """likely_missing_labels.csv: each confident detection far from every labelled box, its box in
+    the pixels of the image on disk."""
+    from cnnlab.tasks.error_analysis import likely_missing_labels
+
+    rows = []
+    h, w = data.images.shape[-2:]
+    for i, found in enumerate(likely_missing_labels(preds, data.targets[:len(preds)])):
+        sh, sw = data.source_sizes[i] if data.source_sizes else (h, w)
+        scale = torch.tensor([sw / w, sh / h, sw / w, sh / h])
+        name = data.files[i] if data.files else f"image {i}"
+        for j in found:
+            box = (preds[i]["boxes"][j].float() * scale).tolist()
+            rows.append((name, classes[int(preds[i]["labels"][j]) - 1], round(float(preds[i]["scores"][j]), 4),
+                         *(round(v, 1) for v in box)))
+    return rows
 
 
 @torch.no_grad()

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cnnlab.files import replacing
+
 MATCH_IOU = 0.5    # a prediction matches a true box of its class at IoU >= this (PASCAL VOC's rule)
 MIN_SCORE = 0.5    # detections scoring below this are not counted as predictions
 
@@ -51,8 +53,7 @@ def mistakes_first(logits: Tensor, labels: Tensor, seed: int = 0) -> Tensor:
 def write_rows(path: str | Path, header: list[str], rows: list) -> Path:
     """A CSV file of ``rows`` under ``header``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with replacing(path, "w") as f:
         w = csv.writer(f)
         w.writerow(header)
         w.writerows(rows)
@@ -134,7 +135,48 @@ def format_detection_errors(per_class: dict, iou: float = MATCH_IOU, min_score: 
     return "\n".join(lines)
 
 
+MISSING_SCORE = 0.8   # a detection at least this confident with no labelled box near it: a likely missing label
+NEAR_IOU = 0.1        # "near": a labelled box (of any class) overlapping the detection by at least this IoU
+
+
+def likely_missing_labels(preds: list[dict], targets: list[dict], min_score: float = MISSING_SCORE,
+                          near: float = NEAR_IOU) -> list[list[int]]:
+    """Per image, the indices of the confident detections that no labelled box of any class comes
+    near: an object the labeller missed (BCCD leaves cells at the border unlabelled) more often than
+    a false alarm, so worth a look before trusting the false-positive count."""
+    from torchvision.ops import box_iou
+
+    found = []
+    for p, t in zip(preds, targets):
+        confident = torch.nonzero(p["scores"].cpu() >= min_score).flatten()
+        boxes = p["boxes"].cpu().float().reshape(-1, 4)[confident]
+        truth = t["boxes"].cpu().float().reshape(-1, 4)
+        alone = box_iou(boxes, truth).amax(1) < near if len(truth) else torch.ones(len(boxes), dtype=torch.bool)
+        found.append(confident[alone].tolist())
+    return found
+
+
 # ---------------------------------------------------------------------- segmentation
+MASK_CONFIDENCE = 0.9  # the model's probability for a class the mask disagrees with
+MASK_SHARE = 0.02      # of an image's labelled pixels: a confident disagreement this large is listed
+
+
+def confident_disagreement(probs: Tensor, mask: Tensor, ignore_index: int = 255,
+                           confidence: float = MASK_CONFIDENCE) -> list[list[tuple[int, int, int]]]:
+    """Per image of ``probs`` (B, K, H, W) and ``mask`` (B, H, W): ``(mask class, predicted class,
+    pixels)`` where the model is at least ``confidence`` sure of another class than the mask's, the
+    largest first: a region the mask may have wrong (or the model badly wrong, worth a look either way)."""
+    top, pred = probs.max(1)  # (B, H, W)
+    k = probs.shape[1]
+    out = []
+    for b in range(len(mask)):
+        wrong = (top[b] >= confidence) & (pred[b] != mask[b]) & (mask[b] != ignore_index)
+        pairs = torch.bincount((mask[b][wrong].long() * k + pred[b][wrong]).flatten(), minlength=k * k)
+        cells = torch.nonzero(pairs).flatten().tolist()
+        out.append(sorted(((c // k, c % k, int(pairs[c])) for c in cells), key=lambda r: -r[2]))
+    return out
+
+
 def image_iou(pred: Tensor, mask: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
     """(B,) mean IoU of each image of ``pred`` against ``mask`` (both (B, H, W) class ids) over the
     classes present in that image's truth or prediction; labelled pixels only. An image with no

@@ -18,7 +18,7 @@ from cnnlab.data.seg_augment import augment_pairs
 from cnnlab.runtime.distributed import all_reduce_sum
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, list_models, model_info
-from cnnlab.tasks.base import Task
+from cnnlab.tasks.base import Task, clean_names
 from cnnlab.tasks.options import SegmentOptions
 from cnnlab.tasks.tensors import input_stats, normalise
 
@@ -43,7 +43,7 @@ class SegmentTask(Task):
     def __init__(self, classes: list[str], colors: list, mean: list[float], std: list[float],
                  input_shape: tuple[int, int, int], class_weights: list[float] | None = None,
                  flip: bool = False, scale: float = 0.0, translate: int = 0):
-        self.classes, self.colors = list(classes), [tuple(c) for c in colors]
+        self.classes, self.colors = clean_names(classes), [tuple(c) for c in colors]
         self.mean, self.std = list(mean), list(std)
         self.input_shape = tuple(int(v) for v in input_shape)
         self.class_weights = list(class_weights) if class_weights else None

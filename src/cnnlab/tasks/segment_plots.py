@@ -13,7 +13,8 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from cnnlab.data.masks import IGNORE, colorize  # noqa: E402
-from cnnlab.images import to_pil  # noqa: E402
+from cnnlab.files import make_folder  # noqa: E402
+from cnnlab.images import save_pil, to_pil  # noqa: E402
 from cnnlab.tasks import curves  # noqa: E402
 from cnnlab.figures import save_figure  # noqa: E402
 
@@ -53,26 +54,26 @@ def save_prediction(image: Tensor, pred: Tensor, classes: list[str], colors: lis
                     alpha: float = 0.5) -> dict:
     """Write ``<stem>_mask.png`` (colour mask + legend) and ``<stem>_overlay.png``; their paths.
     Images narrower than MIN_WIDTH are enlarged by a whole factor, so small scenes stay legible."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     k = -(-MIN_WIDTH // pred.shape[-1])
     if k > 1:
         pred = pred.repeat_interleave(k, 0).repeat_interleave(k, 1)
         image = image.repeat_interleave(k, 1).repeat_interleave(k, 2)
     color_mask = colorize(pred, colors)
     mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
-    with_legend(color_mask, pred, classes, colors).save(mask_path)
-    to_pil(overlay(image, color_mask, alpha)).save(overlay_path)
+    save_pil(with_legend(color_mask, pred, classes, colors), mask_path)
+    save_pil(to_pil(overlay(image, color_mask, alpha)), overlay_path)
     return {"mask": str(mask_path), "overlay": str(overlay_path)}
 
 
 # ---------------------------------------------------------------------- run / eval plots
 def write_all(task, run_dir, history, model, data, metrics: dict) -> list[str]:
     """curves.png (when there is a history), per_class_iou.png, predictions.png, worst_iou.png
-    (the images with the lowest IoU) and worst_iou.csv (every analysed image's IoU, lowest first)."""
+    (the images with the lowest IoU), worst_iou.csv (every analysed image's IoU, lowest first) and
+    likely_mask_errors.csv (confident regions that disagree with the mask)."""
     from cnnlab.tasks.error_analysis import write_rows
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = make_folder(run_dir)
     paths = []
     if history:
         paths.append(plot_curves(history, run_dir / "curves.png"))
@@ -86,7 +87,28 @@ def write_all(task, run_dir, history, model, data, metrics: dict) -> list[str]:
     if order:
         paths.append(plot_samples(task, model, data, run_dir / "worst_iou.png", index=torch.tensor(order[:SAMPLES]),
                                   ious=ious, title="the images with the lowest IoU"))
+    paths.append(write_rows(run_dir / "likely_mask_errors.csv", ["image", "mask_class", "predicted_class", "pixels",
+                                                                 "share"], _disagreements(task, model, data)))
     return [str(p) for p in paths]
+
+
+@torch.no_grad()
+def _disagreements(task, model, data, limit: int = ANALYSED, batch: int = 16) -> list[tuple]:
+    """likely_mask_errors.csv: per image, the regions where the model is confidently sure of
+    another class than the mask's, over MASK_SHARE of the image's labelled pixels; largest first."""
+    from cnnlab.tasks.error_analysis import MASK_SHARE, confident_disagreement
+
+    model.eval()
+    device = next(model.parameters()).device
+    rows = []
+    for i in range(0, min(limit, len(data)), batch):
+        masks = data.labels[i:i + batch]
+        probs = task.logits(model, data.images[i:i + batch].to(device)).float().softmax(1).cpu()
+        for b, found in enumerate(confident_disagreement(probs, masks, IGNORE)):
+            labelled = int((masks[b] != IGNORE).sum())
+            rows += [(_name(data, i + b), task.classes[m], task.classes[p], n, round(n / labelled, 4))
+                     for m, p, n in found if labelled and n / labelled >= MASK_SHARE]
+    return sorted(rows, key=lambda r: -r[4])
 
 
 @torch.no_grad()

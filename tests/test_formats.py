@@ -25,10 +25,11 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.fixture(autouse=True)
-def private_dirs(tmp_path, monkeypatch):
-    """Every test gets its own cache and data folder."""
-    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "data"))
+def private_dirs(tmp_path, tmp_path_factory, monkeypatch):
+    """Every test gets its own cache and data folder, outside tmp_path (where the tests build
+    class-folder trees: a cache folder inside one would be an empty class, and is refused)."""
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path_factory.mktemp("data")))
 
 
 def ids(data: TensorImages) -> set[int]:
@@ -312,7 +313,7 @@ def test_bad_file_raises_or_is_skipped(tmp_path):
 def test_cache_hit_on_second_load(tmp_path, monkeypatch):
     make_tree(tmp_path / "t", {"a": 3, "b": 3})
     first = load_path(tmp_path / "t", "train", val_fraction=0, test_fraction=0)
-    assert len(list((tmp_path / "cache" / "folders").glob("*.pt"))) == 1
+    assert len(list((Path(os.environ["CNNLAB_CACHE"]) / "folders").glob("*.pt"))) == 1
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
@@ -421,13 +422,13 @@ def test_registry_routes_paths_here(tmp_path):
 
 
 def test_named_dataset_found_in_data_dir(tmp_path):
-    make_idx(tmp_path / "data" / "mnist" / "MNIST" / "raw", gz=False)  # torchvision's layout
+    make_idx(Path(os.environ["CNNLAB_DATA"]) / "mnist" / "MNIST" / "raw", gz=False)  # torchvision's layout
     train = load_dataset("mnist", "train", val_fraction=0.5)
     assert train.name == "mnist/train" and len(train) == 20 and train.classes[:4] == ["0", "1", "2", "3"]
 
 
 def test_named_dataset_missing_says_where_and_how(tmp_path):
-    with pytest.raises(CnnlabError, match=r"cifar100: not found \(looked in .*data/cifar100\).*--download"):
+    with pytest.raises(CnnlabError, match=r"cifar100: not found \(looked in .*data[0-9]*/cifar100\).*--download"):
         load_dataset("cifar100", "train")
 
 

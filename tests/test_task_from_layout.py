@@ -136,7 +136,7 @@ def test_train_without_task_reads_the_layout_and_says_so(datasets, checkpoints, 
                      "--out", str(tmp_path / "det")])
     out = capsys.readouterr().out
     assert code == 0
-    assert out.splitlines()[0].startswith(f"detect: ") and str(datasets["detect"]) in out.splitlines()[0]
+    assert out.splitlines()[0].startswith("detect: ") and str(datasets["detect"]) in out.splitlines()[0]
 
 
 @pytest.mark.parametrize("given", list(LAYOUTS))

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from cnnlab.data.box_images import ImageFinder
 from cnnlab.data.box_splits import ALL, SPLIT_WORDS, Part, choose
-from cnnlab.data.detection import MAX_BOXES_PER_IMAGE, Annotated, check_classes, few, read_text, too_many_boxes
+from cnnlab.data.detection import MAX_BOXES_PER_IMAGE, Annotated, check_classes, few, too_many_boxes
+from cnnlab.data.text import read_utf8
 from cnnlab.errors import CnnlabError
 
 COLUMNS = {  # role -> the header names that give it, preferred first
@@ -104,7 +105,7 @@ def read_csv_part(path: Path, split: str) -> Part:
     rows = {t: read_table(t) for t in tables.values()}
     listing = table.parent / "classes.txt"
     if listing.is_file():
-        classes = [ln.strip() for ln in read_text(listing, "class list").splitlines() if ln.strip()]
+        classes = [ln.strip() for ln in read_utf8(listing, "class list").splitlines() if ln.strip()]
         where = str(listing)
     else:
         classes = sorted({c for table_rows in rows.values() for _, _, _, cats in table_rows.values() for c in cats})
@@ -117,7 +118,7 @@ def read_csv_part(path: Path, split: str) -> Part:
 
 def read_table(table: Path) -> dict[str, tuple[int, int, list, list]]:
     """Image name -> (width, height, boxes, classes), in the order the rows give them."""
-    text = read_text(table, "box table")
+    text = read_utf8(table, "box table")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)

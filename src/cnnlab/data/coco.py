@@ -26,7 +26,8 @@ from collections import Counter
 from pathlib import Path
 
 from cnnlab.data.box_splits import ALL, SPLIT_WORDS, Part, choose, split_word
-from cnnlab.data.detection import MAX_BOXES_PER_IMAGE, Annotated, check_classes, few, read_text, too_many_boxes
+from cnnlab.data.detection import MAX_BOXES_PER_IMAGE, Annotated, check_classes, few, too_many_boxes
+from cnnlab.data.text import read_utf8
 from cnnlab.data.registry import SPLITS
 from cnnlab.errors import CnnlabError
 
@@ -99,7 +100,7 @@ def read_coco_part(path: Path, split: str, images: Path | None) -> Part:
 
 def load_json(path: Path) -> dict:
     """A COCO file's top-level object with its images, annotations and categories lists."""
-    text = read_text(path, "COCO JSON file")
+    text = read_utf8(path, "COCO JSON file")
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:

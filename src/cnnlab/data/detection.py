@@ -257,21 +257,6 @@ def too_many_boxes(where: str, n: int) -> CnnlabError:
                        f"refused as a malformed annotation")
 
 
-def read_text(path, what: str = "text file") -> str:
-    """The UTF-8 text of ``path`` (a BOM is dropped), or one CnnlabError naming it and the bad byte."""
-    from pathlib import Path
-
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise CnnlabError(f"{path}: cannot read the {what} ({e.strerror or e.__class__.__name__})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise CnnlabError(f"{path}: the {what} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset "
-                          f"{e.start}); save it as UTF-8") from None
-
-
 # ---------------------------------------------------------------------------------------
 # Resizing to one size
 # ---------------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from cnnlab.data.box_images import ImageFinder, image_names, is_image
 from cnnlab.data.box_splits import ALL, FROM_TRAIN, OWN, Part, choose, split_folders
-from cnnlab.data.detection import MAX_BOXES_PER_IMAGE, Annotated, check_classes, few, read_text, too_many_boxes
+from cnnlab.data.detection import MAX_BOXES_PER_IMAGE, Annotated, check_classes, few, too_many_boxes
+from cnnlab.data.text import read_utf8
 from cnnlab.data.registry import SPLITS
 from cnnlab.errors import CnnlabError
 
@@ -127,13 +128,13 @@ def read_voc_part(root: Path, split: str) -> Part:
 
 
 def _class_lines(path: Path) -> list[str]:
-    return [line.strip() for line in read_text(path, "class list").splitlines() if line.strip()]
+    return [line.strip() for line in read_utf8(path, "class list").splitlines() if line.strip()]
 
 
 def _listed(listing: Path, records: list[Annotated], negatives: list[Annotated],
             orphans: list[Path]) -> tuple[list[Annotated], list[str]]:
     """The records whose id (XML or image stem) is in an ImageSets list; a note on ids with neither."""
-    wanted = dict.fromkeys(read_text(listing, "image list").split())
+    wanted = dict.fromkeys(read_utf8(listing, "image list").split())
     by_id = {r.image_id: r for r in records} | {Path(r.file).stem: r for r in negatives}
     absent = [i for i in wanted if i not in by_id]
     picked = sorted((by_id[i] for i in wanted if i in by_id), key=lambda r: r.file)

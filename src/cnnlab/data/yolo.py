@@ -23,8 +23,9 @@ from pathlib import Path
 
 from cnnlab.data.box_images import IMAGE_SUFFIXES
 from cnnlab.data.box_splits import ALL, SPLIT_WORDS, Part, choose
-from cnnlab.data.detection import (MAX_BOXES_PER_IMAGE, MAX_CLASSES, Annotated, check_classes, few, read_text,
+from cnnlab.data.detection import (MAX_BOXES_PER_IMAGE, MAX_CLASSES, Annotated, check_classes, few,
                                    too_many_boxes)
+from cnnlab.data.text import read_utf8
 from cnnlab.errors import CnnlabError
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -120,7 +121,7 @@ def _yolo_records(images: list[Path], classes: list[str], names_from: str, where
 def _label_lines(label: Path, w: int, h: int):
     """(line number, class, [x0, y0, x1, y1] in pixels) for each box or polygon of a YOLO label file."""
     boxes = 0
-    for n, line in enumerate(read_text(label, "label file").splitlines(), 1):
+    for n, line in enumerate(read_utf8(label, "label file").splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
@@ -147,7 +148,7 @@ def _label_lines(label: Path, w: int, h: int):
 
 def _yolo_classes(root: Path) -> list[str]:
     if (root / "classes.txt").is_file():
-        names = [line.strip() for line in read_text(root / "classes.txt", "class list").splitlines() if line.strip()]
+        names = [line.strip() for line in read_utf8(root / "classes.txt", "class list").splitlines() if line.strip()]
         return check_classes(names, str(root / "classes.txt"))
     if (root / "data.yaml").is_file():
         doc = read_yaml(root / "data.yaml")
@@ -165,7 +166,7 @@ def read_yaml(path: Path):
             raise CnnlabError(f"{path}: {path.stat().st_size:,} bytes, too large for a dataset YAML")
     except OSError as e:
         raise CnnlabError(f"{path}: cannot read the dataset YAML ({e.strerror or e.__class__.__name__})") from None
-    text = read_text(path, "dataset YAML")
+    text = read_utf8(path, "dataset YAML")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -245,7 +246,7 @@ def _yaml_images(entry, root: Path, path: Path, key: str) -> list[Path]:
 def _image_list(listing: Path, root: Path) -> list[Path]:
     """A .txt of image paths, one a line: absolute, ``./`` (the list's folder) or relative to the root."""
     files, missing = [], []
-    for line in read_text(listing, "image list").splitlines():
+    for line in read_utf8(listing, "image list").splitlines():
         line = line.strip()
         if not line:
             continue

@@ -1,6 +1,7 @@
 """A model ready to predict: from a checkpoint, or a registered model with ImageNet weights."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -137,7 +138,8 @@ def bounded_model(task, cfg: TrainConfig, source, device: torch.device, *, batch
     to fit: the weights and one image's activations to predict or, ``training``, also gradients,
     optimizer moments and a ``batch``'s activations."""
     what = f"{clean(source)}: model {cfg.model!r}" + (f" with model_args {cfg.model_args}" if cfg.model_args else "")
-    need = footprint(lambda: task.build_model(dataclasses.replace(cfg, pretrained=False)), task.input_shape, what)
+    probe = copy.copy(task)  # a task may keep what its first build decides (detection's input scale): not this one's
+    need = footprint(lambda: probe.build_model(dataclasses.replace(cfg, pretrained=False)), task.input_shape, what)
     if training:
         require_training(need, cfg, task.input_shape, device)
     else:

@@ -24,7 +24,7 @@ import torch
 import cnnlab
 from cnnlab.data.loader import Batches
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.inference import LoadedModel
+from cnnlab.deploy.pytorch_model import LoadedModel
 from cnnlab.runtime.distributed import Dist
 from cnnlab.tasks.detect_plots import truth_and_prediction
 

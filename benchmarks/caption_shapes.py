@@ -25,7 +25,7 @@ import torch
 import cnnlab
 from cnnlab.data import caption_shapes
 from cnnlab.data.caption_shapes import caption_scenes, names_every_object, split_scenes
-from cnnlab.engine.inference import LoadedModel
+from cnnlab.deploy.pytorch_model import LoadedModel
 from cnnlab.tasks.caption_metrics import caption_metrics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -114,8 +114,7 @@ def main(argv=None) -> int:
         top1 = task.evaluate(model, test_batches, Dist())["top1"]
         curve.append({"epoch": row["epoch"], "seconds": clock[0], "top1": top1, "images_per_s": row["images_per_s"]})
         if row["epoch"] == cfg.epochs:  # the trained model, also with test-time augmentation
-            with task.test_time_augmentation(2):
-                last.update(tta=task.evaluate(model, test_batches, Dist())["top1"], seconds=clock[0])
+            last.update(tta=task.evaluate(model, test_batches, Dist(), tta=2)["top1"], seconds=clock[0])
         last.update(model=model, task=task)
         print(f"  epoch {row['epoch']:3d}  {clock[0]:7.1f} s  test top-1 {top1:.4f}  "
               f"({row['images_per_s']:,.0f} training images/s; load {os.getloadavg()[0]:.2f})", flush=True)

@@ -25,7 +25,7 @@ import cnnlab
 from cnnlab.data.loader import Batches
 from cnnlab.engine.config import TrainConfig
 from cnnlab.runtime.distributed import Dist
-from cnnlab.engine.inference import LoadedModel
+from cnnlab.deploy.pytorch_model import LoadedModel
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "detect-shapes.yaml"

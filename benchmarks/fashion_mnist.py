@@ -77,11 +77,10 @@ def training_images_per_s(cfg: TrainConfig, steps: int, warmup: int = 3) -> floa
     """Images/s of the trainer's step (augment, normalise, forward, loss, backward, SGD step)."""
     device = pick_device(cfg.device)
     data = cnnlab.load_dataset(cfg.data, "train", seed=cfg.seed, **cfg.data_options())
-    task = task_class(cfg.task).from_data(cfg, data)
+    task = task_class(cfg.task).from_data(cfg, data).in_memory_format(cfg.channels_last)
     model = task.build_model(cfg).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    task.channels_last = cfg.channels_last
     optimizer = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     batches = Batches(data, cfg.batch_size, device, shuffle=True, seed=cfg.seed, drop_last=True)
     bf16 = use_bf16(device, cfg.amp, min(task.input_shape[1:]))

@@ -56,11 +56,11 @@ def references(data) -> list[list[str]]:
             for image in data.labels.tolist()]
 
 
-def decode_all(lm, images: torch.Tensor, beam: int, batch: int = 64) -> tuple[list[str], float]:
-    """Captions of all images (the encoder's features come from the task's cache after the first pass)."""
+def decode_all(lm, images: torch.Tensor, beam: int, cache, batch: int = 64) -> tuple[list[str], float]:
+    """Captions of all images (the encoder's features come from ``cache`` after the first pass)."""
     t0, out = time.perf_counter(), []
     for i in range(0, len(images), batch):
-        beams = lm.task.generate(lm.model, images[i:i + batch].to(lm.device), beam=beam, cache=True)
+        beams = lm.task.generate(lm.model, images[i:i + batch].to(lm.device), beam=beam, cache=cache)
         out += [" ".join(b[0]["words"]) for b in beams]
     return out, time.perf_counter() - t0
 
@@ -131,10 +131,11 @@ def main(argv=None) -> int:
     refs = references(test)
     print(f"test: {len(test)} photos, {sum(map(len, refs))} human references")
     print(f"{'decoding':<12}{'BLEU-1':>8}{'BLEU-2':>8}{'BLEU-3':>8}{'BLEU-4':>8}{'CIDEr-D':>9}{'ms/caption':>12}")
-    decode_all(lm, images, 1)  # fills the encoder-feature cache: the rows below time the decoder
+    cache = lm.task.new_cache()
+    decode_all(lm, images, 1, cache)  # fills the encoder-feature cache: the rows below time the decoder
     results = {}
     for name, beam in (("greedy", 1), (f"beam {BEAM}", BEAM)):
-        hyps, secs = decode_all(lm, images, beam)
+        hyps, secs = decode_all(lm, images, beam, cache)
         m = results[name] = {**caption_metrics(hyps, refs), "hyps": hyps}
         print(f"{name:<12}{m['bleu1']:8.4f}{m['bleu2']:8.4f}{m['bleu3']:8.4f}{m['bleu4']:8.4f}{m['cider']:9.3f}"
               f"{1000 * secs / len(test):12.1f}")

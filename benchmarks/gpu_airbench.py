@@ -426,8 +426,7 @@ def run_cnnlab(data_spec: str, device, smoke: bool, sets: list[str], say) -> dic
         epochs.append(row)
         say(f"  cnnlab epoch {row['epoch']}: {row['seconds']:.3f} s ({row['images_per_s']:,.0f} images/s)")
         if row["epoch"] == cfg.epochs:
-            with task.test_time_augmentation(2):
-                last["tta"] = task.evaluate(model, test_batches, Dist())["top1"]
+            last["tta"] = task.evaluate(model, test_batches, Dist(), tta=2)["top1"]
 
     with tempfile.TemporaryDirectory() as out:
         if not smoke:  # warm-up: kernels, cuDNN autotuning

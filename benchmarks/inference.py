@@ -32,9 +32,9 @@ from torch import Tensor
 
 import cnnlab
 from cnnlab.runtime.device import bf16_supported
-from cnnlab.engine.export import export_model
-from cnnlab.engine.inference import LoadedModel, imagenet_classes
-from cnnlab.engine.onnx_model import OnnxModel
+from cnnlab.deploy.export import export_model
+from cnnlab.deploy.pytorch_model import LoadedModel, imagenet_classes
+from cnnlab.deploy.onnx_model import OnnxModel
 from cnnlab.models import model_info
 from cnnlab.tasks.classify import ClassifyTask
 

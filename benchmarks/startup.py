@@ -24,7 +24,7 @@ from PIL import Image
 CNNLAB = [sys.executable, "-m", "cnnlab"]
 # what `import cnnlab.cli` loaded before the imports became lazy: the modules api.py imported at its top
 EAGER = ("import cnnlab.cli, cnnlab.data, cnnlab.data.info, cnnlab.data.loader, cnnlab.engine.trainer, "
-         "cnnlab.engine.inference, cnnlab.engine.onnx_model, cnnlab.models, cnnlab.runtime.distributed")
+         "cnnlab.deploy.pytorch_model, cnnlab.deploy.onnx_model, cnnlab.models, cnnlab.runtime.distributed")
 
 
 def median_seconds(cmd: list[str], runs: int) -> float:

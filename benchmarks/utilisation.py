@@ -206,7 +206,6 @@ def bench(name: str, steps: int, warmup: int, peaks: dict, profile: bool = False
         except (CnnlabError, FileNotFoundError) as e:
             return {"recipe": name, "skip": f"data absent or unreadable: {e}".splitlines()[0]}
         setup_s = time.perf_counter() - t0
-        run.show_progress = False
         run.threads = None  # all threads throughout, as the peak is measured (no tuner probing rounds)
         per_epoch = run.steps
         n = min(steps, per_epoch)

@@ -209,15 +209,15 @@ def test_a_frozen_encoders_features_are_computed_once_per_image():
     model = get_model("show_attend_tell", vocab_size=5, freeze_encoder=True, **TINY)
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     tokens = torch.tensor([[START_ID, 4, END_ID]] * 4)
+    cache = task.new_cache()  # the run's: the trainer holds it across epochs
     for _ in range(2):
-        losses, _ = task.training_step(model, (images, tokens), torch.Generator().manual_seed(0))
+        losses, _ = task.training_step(model, (images, tokens), torch.Generator().manual_seed(0), cache=cache)
         losses["loss"].backward()
-    cache = task.feature_cache
     assert (cache.misses, cache.hits) == (4, 4) and model.embed.weight.grad is not None
     model.eval()
     assert torch.allclose(cache.features(model, images.flip(0), task.prepare), model.encode(task.prepare(images.flip(0))),
                           rtol=1e-4, atol=1e-5)  # the cache computes them with BatchNorm folded
-    cached = task.generate(model, images, beam=2, cache=True)
+    cached = task.generate(model, images, beam=2, cache=cache)
     assert [b[0]["ids"] for b in cached] == [b[0]["ids"] for b in task.generate(model, images, beam=2)]
     model.encoder.load_state_dict(model.encoder.state_dict())  # new weights: the cache starts again
     cache.features(model, images, task.prepare)

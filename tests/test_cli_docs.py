@@ -142,13 +142,13 @@ def test_unknown_recipe_is_one_line(capsys):
 
 
 # ---------------------------------------------------------------------- samples
-def test_samples_cover_the_readme_and_are_readable(tmp_path, capsys, monkeypatch):
+def test_samples_cover_the_docs_and_are_readable(tmp_path, capsys, monkeypatch):
     from cnnlab.data.samples import SAMPLES
     from cnnlab.images import read_image
 
-    readme = (ROOT / "README.md").read_text()
+    docs = "\n".join(page.read_text() for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
     found = re.findall(r"^\$? ?cnnlab (?:predict|pixels|convolve|explain|detect-faces)\b.*?(\S*\b[\w-]+\.(?:png|jpg))\b",
-                       readme, re.M)
+                       docs, re.M)
     used = {Path(p).name for p in found if "shared/data/" not in p}  # photos of the real datasets are data
     used -= {"best.png"}
     assert used and used <= set(SAMPLES), used - set(SAMPLES)

@@ -116,8 +116,8 @@ def _nan_once(monkeypatch, times: int):
     """ClassifyTask's loss is NaN at the 3rd step of an epoch (digits: 19 steps), ``times`` times."""
     real, calls = ClassifyTask.training_step, {"n": 0, "nan": 0}
 
-    def step(self, model, batch, generator):
-        losses, stats = real(self, model, batch, generator)
+    def step(self, model, batch, generator, **kwargs):
+        losses, stats = real(self, model, batch, generator, **kwargs)
         calls["n"] += 1
         if calls["n"] % 20 == 3 and calls["nan"] < times:
             calls["nan"] += 1

@@ -301,7 +301,7 @@ def test_train_eval_predict_through_cli(tmp_path, capsys):
 def test_threads_sharing_a_detector_keep_their_own_thresholds_and_the_models_survive():
     from concurrent.futures import ThreadPoolExecutor
 
-    from cnnlab.engine.inference import LoadedModel
+    from cnnlab.deploy.pytorch_model import LoadedModel
 
     torch.manual_seed(0)
     task = DetectTask(["a", "b"], (3, 64, 64))

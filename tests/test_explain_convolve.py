@@ -13,7 +13,18 @@ from cnnlab.interpret import (KERNELS, conv2d_direct, convolve_image, explain_co
                             plot_feature_maps, train_xo_cnn, xo_case_study)
 from cnnlab.interpret.convolve import LECTURE_FILTER, LECTURE_IMAGE
 
-PNG_MAGIC = b"\x89PNG"
+
+
+def picture(path) -> np.ndarray:
+    """A written figure as (H, W, 3) ints, after checking that it is a PNG."""
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        return np.asarray(im.convert("RGB")).astype(int)
+
+
+def red_and_blue(rgb: np.ndarray) -> tuple[int, int]:
+    """Pixels clearly red and clearly blue: where a signed map is drawn (positive red, negative blue)."""
+    return int((rgb[..., 0] - rgb[..., 2] > 100).sum()), int((rgb[..., 2] - rgb[..., 0] > 100).sum())
 
 # ---------------------------------------------------------------------------------------
 # kernels
@@ -98,10 +109,16 @@ def test_convolve_image_errors(kwargs, words):
     assert all(w in str(e.value) for w in words), str(e.value)
 
 
-def test_plot_feature_maps_writes_one_figure(tmp_path):
+def test_plot_feature_maps_draws_the_input_beside_each_map(tmp_path):
     result = convolve_image(np.random.default_rng(2).random((20, 30)), ["sharpen", "edge", "strong-edge"])
-    path = plot_feature_maps(result, tmp_path / "sub" / "maps.png")
-    assert path.read_bytes()[:4] == PNG_MAGIC
+    rgb = picture(plot_feature_maps(result, tmp_path / "sub" / "maps.png"))
+    assert rgb.shape == (380, 4 * 420, 3)  # one 420-pixel panel for the input and one per kernel
+    panels = np.split(rgb, 4, axis=1)
+    assert red_and_blue(panels[0]) == (0, 0) and len(np.unique(panels[0][..., 0])) > 50  # the input: grey levels
+    for panel in panels[1:]:  # each map has both signs: red and blue cells
+        assert min(red_and_blue(panel)) > 1000
+    one = convolve_image(np.ones((20, 30)), ["identity"])
+    assert picture(plot_feature_maps(one, tmp_path / "one.png")).shape == (380, 2 * 420, 3)
 
 
 # ---------------------------------------------------------------------------------------
@@ -161,7 +178,8 @@ def test_xo_case_study(tmp_path):
                 assert m.shape == shape and m.min() >= -1 - 1e-6 and m.max() <= 1 + 1e-6
                 assert key == "feature_maps" or m.min() >= 0
     assert "1.00 at: (1,1) (2,2) (4,4) (5,5)" in study["report"]
-    assert (tmp_path / "xo_case_study.png").read_bytes()[:4] == PNG_MAGIC
+    rgb = picture(tmp_path / "xo_case_study.png")
+    assert rgb.shape == (1395, 810, 3) and min(red_and_blue(rgb)) > 1000  # 7 x 4 panels, matches and mismatches
 
 
 @pytest.mark.slow
@@ -169,4 +187,6 @@ def test_train_xo_cnn_reaches_99_percent(tmp_path):
     result = train_xo_cnn(tmp_path)
     assert result["test_top1"] >= 0.99, result["test_top1"]
     assert result["learned_filters"].shape == (8, 3, 3) and "test accuracy" in result["report"]
-    assert (tmp_path / "xo_filters.png").read_bytes()[:4] == PNG_MAGIC
+    rgb = picture(tmp_path / "xo_filters.png")
+    assert rgb.shape == (440, 8 * 190, 3)  # the 3 hand-made filters above the 8 learned ones
+    assert (rgb.sum(-1) < 60).sum() > 100  # their -1 cells drawn black

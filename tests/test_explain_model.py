@@ -15,7 +15,7 @@ import torch
 import cnnlab
 from cnnlab.data import load_dataset, shapes
 from cnnlab.data.registry import SPLITS
-from cnnlab.engine.inference import LoadedModel
+from cnnlab.deploy.pytorch_model import LoadedModel
 from cnnlab.errors import CnnlabError
 from cnnlab.interpret.cams import cam, cam_layer, last_conv_layer, overlay
 from cnnlab.interpret.features import (conv_layers, feature_maps, first_layer_filters, plot_feature_maps,

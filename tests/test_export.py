@@ -6,11 +6,12 @@ import pytest
 import torch
 
 import cnnlab
-from cnnlab.engine import export
+from cnnlab.deploy import export
+from cnnlab.deploy.export import export_model
+from cnnlab.deploy.predictor import Predictor
+from cnnlab.deploy.pytorch_model import LoadedModel
 from cnnlab.engine.checkpoint import save_checkpoint
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.export import export_model
-from cnnlab.engine.inference import LoadedModel
 from cnnlab.errors import CnnlabError
 from cnnlab.tasks.classify import ClassifyTask
 
@@ -18,7 +19,7 @@ pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
 onnx = pytest.importorskip("onnx", reason="onnx not installed")
 pytest.importorskip("onnxscript", reason="onnxscript (torch.onnx's exporter) not installed")
 
-from cnnlab.engine.onnx_model import OnnxModel  # noqa: E402  (after the skips)
+from cnnlab.deploy.onnx_model import OnnxModel  # noqa: E402  (after the skips)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,16 @@ def test_onnx_model_predicts_like_the_pytorch_model(onnx_export, loaded, digits,
     assert got.shape == (batch, 10) and got.dtype == torch.float32
     torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
     assert torch.equal(got.argmax(1), want.argmax(1))
+
+
+def test_both_model_handles_are_predictors_that_say_what_they_can_do(onnx_export, loaded):
+    om = OnnxModel.from_file(onnx_export[1])
+    assert isinstance(loaded, Predictor) and isinstance(om, Predictor)
+    assert (loaded.runtime, loaded.explainable, loaded.exportable, loaded.evaluable) == ("pytorch", True, True, True)
+    assert (om.runtime, om.explainable, om.exportable, om.evaluable) == ("onnxruntime", False, False, False)
+    for refused in (cnnlab.export, cnnlab.evaluate):
+        with pytest.raises(CnnlabError, match="export"):
+            refused(om)
 
 
 def test_onnx_model_reads_images_at_its_input_size(onnx_export, tmp_path):

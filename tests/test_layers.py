@@ -12,18 +12,20 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cnnlab"
 
 LAYERS = [
     ["errors", "_version"],   # the one error type users see; the version
-    ["images", "figures", "files", "memory"],  # decode / validate images; write figures; write any file safely;
-                                               # bound memory before allocating
+    ["images", "figures", "files", "memory", "video"],  # decode / validate images; write figures; write any
+                                                        # file safely; bound memory before allocating; video
+                                                        # files in and out a frame at a time
     ["data"],                 # datasets and formats
     ["models"],               # model registry and builders
     ["runtime"],              # device, precision policy, distributed reductions
     ["tasks"],                # classify, segment, detect, caption behind one contract
-    ["engine"],               # the training loop, checkpoints, inference, export
+    ["engine"],               # the training loop, checkpoints, memory budgets
+    ["deploy"],               # a trained model as a Predictor (eager, ONNX), export
     ["interpret"],            # convolution from scratch, kernels, feature maps, filters, CAMs
     ["experiments"],          # the lecture's arguments as measured experiments
     ["api"],                  # the public Python functions
     ["serve"],                # HTTP service and web page over api
-    ["cli", "completion"],    # the command line over api; its shell completion
+    ["cli"],                  # the command line over api: one module per command; shell completion
 ]
 TOP = {"__init__", "__main__"}  # the package's front door: it may import anything
 
@@ -85,12 +87,16 @@ def test_every_package_says_what_its_layer_offers():
 
 
 def test_the_package_and_the_cli_start_without_torch():
-    """`import cnnlab`, `cnnlab --help` and `cnnlab pixels` load no torch; the API still resolves."""
+    """`import cnnlab`, `cnnlab --help` and `cnnlab pixels` load no torch; the API still resolves;
+    importing writes nothing into the environment (the thread policy waits for a command or a run)."""
+    import os
     import subprocess
     import sys
 
-    code = ("import sys, cnnlab, cnnlab.cli; assert 'torch' not in sys.modules, 'torch loaded'; "
-            "import cnnlab.interpret.features; assert callable(cnnlab.explain) and cnnlab.api.predict; "
-            "import os; assert os.environ['OMP_WAIT_POLICY']")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    code = ("import os, sys; before = dict(os.environ); import cnnlab, cnnlab.cli; "
+            "assert 'torch' not in sys.modules, 'torch loaded'; "
+            "assert dict(os.environ) == before, 'import cnnlab changed os.environ'; "
+            "import cnnlab.interpret.features; assert callable(cnnlab.explain) and cnnlab.api.predict")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr

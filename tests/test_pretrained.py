@@ -251,7 +251,7 @@ def test_fcn_backbone_gets_the_weights(torch_home):
 
 
 def test_loaded_pretrained_model_predicts_imagenet_classes(torch_home):
-    from cnnlab.engine.inference import LoadedModel
+    from cnnlab.deploy.pytorch_model import LoadedModel
 
     torch.manual_seed(0)
     tv = torchvision.models.resnet18().eval()

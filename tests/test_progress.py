@@ -26,9 +26,8 @@ def test_a_terminal_gets_a_bar_with_the_runs_eta_then_the_epochs_line(monkeypatc
     eta = run_eta([10.0, 12.0], epochs=5, epoch=2, started=time.perf_counter())
     p = Progress("epoch 3/5", 4, stream=out, run_eta=eta)
     for _ in range(4):
-        p.update(lambda: {"loss": 0.5, "acc": 0.75, "img_s": 100.0})
-        p._last = 0.0  # new numbers every step
-        p.bar.refresh()  # and drawn at once (tqdm draws at most every 0.1 s)
+        p.update(lambda: {"loss": 0.5, "acc": 0.75, "img_s": 100.0})  # new numbers at least on the last step
+        p.bar.refresh()  # drawn at once (tqdm draws at most every 0.1 s)
     assert list(p.validating(FakeBatches()).epoch(0)) == ["a", "b", "c"]
     p.close("val top1 0.9")
     text = out.getvalue()

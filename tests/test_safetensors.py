@@ -11,7 +11,7 @@ import cnnlab
 from cnnlab import api, cli
 from cnnlab.engine.checkpoint import save_checkpoint
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.inference import LoadedModel
+from cnnlab.deploy.pytorch_model import LoadedModel
 from cnnlab.errors import CnnlabError
 from cnnlab.tasks.classify import ClassifyTask
 from cnnlab.tasks.detect import DetectTask

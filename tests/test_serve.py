@@ -201,6 +201,17 @@ def test_internal_errors_hide_tracebacks_and_paths(checkpoint):
         assert "internal error" in error(c.get("/boom"), 500)
 
 
+def test_a_bug_is_a_500_even_when_options_were_sent(checkpoint, digits_png, monkeypatch):
+    """Only a CnnlabError (and a malformed request) is the client's fault: a task's ValueError is a bug."""
+    def broken(*args, **options):
+        raise ValueError("a bug in the task")
+
+    with TestClient(create_app([checkpoint], device="cpu"), raise_server_exceptions=False) as c:
+        monkeypatch.setattr(cnnlab.api, "predict", broken)
+        assert "internal error" in error(post(c, "/v1/predict", digits_png[0], options='{"topk": 2}'), 500)
+        assert "internal error" in error(post(c, "/v1/predict", digits_png[0], topk="2"), 500)
+
+
 def test_onnx_models_predict_but_do_not_explain(checkpoint, digits_png, tmp_path):
     pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
     pytest.importorskip("onnxscript", reason="onnxscript not installed")

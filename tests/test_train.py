@@ -1,8 +1,10 @@
 """The trainer end to end on the built-in digits: learns, checkpoints, resumes exactly."""
+import csv
 import json
 
 import pytest
 import torch
+from PIL import Image
 
 import cnnlab
 from cnnlab.engine.checkpoint import load_checkpoint
@@ -22,11 +24,15 @@ def test_training_learns_digits_and_leaves_a_run_folder(digits_run):
     result, out = digits_run
     assert result.test["top1"] > 0.93  # 8x8 digits; chance is 0.10
     assert result.test["top5"] >= result.test["top1"]
-    for name in ("best.pt", "last.pt", "metrics.csv", "metrics.json", "config.json",
-                 "curves.png", "confusion_matrix.png", "predictions.png"):
-        assert (out / name).stat().st_size > 0, name
+    for name in ("curves.png", "confusion_matrix.png", "predictions.png"):
+        with Image.open(out / name) as figure:
+            assert figure.format == "PNG" and min(figure.size) >= 200, name
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 6 and metrics["test"]["top1"] == result.test["top1"]
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [float(r["val_top1"]) for r in rows] == [e["val_top1"] for e in metrics["epochs"]]
     losses = [r["train_loss"] for r in metrics["epochs"]]
     assert losses[-1] < losses[0] / 2
 
@@ -34,10 +40,21 @@ def test_training_learns_digits_and_leaves_a_run_folder(digits_run):
 def test_checkpoint_holds_everything_to_resume_and_loads_weights_only(digits_run):
     _, out = digits_run
     state = load_checkpoint(out / "last.pt")
-    for key in ("model", "optimizer", "scheduler", "epoch", "step", "rng", "config", "task", "version"):
-        assert key in state
-    assert state["epoch"] == 6 and state["task"]["classes"] == [str(i) for i in range(10)]
-    torch.load(out / "best.pt", weights_only=True)
+    assert (state["epoch"], state["step"]) == (6, 0)  # at the end of the 6th epoch
+    assert state["version"] == cnnlab.__version__
+    assert state["config"] == json.loads((out / "config.json").read_text()) and state["config"]["epochs"] == 6
+    assert state["task"]["classes"] == [str(i) for i in range(10)] and state["task"]["input_shape"] == [1, 8, 8]
+    assert state["history"] == json.loads((out / "metrics.json").read_text())["epochs"]
+    # every trained tensor with its SGD momentum, the schedule 6 epochs x 19 steps along
+    weights = {k: v for k, v in state["model"].items() if v.is_floating_point()}
+    assert all(v.isfinite().all() for v in weights.values())
+    params = [i for group in state["optimizer"]["param_groups"] for i in group["params"]]
+    assert sorted(state["optimizer"]["state"]) == sorted(params)
+    assert all(s["momentum_buffer"].isfinite().all() for s in state["optimizer"]["state"].values())
+    assert state["scheduler"]["last_epoch"] == 6 * 19
+    torch.Generator().set_state(state["rng"]["torch"])  # a real generator state
+    best = torch.load(out / "best.pt", weights_only=True)  # no pickled code needed
+    assert best["model"].keys() == state["model"].keys()
 
 
 def test_evaluate_and_predict_agree_with_training(digits_run, tmp_path):
@@ -46,7 +63,6 @@ def test_evaluate_and_predict_agree_with_training(digits_run, tmp_path):
     assert m["top1"] == pytest.approx(result.test["top1"], abs=1e-9)
     assert sum(m["confusion_matrix"][i][i] for i in range(10)) == round(m["top1"] * m["count"])
     # Predict a real test digit written as a PNG: the top class is right for most of them.
-    from PIL import Image
     data = cnnlab.load_dataset("digits", "test")
     paths = []
     for i in range(20):
@@ -71,11 +87,11 @@ def test_interrupt_saves_and_resume_continues_exactly(tmp_path, monkeypatch):
     calls = {"n": 0}
     original = ClassifyTask.training_step
 
-    def interrupted(self, *args):
+    def interrupted(self, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 25:  # in the middle of epoch 2 (19 steps an epoch)
             raise KeyboardInterrupt
-        return original(self, *args)
+        return original(self, *args, **kwargs)
 
     monkeypatch.setattr(ClassifyTask, "training_step", interrupted)
     stopped = cnnlab.train(epochs=3, out=str(tmp_path / "b"), **FAST)

@@ -4,19 +4,17 @@
     run = cnnlab.train(data="digits", epochs=8, out="runs/digits")
 
 The public functions load on first use (PEP 562), so ``import cnnlab`` and the command line
-start at once; torch is imported by the first function that needs it.
+start at once; torch is imported by the first function that needs it. Importing changes nothing
+in the process: the thread policy is applied when a command or a training run starts.
 """
 import importlib
 import importlib.util
 
 from cnnlab._version import __version__
 from cnnlab.errors import CnnlabError
-from cnnlab.runtime.threads import apply_thread_policy
-
-apply_thread_policy()  # before torch starts OpenMP: waiting threads sleep (runtime/threads.py)
 
 _EXPORTS = {  # name -> the module that defines it
-    **dict.fromkeys(["train", "evaluate", "predict", "load", "export", "pixels", "data_info", "check_data", "model_summary",
+    **dict.fromkeys(["train", "evaluate", "predict", "predict_video", "load", "export", "pixels", "data_info", "check_data", "model_summary",
                      "convolve", "explain_convolution", "explain", "xo", "experiment", "detect_faces"], "cnnlab.api"),
     "get_model": "cnnlab.models", "list_models": "cnnlab.models",
     "list_datasets": "cnnlab.data", "load_dataset": "cnnlab.data",

@@ -1,4 +1,4 @@
-"""The public Python API. The CLI (cli.py) and the web service call these same functions.
+"""The public Python API. The CLI (cli/) and the web service call these same functions.
 
     import cnnlab
     run = cnnlab.train(data="digits", epochs=8, out="runs/digits")
@@ -11,7 +11,7 @@ need neither (``cnnlab pixels``, ``--help``) start at once.
 from __future__ import annotations
 
 import warnings
-from contextlib import nullcontext
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -20,9 +20,11 @@ from cnnlab.errors import CnnlabError, clean
 from cnnlab.figures import figure_path
 from cnnlab.files import file_path, make_folder, same_file
 from cnnlab.images import ImageError, format_pixels, peek_image, pixel_matrix, read_array
+from cnnlab.runtime.threads import apply_thread_policy
 
 if TYPE_CHECKING:  # the functions import torch and the engine when called: `cnnlab pixels` needs neither
-    from cnnlab.engine.inference import LoadedModel
+    from cnnlab.deploy.predictor import Predictor
+    from cnnlab.deploy.pytorch_model import LoadedModel
     from cnnlab.engine.trainer import RunResult
 
 
@@ -44,7 +46,8 @@ def train(config: str | Path | None = None, overrides: list[str] | None = None,
     overrides: ``["key=value", ...]`` as on the command line (``--set``).
     resume: a ``last.pt`` to continue: its config is used and only the options given change it.
     log: where progress lines go (``None``: nowhere, no progress bar either).
-    on_epoch: called with each epoch's metrics dict.
+    on_epoch: ``on_epoch(row, model, task)`` after each epoch's checkpoints, ``row`` its metrics
+    (a callback, ``engine/callbacks.py``: ``fit(cfg, callbacks=[...])`` takes any).
     task: ``classify`` (default), ``segment``, ``detect`` or ``caption``.
     data: a registered dataset (``digits``, ``fashion-mnist``, ``shapes``...) or a path on disk.
     model: a registered model name (``cnnlab models``); ``pretrained``: start from ImageNet weights.
@@ -80,17 +83,17 @@ def train(config: str | Path | None = None, overrides: list[str] | None = None,
         cfg = TrainConfig.from_sources(config, overrides, **{**saved, **given})
     else:
         cfg = _with_defaults(config, overrides, options, log)
+    apply_thread_policy()  # before the trainer loads torch: OpenMP reads its wait policy once
+    from cnnlab.engine.callbacks import OnEpoch
     from cnnlab.engine.trainer import fit
 
-    return fit(cfg, resume=resume, log=log, on_epoch=on_epoch)
+    return fit(cfg, resume=resume, log=log, callbacks=[OnEpoch(on_epoch)] if on_epoch else ())
 
 
 def _with_defaults(config, overrides: list[str] | None, options: dict, log) -> TrainConfig:
     """The run's config; its task read from the data, and, for a dataset on disk with no recipe
     and no model given, the task's real-data recipe adapted to the data (``engine/defaults.py``).
     The task's line and each choice's reason are logged first."""
-    import os
-
     from cnnlab.data.layout import resolve_task
     from cnnlab.engine.defaults import default_recipe
 
@@ -119,11 +122,12 @@ def _train_images(cfg: TrainConfig) -> int:
 
 
 def load(checkpoint: str | Path | None = None, *, model: str | None = None,
-         pretrained: bool = False, device: str = "auto") -> LoadedModel:
-    """A model ready to predict: from a checkpoint (``.pt``, an exported ``.safetensors``, or an
-    exported ``.onnx`` run by onnxruntime), or ``model=NAME, pretrained=True``."""
-    from cnnlab.engine.inference import LoadedModel
-    from cnnlab.engine.onnx_model import OnnxModel
+         pretrained: bool = False, device: str = "auto") -> Predictor:
+    """A model ready to predict (a ``cnnlab.deploy.Predictor``): from a checkpoint (``.pt``, an
+    exported ``.safetensors``, or an exported ``.onnx`` run by onnxruntime), or
+    ``model=NAME, pretrained=True``."""
+    from cnnlab.deploy.onnx_model import OnnxModel
+    from cnnlab.deploy.pytorch_model import LoadedModel
 
     if checkpoint is not None:
         checkpoint = _path(checkpoint, "checkpoint", "a .pt, .safetensors or .onnx file")
@@ -137,7 +141,7 @@ def load(checkpoint: str | Path | None = None, *, model: str | None = None,
     raise CnnlabError("checkpoint: give a CHECKPOINT, or --model NAME with --pretrained")
 
 
-def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, split: str = "test", *,
+def evaluate(checkpoint: str | Path | Predictor, data: str | None = None, split: str = "test", *,
              batch_size: int = 256, device: str = "auto", plots: str | Path | None = None,
              tta: int = 0, images: str | Path | None = None) -> dict:
     """The task's metrics of a checkpoint on a split: for a classifier top-1/top-5 accuracy and
@@ -159,11 +163,10 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
     from cnnlab.data.check import split_changes
     from cnnlab.data.layout import refuse_other_task
     from cnnlab.data.loader import Batches
-    from cnnlab.engine.inference import LoadedModel
     from cnnlab.runtime.distributed import Dist
 
-    lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(_path(checkpoint, "checkpoint"), device=device)
-    if not isinstance(lm, LoadedModel):
+    lm = _predictor(checkpoint, "checkpoint", device)
+    if not lm.evaluable:
         raise CnnlabError(f"{checkpoint}: evaluate a PyTorch checkpoint (.pt), not an export")
     if plots:
         make_folder(plots, f"--plots {plots}")  # before the work: its parent must exist
@@ -181,8 +184,8 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
         warnings.warn(changed, stacklevel=2)
     task = lm.task.for_data(dataset, str(spec))  # the classes must match (captions: any references)
     batches = Batches(dataset, batch_size, lm.device, shuffle=False, workers=cfg.workers)
-    with task.test_time_augmentation(tta) if tta else nullcontext() as views:
-        metrics = task.evaluate(lm.model, batches, Dist())
+    views = task.tta_views(tta) if tta else None  # refused before the work: a bad level, another task
+    metrics = task.evaluate(lm.model, batches, Dist(), tta=tta)
     metrics.pop("score")
     if plots:
         metrics["plots"] = task.write_plots(plots, [], lm.model, dataset, metrics)
@@ -192,11 +195,7 @@ def evaluate(checkpoint: str | Path | LoadedModel, data: str | None = None, spli
     return metrics
 
 
-def predict(model: str | Path | LoadedModel, images, *, batch_size: int = 64,
-            topk: int | None = None, score_threshold: float | None = None, nms_iou: float | None = None,
-            show_proposals: bool | None = None, proposals: int | None = None, alpha: float | None = None,
-            beam: int | None = None, max_len: int | None = None, length_penalty: float | None = None,
-            attention: bool | None = None, out: str | Path | None = None, **options) -> list[dict]:
+def predict(model: str | Path | Predictor, images, *, batch_size: int = 64, **options) -> list[dict]:
     """The task's prediction for each image, one dict per image, in order.
 
     model: a checkpoint (``.pt``), an exported ``.onnx``, or a model from ``cnnlab.load``.
@@ -204,8 +203,9 @@ def predict(model: str | Path | LoadedModel, images, *, batch_size: int = 64,
     of uint8, or uint8 tensors (C, H, W). They stream through the model ``batch_size`` at a
     time; an image that cannot be read gets ``{"image", "error"}`` and the rest go on.
 
-    The options belong to the checkpoint's task (``None``: the task's default; an option of
-    another task is an error naming it; ``tasks/options.py`` is their source):
+    options: the checkpoint's task's prediction options, checked by the task (``None``: the task's
+    default; an option of another task is an error naming the task's; ``tasks/options.py`` is their
+    source; a folder may be a ``Path``):
       classify: topk=5 (the most probable classes) -> ``{"image", "top": [{"class", "prob"}...]}``
       segment: out (a folder for colour masks and overlays), alpha=0.5 -> ``{"image", "size", "shares"}``
       detect: score_threshold=0.5, nms_iou=0.5, show_proposals=False, proposals=10, out -> boxes
@@ -214,15 +214,8 @@ def predict(model: str | Path | LoadedModel, images, *, batch_size: int = 64,
         cnnlab.predict("runs/digits/best.pt", ["digit.png", PIL.Image.open("seven.png")], topk=3)
         cnnlab.predict("runs/det/best.pt", ["scene.png"], score_threshold=0.3, out="predictions")
     """
-    named = dict(topk=topk, score_threshold=score_threshold, nms_iou=nms_iou, show_proposals=show_proposals,
-                 proposals=proposals, alpha=alpha, beam=beam, max_len=max_len, length_penalty=length_penalty,
-                 attention=attention, out=str(out) if out is not None else None)
-    options = {**_given(named), **options}
-    from cnnlab.engine.inference import LoadedModel
-    from cnnlab.engine.onnx_model import OnnxModel
-
-    lm = model if isinstance(model, (LoadedModel, OnnxModel)) else load(_path(model, "model"))
-    return list(predictions(lm, images, batch_size=batch_size, **options))
+    options = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in _given(options).items()}
+    return list(predictions(_predictor(model, "model"), images, batch_size=batch_size, **options))
 
 
 def predictions(model, images, *, batch_size: int = 64, **options):
@@ -232,10 +225,7 @@ def predictions(model, images, *, batch_size: int = 64, **options):
         for r in cnnlab.api.predictions("runs/digits/best.pt", sorted(Path("photos").rglob("*.jpg"))):
             print(r["image"], r["top"][0]["class"])
     """
-    from cnnlab.engine.inference import LoadedModel
-    from cnnlab.engine.onnx_model import OnnxModel
-
-    lm = model if isinstance(model, (LoadedModel, OnnxModel)) else load(_path(model, "model"))
+    lm = _predictor(model, "model")
     opts = lm.task.options(options)  # typed and range-checked before any image is read
     sources = _image_sources(images, lm.task.input_shape[0])
     if not sources:
@@ -243,6 +233,39 @@ def predictions(model, images, *, batch_size: int = 64, **options):
     if batch_size < 1:
         raise CnnlabError(f"batch_size {batch_size}: expected at least 1")
     return _stream(lm, sources, opts, batch_size)
+
+
+def predict_video(model, video, *, out: str | Path | None = None, exist_ok: bool = False,
+                  fps: float | None = None, batch_size: int = 8, **options):
+    """A video's predictions as a stream: ``{"frame", "time", ...}`` per frame as its batch is done
+    (segmentation: ``size``, ``shares``; classification: ``top``); memory holds one batch of frames.
+
+    video: a video file (.mp4, .avi, .mov, .mkv, .webm; PyAV: ``pip install 'cnnlab[video]'``), a
+    folder of frames (image files in name order, ``fps`` frames/s, default 25) or a ``cnnlab.video.Video``.
+    out: a folder for ``<stem>_overlay.mp4`` (each frame drawn with its prediction: the mask blended,
+    a legend) and ``<stem>_frames.jsonl`` (a JSON line per frame); files there of those names are
+    refused unless ``exist_ok``. Both appear once the stream is read to its end.
+
+        for r in cnnlab.api.predict_video("runs/camvid/best.pt", "drive.mp4", out="drive", alpha=0.4):
+            print(r["frame"], r["time"], r["shares"])
+    """
+    from cnnlab.deploy.video import check_video_task, video_outputs, video_predictions
+    from cnnlab.video import Video, open_video
+
+    lm = _predictor(model, "model")
+    check_video_task(lm)
+    opts = lm.task.options(options)  # typed and range-checked before any frame is read
+    if batch_size < 1:
+        raise CnnlabError(f"batch_size {batch_size}: expected at least 1")
+    if not isinstance(video, Video):
+        video = open_video(_path(video, "video", "a video file or a folder of frames"), fps)
+    if out is not None:
+        out = make_folder(out, f"--save {out}")
+        taken = [p.name for p in video_outputs(video, out) if os.path.lexists(p)]
+        if taken and not exist_ok:
+            raise CnnlabError(f"--save {out}: the folder holds {' and '.join(taken)}; give --exist-ok to replace "
+                              f"them, or another --save")
+    return video_predictions(lm, video, opts, out, batch_size)
 
 
 def _stream(lm, sources: list, opts, batch_size: int):
@@ -278,7 +301,7 @@ def _image_sources(images, channels: int) -> list[tuple[str, object]]:
     return sources
 
 
-def export(checkpoint: str | Path | LoadedModel, format: str = "onnx", *, out: str | Path | None = None,
+def export(checkpoint: str | Path | Predictor, format: str = "onnx", *, out: str | Path | None = None,
            atol: float = 1e-4, device: str = "auto") -> dict:
     """Export a checkpoint to ONNX (dynamic batch axis) or TorchScript, then check parity.
 
@@ -291,17 +314,16 @@ def export(checkpoint: str | Path | LoadedModel, format: str = "onnx", *, out: s
         r = cnnlab.export("runs/digits/best.pt", format="onnx")   # runs/digits/best.onnx
         cnnlab.predict(r["path"], ["digit.png"])                   # run by onnxruntime
     """
-    from cnnlab.engine.export import export_model
-    from cnnlab.engine.inference import LoadedModel
+    from cnnlab.deploy.export import export_model
 
     suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".safetensors"}.get(format)
     if suffix is None:
         raise CnnlabError(f"--format {format!r}: expected onnx, torchscript or safetensors")
-    lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(_path(checkpoint, "checkpoint"), device=device)
-    if not isinstance(lm, LoadedModel):
+    lm = _predictor(checkpoint, "checkpoint", device)
+    if not lm.exportable:
         raise CnnlabError(f"{checkpoint}: already an export; export a PyTorch checkpoint (.pt)")
     if format == "safetensors":
-        from cnnlab.engine.weights_file import save_weights
+        from cnnlab.deploy.weights_file import save_weights
 
         return save_weights(lm, _export_path(out or Path(lm.source).with_suffix(suffix), lm, suffix))
     if lm.task.export_refusal:
@@ -400,6 +422,13 @@ def layers(lm: LoadedModel) -> list:
     return summarize(lm.model, lm.task.input_shape)
 
 
+def _predictor(value, param: str, device: str = "auto") -> Predictor:
+    """``value`` itself when it is a loaded model (any ``Predictor``), else the file it names, loaded."""
+    from cnnlab.deploy.predictor import Predictor
+
+    return value if isinstance(value, Predictor) else load(_path(value, param), device=device)
+
+
 def _path(value, param: str, what: str = "a file path") -> Path:
     """``value`` as a path, or an error naming ``param``: a TypeError for another type, a
     CnnlabError for an empty one (``Path("")`` would silently mean the current folder)."""
@@ -452,7 +481,7 @@ def explain_convolution(image: str | None = None, kernel: str | None = None, str
     return walk_through(image=image, kernel=kernel, stride=stride, padding=padding)
 
 
-def explain(checkpoint: str | Path | LoadedModel | None = None, image: str | Path | None = None,
+def explain(checkpoint: str | Path | Predictor | None = None, image: str | Path | None = None,
             out: str | Path = "explain", *, model: str | None = None, pretrained: bool = False,
             method: str = "gradcam", layer: str | None = None, target_class: str | int | None = None,
             hierarchy: str | None = None, device: str = "auto") -> dict:
@@ -471,33 +500,33 @@ def explain(checkpoint: str | Path | LoadedModel | None = None, image: str | Pat
         r["cam"]["heatmap"]                                # (H, W) NumPy array in 0..1
         cnnlab.explain(None, "chelsea.png", model="efficientnet_lite0", pretrained=True)
     """
-    from cnnlab.engine.inference import LoadedModel
+    from cnnlab.deploy.predictor import Predictor
     from cnnlab.interpret.report import explain_image
 
     if image is None:
         raise CnnlabError("image: explain needs an IMAGE file")
     image = _path(image, "image", "an image file (explain reads it from disk)")
-    lm = checkpoint if isinstance(checkpoint, LoadedModel) else load(
+    lm = checkpoint if isinstance(checkpoint, Predictor) else load(
         None if checkpoint is None else _path(checkpoint, "checkpoint"), model=model, pretrained=pretrained, device=device)
-    if not isinstance(lm, LoadedModel):
-        raise CnnlabError(f"{checkpoint}: explain needs a PyTorch checkpoint (.pt), not an export")
     if not lm.task.explainable:
         raise CnnlabError(f"{checkpoint}: explain opens up classifiers; this is a {lm.task.name} checkpoint "
                           f"(predict draws its results: `cnnlab predict {checkpoint} IMAGE`)")
+    if not lm.explainable:
+        raise CnnlabError(f"{checkpoint}: explain needs a PyTorch checkpoint (.pt), not an export")
     return explain_image(lm, image, out, method=method, layer=layer, target_class=target_class,
                          dataset=hierarchy)
 
 
-def inspect(model: LoadedModel, image, *, layer: str | None = None, cam_layer: str | None = None,
+def inspect(model: Predictor, image, *, layer: str | None = None, cam_layer: str | None = None,
             target_class: str | int | None = None, method: str = "gradcam", topk: int = 5) -> dict:
     """One image through a loaded classifier, step by step (what the web page's explainer draws):
     the input after resizing and normalisation, the top-k, a CAM at ``cam_layer`` for
     ``target_class``, and a conv ``layer``'s feature maps with its kernels
     (``cnnlab.interpret.report.inspect_image``). Same preprocessing as ``predict``."""
-    from cnnlab.engine.inference import LoadedModel
+    from cnnlab.deploy.predictor import Predictor
     from cnnlab.interpret.report import inspect_image
 
-    if not isinstance(model, LoadedModel) or not model.task.explainable:
+    if not isinstance(model, Predictor) or not model.explainable:
         raise CnnlabError("inspect opens up PyTorch classifiers (a loaded .pt checkpoint or pretrained model)")
     return inspect_image(model, image, layer=layer, cam_layer=cam_layer, target_class=target_class,
                          method=method, topk=topk)

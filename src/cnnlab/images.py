@@ -35,6 +35,7 @@ Pass ``max_pixels=`` to raise it. Pillow separately refuses images over twice it
 ``PIL.Image.MAX_IMAGE_PIXELS``; beyond about 179 megapixels raise that too."""
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")  # files of FORMATS
 _GRAY_MODES = {"1", "L", "I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)

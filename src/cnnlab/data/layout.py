@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnlab.errors import CnnlabError, clean
+from cnnlab.errors import CnnlabError, clean, unknown_name
 
 TASKS = ("classify", "segment", "detect", "caption")
 AUTO = "auto"
@@ -90,7 +90,10 @@ def resolve_task(spec: str | Path, task: str) -> Found:
             if Path(str(spec)).expanduser().exists():
                 raise CnnlabError(f"--data {clean(spec)}: no dataset layout found for any task; "
                                   f"`cnnlab data check --help` lists the layouts each task reads")
-            return Found("classify", "no layout (the data's loader names what is missing)", str(spec), False)
+            from cnnlab.data.registry import list_datasets
+
+            error = unknown_name("dataset", str(spec), list_datasets())  # before any folder is made
+            raise CnnlabError(f"--data {clean(spec)}: no such file or folder, and {error}")
         return found[0]
     same = [f for f in found if f.task == task]
     if same:

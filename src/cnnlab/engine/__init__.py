@@ -1,6 +1,7 @@
-"""The engine: the one training loop, its config, checkpoints, inference and export.
+"""The engine: the one training loop, its config, checkpoints and memory budgets (loading a
+trained model and export are ``cnnlab.deploy``'s, a layer above).
 
-    from cnnlab.engine import TrainConfig, fit, LoadedModel
+    from cnnlab.engine import TrainConfig, fit
     run = fit(TrainConfig(data="digits", epochs=2))
 
 Names load on first use (PEP 562), so ``cnnlab.engine.config`` alone does not import torch.
@@ -8,9 +9,8 @@ Names load on first use (PEP 562), so ``cnnlab.engine.config`` alone does not im
 import importlib
 
 _EXPORTS = {
-    "TrainConfig": "config", "fit": "trainer", "RunResult": "trainer", "LoadedModel": "inference",
-    "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint", "export_model": "export",
-    "OnnxModel": "onnx_model",
+    "TrainConfig": "config", "fit": "trainer", "RunResult": "trainer",
+    "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
 }
 __all__ = list(_EXPORTS)
 

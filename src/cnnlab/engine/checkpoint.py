@@ -2,7 +2,8 @@
 
 A checkpoint is a plain dict of tensors and primitives: ``model`` (state dict), ``optimizer``,
 ``scheduler``, ``epoch``, ``step`` (within the epoch, for a mid-epoch stop), ``rng``,
-``config``, ``task`` (classes, normalisation, input shape), ``history``, ``best``, ``version``.
+``config``, ``task`` (classes, normalisation, input shape), ``history``, ``best``, ``version``,
+``given`` (what ``fit`` was given as objects: the data's split sizes, the model's class; else empty).
 """
 from __future__ import annotations
 

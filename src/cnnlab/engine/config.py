@@ -253,7 +253,7 @@ def recipe_info(name: str) -> dict:
             break
         about.append(line.lstrip("#").strip())
     return {"name": path.stem, "task": values.get("task", TrainConfig.task),
-            "data": str(values.get("data", TrainConfig.data)), "model": values.get("model", TrainConfig.model),
+            "data": str(values.get("data", "--data DIR")), "model": values.get("model", TrainConfig.model),
             "about": re.sub(r"\s*\([^()]*benchmarks/[^()]*\)", "", " ".join(about)), "path": str(path)}
 
 

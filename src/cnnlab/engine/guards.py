@@ -13,6 +13,9 @@ import copy
 import torch
 from torch import nn
 
+from cnnlab.data.loader import Batches
+from cnnlab.engine.callbacks import Callback
+
 MAX_GAP = 0.05  # accuracy points (as a fraction) eval mode may trail train mode before we warn
 
 
@@ -40,3 +43,16 @@ def train_eval_warning(check: dict | None) -> str | None:
             f"but {check['train_mode_acc']:.1%} in train mode: its BatchNorm running statistics do not fit its "
             f"final weights (they are gathered before each step, and large late steps leave them behind); "
             f"try a lower --lr or more epochs")
+
+
+class TrainEvalGuard(Callback):
+    """At the run's end, the train/eval check on a few shuffled training batches of the final model
+    (``result.train_eval``), and its warning in the run's log."""
+
+    def on_run_end(self, run, result) -> None:
+        probe = Batches(run.data["train"], run.cfg.batch_size, run.device, shuffle=True, seed=run.cfg.seed,
+                        workers=run.cfg.workers)  # shuffled: class-sorted folders would give one class a batch
+        result.train_eval = train_eval_accuracy(run.task, run.model, probe)
+        warning = train_eval_warning(result.train_eval)
+        if warning:
+            run.log(warning)

@@ -1,10 +1,12 @@
 """Training progress: a tqdm bar per epoch (elapsed, ETA of the epoch and of the run, loss,
 accuracy, images/s) and one for validation; on a stream that is not a terminal (CI logs, pipes),
-one plain line per epoch instead."""
+one plain line per epoch instead. ``ProgressBar`` is the callback that draws them while ``fit`` trains."""
 from __future__ import annotations
 
 import sys
 import time
+
+from cnnlab.engine.callbacks import Callback, EpochEnd
 
 
 class Progress:
@@ -84,6 +86,32 @@ class _Tracked:
             for batch in self._batches.epoch(*args, **kwargs):
                 yield batch
                 bar.update(1)
+
+
+class ProgressBar(Callback):
+    """Each epoch's progress line: steps, running loss/accuracy/img/s and the run's ETA, then the
+    validation bar, closed with the task's val metrics (``*``: the best so far)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream
+        self.progress: Progress | None = None
+        self.epoch_walls: list[float] = []  # this process's wall seconds per epoch (for the ETA)
+
+    def on_epoch_start(self, run, epoch: int) -> None:
+        started = time.perf_counter()
+        self.progress = Progress(f"epoch {epoch + 1}/{run.cfg.epochs}", run.steps, stream=self.stream,
+                                 run_eta=run_eta(self.epoch_walls, run.cfg.epochs, epoch, started))
+
+    def on_step_end(self, run, step: int, loss, running) -> None:
+        self.progress.update(running)  # read only when the line redraws
+
+    def on_validation(self, run, batches):
+        return self.progress.validating(batches)
+
+    def on_epoch_end(self, run, end: EpochEnd) -> None:
+        self.progress.stats = end.train
+        self.progress.close(f"val {run.task.epoch_line(end.val)}" + ("  *" if end.improved else ""))
+        self.epoch_walls.append(time.perf_counter() - self.progress.started)
 
 
 def run_eta(done_seconds: list[float], epochs: int, epoch: int, started: float):

@@ -8,46 +8,52 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cnnlab.engine.callbacks import Callback, EpochEnd
 from cnnlab.errors import CnnlabError
 
 EVERY = 20  # steps between logged training losses (each costs one host sync)
 
 
-class TensorBoardLog:
-    """A ``SummaryWriter`` over ``out/tensorboard`` with the few calls the trainer makes."""
+class TensorBoardLog(Callback):
+    """A ``SummaryWriter`` over ``OUT/tensorboard``, fed by the training loop's moments.
 
-    def __init__(self, out: Path):
+    Made before the run starts, so that a missing package fails before any work."""
+
+    def __init__(self):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:  # torch's module needs the tensorboard package
             raise CnnlabError(f"--tensorboard needs the tensorboard package: pip install tensorboard ({e})") from e
-        self.folder = Path(out) / "tensorboard"
-        self.writer = SummaryWriter(log_dir=str(self.folder))
+        self.SummaryWriter = SummaryWriter
+        self.writer = None
 
-    def step(self, step: int, loss, lr: float) -> None:
-        """The training loss and learning rate at global step ``step`` (every ``EVERY`` steps)."""
+    def on_run_start(self, run) -> None:
+        self.writer = self.SummaryWriter(log_dir=str(Path(run.out) / "tensorboard"))
+
+    def on_step_end(self, run, step: int, loss, running) -> None:
+        """The training loss and learning rate every ``EVERY`` global steps."""
+        step = run.epoch * run.steps + step
         if step % EVERY == 0:
             self.writer.add_scalar("train/loss_step", float(loss), step)
-            self.writer.add_scalar("train/lr", lr, step)
+            self.writer.add_scalar("train/lr", run.schedule.get_last_lr()[0], step)
 
-    def epoch(self, row: dict) -> None:
-        """A metrics row: ``train_*`` and ``val_*`` numbers, the lr and images/s, at its epoch."""
+    def on_epoch_end(self, run, end: EpochEnd) -> None:
+        """The metrics row: ``train_*`` and ``val_*`` numbers, the lr and images/s, at its epoch."""
+        row = end.row
         for key, value in row.items():
             if key != "epoch" and isinstance(value, (int, float)):
                 group = "train" if key.startswith("train_") else "val" if key.startswith("val_") else "run"
                 self.writer.add_scalar(f"{group}/{key.removeprefix(group + '_')}", value, row["epoch"])
         self.writer.flush()
 
-    def figures(self, paths: list[str], epoch: int) -> None:
-        """The run's PNG figures as images (confusion matrix, predictions, curves...)."""
+    def on_run_end(self, run, result) -> None:
+        """The run's PNG figures as images (confusion matrix, predictions, curves...); then closed."""
         import numpy as np
         from PIL import Image
 
-        for path in paths:
+        for path in result.plots:
             if str(path).lower().endswith(".png"):
                 with Image.open(path) as im:
-                    self.writer.add_image(f"figures/{Path(path).stem}", np.asarray(im.convert("RGB")), epoch,
-                                          dataformats="HWC")
-
-    def close(self) -> None:
+                    self.writer.add_image(f"figures/{Path(path).stem}", np.asarray(im.convert("RGB")),
+                                          len(run.history), dataformats="HWC")
         self.writer.close()

@@ -4,17 +4,20 @@ Per step: uint8 batch on the device -> task.training_step (augment, normalise, f
 loss) under bf16 autocast -> backward -> optimizer and schedule step. Per epoch: evaluate
 on val, log a metrics row, checkpoint ``last.pt`` and, when the score improves, ``best.pt``.
 Everything random is a function of (seed, epoch, step), so ``--resume`` continues exactly.
+What a run shows and records beside that (the progress line, TensorBoard, the train/eval guard,
+yours) are callbacks (``callbacks.py``).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
 import math
+import os
 import shutil
 import signal
 import threading
 import time
-import warnings
+from collections.abc import Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,24 +26,24 @@ import torch
 from torch import nn
 
 from cnnlab._version import __version__
-from cnnlab.data import load_dataset
-from cnnlab.data.check import FILES_TO_HASH, cross_split_duplicates, record_splits, split_findings
-from cnnlab.data.layout import resolve_task
+from cnnlab.data.check import FILES_TO_HASH, cross_split_duplicates, record_splits
 from cnnlab.data.loader import Batches
 from cnnlab.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cnnlab.engine.config import TrainConfig
 from cnnlab.runtime.device import autocast, pick_device, use_bf16, use_fp16
 from cnnlab.runtime.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
-from cnnlab.runtime.threads import ThreadTuner, requested_threads, thread_count_fixed
-from cnnlab.engine.guards import train_eval_accuracy, train_eval_warning
-from cnnlab.engine.inference import bounded_model, check_training_size
+from cnnlab.runtime.threads import ThreadTuner, apply_thread_policy, requested_threads, thread_count_fixed
+from cnnlab.engine.callbacks import Callback, Callbacks, EpochEnd
+from cnnlab.engine.guards import TrainEvalGuard
+from cnnlab.engine.memory_budget import bounded_model, check_training_size
 from cnnlab.engine.lookahead import Lookahead
 from cnnlab.engine.metrics_log import MetricsLog
 from cnnlab.engine.optim import build_optimizer, build_schedule
-from cnnlab.engine.progress import Progress, run_eta
+from cnnlab.engine.progress import ProgressBar
+from cnnlab.engine.run_data import run_task, test_split, training_splits
 from cnnlab.engine.run_folder import open_run_folder
 from cnnlab.engine.tensorboard import TensorBoardLog
-from cnnlab.errors import CnnlabError, MissingSplit
+from cnnlab.errors import CnnlabError
 from cnnlab.files import replacing, write_json
 from cnnlab.models import model_info
 from cnnlab.tasks.base import task_class
@@ -66,29 +69,40 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
     return (seed * 1_000_003 + epoch * 10_007 + step) % (2**63 - 1)
 
 
-def fit(cfg: TrainConfig, resume: str | Path | None = None, log=print, on_epoch=None) -> RunResult:
-    """Train ``cfg.model`` on ``cfg.data`` for ``cfg.task``; see ``cnnlab.train`` for the API.
+def fit(cfg: TrainConfig, *, data: dict | None = None, model: nn.Module | None = None,
+        callbacks: Sequence[Callback] = (), resume: str | Path | None = None, log=print) -> RunResult:
+    """Train for ``cfg`` and write its run folder; see ``cnnlab.train`` for the options.
 
-    ``on_epoch(row, model, task)``, if given, runs on rank 0 after each epoch's checkpoint
-    (benchmarks use it to measure test accuracy against training time). ``log=None`` trains
-    silently (no lines, no progress bar).
+    data: the splits as dataset objects, ``{"train": ..., "val": ...[, "test": ...]}`` (``cfg.data``
+    then only names them, and checkpoints say they were given); by default read from ``cfg.data``.
+    model: an ``nn.Module`` to train instead of building ``cfg.model``.
+    callbacks: hooks into the loop (``engine/callbacks.py``), called on rank 0 after the progress
+    line, the TensorBoard log and the train/eval guard. ``log=None`` trains silently (no lines,
+    no progress bar).
+
+        run = fit(TrainConfig(data="permuted digits", model="mlp"), data={"train": tr, "val": va})
     """
-    found = resolve_task(cfg.data, cfg.task)  # the data's layout decides a task left out, and checks a given one
+    apply_thread_policy()  # CNNLAB_THREADS, OpenMP's wait policy (runtime/threads.py)
+    task, said = run_task(cfg, data)  # the data's layout decides a task left out, and checks a given one
     d, device_name = init_distributed(cfg.device)
     quiet = log is None or not d.main
-    if cfg.task != found.task and found.on_disk and not quiet:  # read here (api.train reads and says it first)
-        log(found.line())
-    cfg = dataclasses.replace(cfg, task=found.task)
+    if said and not quiet:  # read here (api.train reads and says it first)
+        log(said)
+    cfg = dataclasses.replace(cfg, task=task)
     deterministic = torch.are_deterministic_algorithms_enabled()  # setup may turn it on for this run only
     threads = torch.get_num_threads()  # the run's ThreadTuner may change it
     try:
+        board = [TensorBoardLog()] if cfg.tensorboard and d.main else []  # a missing package fails before any work
+        hooks = Callbacks([*([] if quiet else [ProgressBar()]), *board, TrainEvalGuard(), *callbacks] if d.main else [])
         with ExitStack() as hold, _sigterm_as_interrupt():  # hold: the run folder's lock, released at the end
-            run = setup(cfg, d, pick_device(device_name), resume, (lambda *a, **k: None) if quiet else log, hold)
-            run.show_progress = not quiet
+            run = setup(cfg, d, pick_device(device_name), resume, (lambda *a, **k: None) if quiet else log, hold,
+                        data=data, model=model)
+            run.callbacks = hooks
+            hooks.on_run_start(run)
             try:
                 for epoch in range(run.epoch, cfg.epochs):
-                    stats, progress = train_epoch_or_back_off(run, epoch)
-                    end_epoch(run, epoch, stats, progress, on_epoch)
+                    stats, shown = train_epoch_or_back_off(run, epoch)
+                    end_epoch(run, epoch, stats, shown)
             except KeyboardInterrupt:
                 return interrupted(run)
             return finish(run)
@@ -124,10 +138,11 @@ class Run:
     best: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     skipped: int = 0
-    show_progress: bool = True  # the per-epoch progress line (off for log=None and ranks above 0)
     t_start: float = field(default_factory=time.perf_counter)
-    epoch_walls: list[float] = field(default_factory=list)  # this process's wall seconds per epoch (for the ETA)
-    tensorboard: TensorBoardLog | None = None
+    callbacks: Callbacks = field(default_factory=Callbacks)  # fit's: progress, TensorBoard, guard, the caller's
+    cache: object = None       # the task's per-run cache (``Task.new_cache``: a frozen encoder's features)
+    given: dict | None = None  # the data objects given to fit (None: read from cfg.data)
+    given_model: bool = False  # the model was given to fit, not built from cfg.model
     fp16: bool = False         # fp16 autocast, the loss scaled by ``scaler`` (GPUs without bf16)
     scaler: torch.amp.GradScaler | None = None
     threads: ThreadTuner | None = None  # re-picks the CPU thread count while training (runtime/threads.py)
@@ -138,28 +153,30 @@ class Run:
         return self.train_batches.steps_per_epoch()
 
 
-def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, hold: ExitStack | None = None) -> Run:
-    """Open the run folder, read the data, build the task, model, optimizer and schedule; restore a
-    checkpoint's state. ``hold`` gets the folder lock's release (without it, the process's end frees it)."""
+def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, hold: ExitStack | None = None, *,
+          data: dict | None = None, model: nn.Module | None = None) -> Run:
+    """Open the run folder, read the data (or take ``data``'s objects), build the task, the model
+    (or take ``model``), optimizer and schedule; restore a checkpoint's state. ``hold`` gets the
+    folder lock's release (without it, the process's end frees it)."""
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     ckpt = load_checkpoint(resume) if resume else None
     Task = task_class(cfg.task)
-    model_info(cfg.model)  # an unknown name fails here, before any data is read
+    given, given_model = data, model is not None
+    if not given_model:
+        model_info(cfg.model)  # an unknown name fails here, before any data is read
     out = _run_folder(cfg, d, resume, hold)
     cfg = dataclasses.replace(cfg, out=str(out))  # config.json and the checkpoints say where the run lives
     log(f"run folder: {out}")
-    board = TensorBoardLog(out) if cfg.tensorboard and d.main else None  # a missing package fails here too
     if d.main and ckpt:
         _bring_best(Path(resume), out)
-    check_training_size(cfg, device)  # --image-size: refused before any image is decoded or cached
-    data, skipped = _load_data(cfg, log)
+    if not given_model:
+        check_training_size(cfg, device)  # --image-size: refused before any image is decoded or cached
+    data, skipped = training_splits(cfg, log, given)
     task = Task.from_state(ckpt["task"]) if ckpt else Task.from_data(cfg, data["train"])
-    model = bounded_model(task, cfg, "train", device, batch=cfg.batch_size, training=True).to(device)  # counted first
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    task.channels_last = cfg.channels_last
+    task = task.in_memory_format(cfg.channels_last)
+    cfg, model = _model(task, cfg, device, model)
     train_batches = Batches(data["train"], cfg.batch_size, device, shuffle=True, seed=cfg.seed,
                             rank=d.rank, world=d.world, workers=cfg.workers, drop_last=True)
     steps = train_batches.steps_per_epoch()
@@ -173,20 +190,16 @@ def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, hold: Ex
               Lookahead(model, cfg.epochs * steps) if cfg.lookahead else None, data, train_batches,
               Batches(data["val"], max(cfg.batch_size, 256), device, shuffle=False, rank=d.rank, world=d.world,
                       workers=cfg.workers),
-              use_bf16(device, cfg.amp, min(task.input_shape[1:])) and task.autocast, None, skipped=skipped)
+              use_bf16(device, cfg.amp, min(task.input_shape[1:])) and task.autocast, None, skipped=skipped,
+              cache=task.new_cache(), given=given, given_model=given_model)
     run.fp16 = use_fp16(device, cfg.amp) and task.autocast
     run.scaler = torch.amp.GradScaler(device.type, enabled=run.fp16)
-    if requested_threads():
-        torch.set_num_threads(requested_threads())
-    elif device.type == "cpu" and not d.enabled and not cfg.deterministic and not thread_count_fixed() \
-            and torch.get_num_threads() > 1:  # a thread count chosen by the user, or exactness, stays
-        run.threads = ThreadTuner(torch.get_num_threads())
+    run.threads = _thread_tuner(cfg, d, device)
     if ckpt:
         _restore(run, ckpt)
         log(f"resumed from {resume} at epoch {run.epoch + 1}, step {run.step}")
     if d.main:
         run.metrics_log = MetricsLog(out, run.history)
-        run.tensorboard = board
         write_json(out / "config.json", cfg.to_dict())
         record_splits(out, data)
         log(f"{cfg.task} {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on {cfg.data}: "
@@ -199,27 +212,26 @@ def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, hold: Ex
     return run
 
 
-def _load_data(cfg: TrainConfig, log) -> tuple[dict, int]:
-    """The train and val splits, and how many unreadable files were left out."""
-    opts = cfg.data_options()
-    with warnings.catch_warnings(record=True) as caught:  # said once, in the run's log, below
-        warnings.simplefilter("always")
-        data = {split: load_dataset(cfg.data, split, seed=cfg.seed, task=cfg.task, **opts)
-                for split in ("train", "val")}
-    warned = list(dict.fromkeys(str(w.message) for w in caught))
-    for line in warned:
-        log(f"warning: {line}")  # what reading the data changed or left out
-    skipped = sum(len(getattr(part, "skipped", [])) for part in data.values())
-    for split, part in data.items():
-        for line in getattr(part, "report", []):
-            if line not in warned:
-                log(line)  # what reading the data did as its layout says (negatives kept, void ignored)
-        _, problems = split_findings(part, FILES_TO_HASH)  # empty classes, files left out, duplicates
-        for line in problems:
-            log(f"data check: {split}: {line}")
-    for line in cross_split_duplicates(data, FILES_TO_HASH):
-        log(f"data check: {line}")
-    return data, skipped
+def _model(task, cfg: TrainConfig, device: torch.device, model: nn.Module | None) -> tuple[TrainConfig, nn.Module]:
+    """The model to train, on the device (channels_last when asked), and the config that names it:
+    ``model`` as given to fit (named by its class), else ``cfg.model`` built once its memory was counted."""
+    if model is None:
+        model = bounded_model(task, cfg, "train", device, batch=cfg.batch_size, training=True)
+    else:
+        cfg = dataclasses.replace(cfg, model=type(model).__name__)  # what was trained, not a registered name
+    model = model.to(device)
+    return cfg, model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+
+
+def _thread_tuner(cfg: TrainConfig, d: Dist, device: torch.device) -> ThreadTuner | None:
+    """``CNNLAB_THREADS``'s count, set; else, on one CPU process, a tuner that re-picks the count
+    while training (a count chosen by the user, or a deterministic run, keeps its count)."""
+    if requested_threads():
+        torch.set_num_threads(requested_threads())
+    elif device.type == "cpu" and not d.enabled and not cfg.deterministic and not thread_count_fixed() \
+            and torch.get_num_threads() > 1:
+        return ThreadTuner(torch.get_num_threads())
+    return None
 
 
 def _train_model(model: nn.Module, cfg: TrainConfig, d: Dist, device: torch.device) -> nn.Module:
@@ -255,7 +267,15 @@ def _state(run: Run) -> dict:
             "lookahead": run.lookahead.state_dict() if run.lookahead else None,
             "scaler": run.scaler.state_dict() if run.fp16 else None,
             "model_name": run.cfg.model, "history": list(run.history), "best": dict(run.best),
-            "version": __version__}
+            "version": __version__, "given": _given(run)}
+
+
+def _given(run: Run) -> dict:
+    """What was given to fit as objects rather than read or built by name: the data's splits (with
+    their sizes; ``config.data`` is then the caller's label for them) and the model's class
+    (``config.model``). Empty for a run of a named dataset and model."""
+    return {**({"data": {split: len(part) for split, part in run.given.items()}} if run.given is not None else {}),
+            **({"model": run.cfg.model} if run.given_model else {})}
 
 
 # ---------------------------------------------------------------------- one epoch
@@ -263,7 +283,7 @@ class Diverged(Exception):
     """The training loss turned NaN or infinite."""
 
 
-def train_epoch_or_back_off(run: Run, epoch: int) -> tuple[dict, Progress]:
+def train_epoch_or_back_off(run: Run, epoch: int) -> tuple[dict, dict]:
     """``train_epoch``; the first time the loss turns non-finite, the run goes back to where the
     epoch started with half the learning rate and says so. A second time, it stops."""
     start = None if run.backed_off else copy.deepcopy(_state(run))  # on the device: a copy, no transfer
@@ -284,17 +304,16 @@ def train_epoch_or_back_off(run: Run, epoch: int) -> tuple[dict, Progress]:
     return train_epoch_or_back_off(run, epoch)
 
 
-def train_epoch(run: Run, epoch: int) -> tuple[dict, Progress]:
+def train_epoch(run: Run, epoch: int) -> tuple[dict, dict]:
     """Train one epoch from ``run.step``: its statistics (kept on the device until a redraw reads
-    them, so a step does not wait for the host) and its progress line, left open for validation."""
+    them, so a step does not wait for the host), and the progress line's numbers at its end."""
     cfg, task, steps = run.cfg, run.task, run.steps
     run.train_model.train()
     if cfg.freeze_backbone:
         _freeze_norm_statistics(run.model)
     totals = torch.zeros(3, dtype=torch.float64, device=run.device)  # loss sum, correct, count
     has_acc, seen, t0 = True, 0, time.perf_counter()
-    progress = Progress(f"epoch {epoch + 1}/{cfg.epochs}", steps, enabled=run.show_progress,
-                        run_eta=run_eta(run.epoch_walls, cfg.epochs, epoch, t0))
+    run.callbacks.on_epoch_start(run, epoch)
     first = run.step if epoch == run.epoch else 0
     for step, batch in enumerate(run.train_batches.epoch(epoch, first), start=first):
         if run.threads:
@@ -304,7 +323,7 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict, Progress]:
         torch.manual_seed(seed)  # dropout etc.
         gen = torch.Generator(device=run.device).manual_seed(seed)  # augmentation
         with autocast(run.device, run.bf16 or run.fp16, fp16=run.fp16):
-            losses, stats = task.training_step(run.train_model, batch, gen)
+            losses, stats = task.training_step(run.train_model, batch, gen, cache=run.cache)
         loss = sum(losses.values())
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()  # unscaled and unchanged unless fp16
@@ -316,25 +335,23 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict, Progress]:
         run.schedule.step()
         if run.lookahead:
             run.lookahead.step(epoch * steps + step + 1)
-        if run.tensorboard:
-            run.tensorboard.step(epoch * steps + step, loss.detach(), run.schedule.get_last_lr()[0])
         has_acc = "correct" in stats
         totals += torch.stack([loss.detach().double() * stats["count"],
                                torch.as_tensor(stats.get("correct", 0), dtype=torch.float64, device=run.device),
                                torch.as_tensor(stats["count"], dtype=torch.float64, device=run.device)])
         seen += len(batch[0]) * run.d.world  # images (count may be pixels or tokens)
-        progress.update(lambda: _running(totals, has_acc, seen, t0, epoch, step, run))  # read only when drawn
+        run.callbacks.on_step_end(run, step, loss.detach(),
+                                  lambda: _running(totals, has_acc, seen, t0, epoch, step, run))  # read when drawn
     run.step = steps
     if run.threads:
         run.threads.pause()
     if run.lookahead:
         run.lookahead.end_epoch()
     shown = _running(totals, has_acc, seen, t0, epoch, steps - 1, run)
-    progress.stats = shown
     all_reduce_sum(totals, run.d)
     return {"train_loss": float(totals[0] / totals[2]), **({"train_acc": float(totals[1] / totals[2])} if has_acc
                                                            else {}),
-            "seconds": time.perf_counter() - t0, "images_per_s": shown["img_s"]}, progress
+            "seconds": time.perf_counter() - t0, "images_per_s": shown["img_s"]}, shown
 
 
 def _running(totals: torch.Tensor, has_acc: bool, seen: int, t0: float, epoch: int, step: int, run: Run) -> dict:
@@ -346,9 +363,10 @@ def _running(totals: torch.Tensor, has_acc: bool, seen: int, t0: float, epoch: i
             "img_s": seen / max(time.perf_counter() - t0, 1e-9)}
 
 
-def end_epoch(run: Run, epoch: int, stats: dict, progress: Progress, on_epoch=None) -> None:
-    """Validate, log a metrics row, checkpoint ``last.pt`` (and ``best.pt`` when the score improved)."""
-    val = run.task.evaluate(run.model, progress.validating(run.val_batches), run.d)
+def end_epoch(run: Run, epoch: int, stats: dict, shown: dict) -> None:
+    """Validate, log a metrics row, checkpoint ``last.pt`` (and ``best.pt`` when the score improved);
+    then the callbacks' ``on_epoch_end`` (``shown``: the progress line's training numbers)."""
+    val = run.task.evaluate(run.model, run.callbacks.on_validation(run, run.val_batches), run.d, cache=run.cache)
     row = {"epoch": epoch + 1, "train_loss": stats["train_loss"],
            **({"train_acc": stats["train_acc"]} if "train_acc" in stats else {}),
            **{f"val_{k}": v for k, v in val.items() if isinstance(v, (int, float))},
@@ -358,18 +376,13 @@ def end_epoch(run: Run, epoch: int, stats: dict, progress: Progress, on_epoch=No
     improved = not run.best or val["score"] > run.best["score"]
     if improved:
         run.best = {**{k: v for k, v in val.items() if not isinstance(v, (dict, list))}, "epoch": epoch + 1}
-    progress.close(f"val {_short(val)}" + ("  *" if improved else ""))
-    run.epoch_walls.append(time.perf_counter() - progress.started)
     run.epoch, run.step = epoch + 1, 0
     if run.d.main:
         run.metrics_log.append(row)
-        if run.tensorboard:
-            run.tensorboard.epoch(row)
         save(run, run.out / "last.pt", epoch + 1, 0)
         if improved:
             save(run, run.out / "best.pt", epoch + 1, 0)
-        if on_epoch:
-            on_epoch(row, run.model, run.task)
+    run.callbacks.on_epoch_end(run, EpochEnd(row, val, improved, shown))
     barrier(run.d)
 
 
@@ -385,32 +398,25 @@ def interrupted(run: Run) -> RunResult:
 
 
 def finish(run: Run) -> RunResult:
-    """best.pt on the test split (or val), the train/eval guard, the plots and the metrics summary."""
+    """best.pt on the test split (or val), the plots, the callbacks' ``on_run_end`` (the train/eval
+    guard, TensorBoard's figures) and the metrics summary."""
     cfg, task, model = run.cfg, run.task, run.model
     result = RunResult(run.out, run.best, None, run.history, skipped=run.skipped, task=task)
     if run.d.main:
         if (run.out / "best.pt").is_file():
             model.load_state_dict(load_checkpoint(run.out / "best.pt", run.device)["model"])
-        test_data = _test_split(cfg, cfg.data_options())
+        test_data = test_split(cfg, run.given)
         if test_data is not None:
             record_splits(run.out, {**run.data, "test": test_data})
             for line in cross_split_duplicates({"train": run.data["train"], "test": test_data}, FILES_TO_HASH):
                 run.log(f"data check: {line}")
         final_data = test_data if test_data is not None else run.data["val"]
         batches = Batches(final_data, max(cfg.batch_size, 256), run.device, shuffle=False, workers=cfg.workers)
-        final = task.evaluate(model, batches, Dist())
+        final = task.evaluate(model, batches, Dist(), cache=run.cache)
         result.test = final if test_data is not None else None
-        probe = Batches(run.data["train"], cfg.batch_size, run.device, shuffle=True, seed=cfg.seed,
-                        workers=cfg.workers)  # shuffled: class-sorted folders would give one class a batch
-        result.train_eval = train_eval_accuracy(task, model, probe)
-        warning = train_eval_warning(result.train_eval)
-        if warning:
-            run.log(warning)
         if cfg.plots:
             result.plots = task.write_plots(run.out, run.history, model, final_data, final)
-        if run.tensorboard:
-            run.tensorboard.figures(result.plots, len(run.history))
-            run.tensorboard.close()
+        run.callbacks.on_run_end(run, result)
         run.metrics_log.write_summary(run.best, result.test)
     barrier(run.d)
     result.seconds = time.perf_counter() - run.t_start
@@ -455,24 +461,19 @@ def _sigterm_as_interrupt():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    owner = os.getpid()
+
+    def interrupt(signum, frame):
+        if os.getpid() != owner:  # a forked worker (a decoding pool) being ended: end as SIGTERM ends
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _test_split(cfg, opts):
-    """The data's test split, or None when it has none (a test split that cannot be read is an error)."""
-    try:
-        data = load_dataset(cfg.data, "test", seed=cfg.seed, task=cfg.task, **opts)
-    except MissingSplit:
-        return None
-    return data if len(data) else None
 
 
 def _freeze_norm_statistics(model: nn.Module) -> None:
@@ -481,7 +482,3 @@ def _freeze_norm_statistics(model: nn.Module) -> None:
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
             m.eval()
 
-
-def _short(metrics: dict) -> str:
-    keys = [k for k in ("loss", "top1", "top5", "miou", "map", "map50", "bleu4") if k in metrics]
-    return " ".join(f"{k} {metrics[k]:.4f}" for k in keys if not math.isnan(metrics[k]))

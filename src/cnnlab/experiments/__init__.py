@@ -22,6 +22,11 @@ EXPERIMENTS = {
 }
 
 
+def experiment_names() -> list[str]:
+    """The experiments' names, in the order they are listed (``cnnlab experiment --help``)."""
+    return list(EXPERIMENTS)
+
+
 MINIMUM = {"epochs": 1, "train_size": 1, "seed": 0, "batch_size": 1}  # the smallest value of whole-number options
 
 

@@ -1,8 +1,8 @@
-"""What the experiments share: in-memory data for the one trainer, shifted images, accuracy.
+"""What the experiments share: in-memory splits for the one trainer, shifted images, accuracy.
 
-    key = in_memory_dataset("fc-vs-cnn/digits/permuted", {"train": ..., "val": ..., "test": ...})
-    run, lm = train_model(key, "mlp", {"image_size": 8}, out="runs/x", epochs=8)
-    accuracy(lm, shift(test.images, 0, 2), test.labels)
+    splits = load_splits("digits", train_size=1000)              # {"train", "val", "test"} in memory
+    run, lm = train_model("fc-vs-cnn/digits", splits, "mlp", {"image_size": 8}, out="runs/x", epochs=8)
+    accuracy(lm, shift(splits["test"].images, 0, 2), splits["test"].labels)
 
     with fixed_threads(1):   # results that do not depend on the machine's thread count
         ...
@@ -10,16 +10,15 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from cnnlab.data import load_dataset, register_dataset
+from cnnlab.data import load_dataset
 from cnnlab.data.base import FileImages, TensorImages
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.inference import LoadedModel
+from cnnlab.deploy.pytorch_model import LoadedModel
 from cnnlab.engine.trainer import RunResult, fit
 from cnnlab.errors import CnnlabError
 from cnnlab.files import make_folder
@@ -29,26 +28,6 @@ DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))  # (dy, dx) unit steps: right, l
 # ---------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------
-
-_IN_MEMORY: dict[str, dict[str, TensorImages]] = {}  # registered name -> its splits
-
-
-def in_memory_dataset(name: str, splits: dict[str, TensorImages]) -> str:
-    """Register ``splits`` (train, val, test) as dataset ``experiment:NAME`` for the trainer.
-
-    The trainer loads data by name; this puts derived in-memory sets (permuted pixels, a
-    subset, mined negatives) behind a name. Registering a name again replaces its splits.
-    """
-    key = f"experiment:{name}"
-    if key not in _IN_MEMORY:
-        register_dataset(key, description=f"in-memory data of the {name} experiment")(partial(_split, key))
-    _IN_MEMORY[key] = dict(splits)
-    return key
-
-
-def _split(key: str, split: str, seed: int = 0, **opts) -> TensorImages:
-    return _IN_MEMORY[key][split]
-
 
 def load_splits(spec: str, train_size: int | None = None, test_size: int | None = None,
                 seed: int = 0) -> dict[str, TensorImages]:
@@ -126,17 +105,20 @@ def fixed_threads(threads: int = 1):
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)  # fit() turns it on for good
 
 
-def train_model(data: str, model: str, model_args: dict, out: str | Path, *, epochs: int,
-                batch_size: int, seed: int = 0, lr: float = 0.0, flip: bool = False, translate: int = 0,
-                checkpoint: str = "best.pt", deterministic: bool = False, log=None) -> tuple[RunResult, LoadedModel]:
-    """Train with the one trainer (``engine.fit``); the run and its ``checkpoint`` (best.pt: the
-    best validation epoch; last.pt: the end of the schedule), loaded. ``deterministic``: torch's
-    deterministic algorithms where they exist (the thread count is pinned by ``fixed_threads``)."""
-    cfg = TrainConfig(data=data, model=model, model_args=dict(model_args), epochs=epochs,
+def train_model(name: str, splits: dict[str, TensorImages], model: str, model_args: dict, out: str | Path, *,
+                epochs: int, batch_size: int, seed: int = 0, lr: float = 0.0, flip: bool = False,
+                translate: int = 0, checkpoint: str = "best.pt", deterministic: bool = False,
+                log=None) -> tuple[RunResult, LoadedModel]:
+    """Train on in-memory ``splits`` (train, val, optionally test) with the one trainer
+    (``engine.fit``; ``name`` labels the data in its config); the run and its ``checkpoint``
+    (best.pt: the best validation epoch; last.pt: the end of the schedule), loaded.
+    ``deterministic``: torch's deterministic algorithms where they exist (the thread count is
+    pinned by ``fixed_threads``)."""
+    cfg = TrainConfig(task="classify", data=name, model=model, model_args=dict(model_args), epochs=epochs,
                       batch_size=batch_size, lr=lr, flip=flip, translate=translate, seed=seed,
                       deterministic=deterministic, workers=0, plots=False, out=str(make_folder(out, parents=True)),
                       exist_ok=True)  # the experiment's own folder: a rerun replaces its runs
-    run = fit(cfg, log=log or _quiet)
+    run = fit(cfg, data=splits, log=log or _quiet)
     return run, LoadedModel.from_checkpoint(run.out / checkpoint)
 
 

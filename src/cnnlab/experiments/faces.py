@@ -28,9 +28,9 @@ from torch import Tensor
 from torchvision.ops import nms
 
 from cnnlab.data.base import TensorImages
-from cnnlab.engine.inference import LoadedModel
+from cnnlab.deploy.pytorch_model import LoadedModel
 from cnnlab.errors import CnnlabError
-from cnnlab.experiments.common import accuracy, fixed_threads, in_memory_dataset, train_model, training_seconds
+from cnnlab.experiments.common import accuracy, fixed_threads, train_model, training_seconds
 from cnnlab.experiments.detect import (detect, iou, plot_detections, pyramid_scales, to_gray, window_log_odds,
                                       windows_at)
 from cnnlab.experiments.report import write_table
@@ -176,9 +176,8 @@ def train_face_cnn(splits: dict[str, TensorImages], name: str, out: Path, epochs
     The model is the one at the end of the schedule (``last.pt``): 20 validation crops are too
     few to pick an epoch by (many epochs tie at 95-100%).
     """
-    key = in_memory_dataset(f"faces/{name}", splits)
     with fixed_threads(THREADS):
-        return train_model(key, "lecture_cnn", MODEL_ARGS, out / "runs" / name, epochs=epochs,
+        return train_model(f"faces/{name}", splits, "lecture_cnn", MODEL_ARGS, out / "runs" / name, epochs=epochs,
                            batch_size=32, seed=seed, flip=True, translate=2, checkpoint="last.pt",
                            deterministic=True, log=log)
 

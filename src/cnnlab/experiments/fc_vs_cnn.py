@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnlab.experiments.common import (in_memory_dataset, load_splits, map_images, permute_pixels,
+from cnnlab.experiments.common import (load_splits, map_images, permute_pixels,
                                        pixel_permutation, shifted_accuracy, train_model, training_seconds,
                                        accuracy)
 from cnnlab.experiments.report import save_figure, write_table
@@ -51,8 +51,7 @@ def run(data: str = "digits", epochs: int | None = None, batch_size: int | None 
     permutation = pixel_permutation((c, h, w), seed)
     scrambled = map_images(splits, lambda x: permute_pixels(x, permutation))
     tag = Path(str(data)).name
-    datasets = {"plain": in_memory_dataset(f"fc-vs-cnn/{tag}", splits),
-                "permuted": in_memory_dataset(f"fc-vs-cnn/{tag}/permuted", scrambled)}
+    datasets = {"plain": (f"fc-vs-cnn/{tag}", splits), "permuted": (f"fc-vs-cnn/{tag}/permuted", scrambled)}
     first = first_layer_parameters(PHOTO)
     test = splits["test"]
     rows = []
@@ -60,8 +59,8 @@ def run(data: str = "digits", epochs: int | None = None, batch_size: int | None 
         args = {"image_size": [h, w]} if model == "mlp" else {}
         log(f"{label} ({model}): {epochs} epochs of {len(splits['train'])} {h}x{w}x{c} images, batch {batch_size}")
         runs = {}
-        for condition, key in datasets.items():
-            runs[condition] = train_model(key, model, args, out / "runs" / f"{model}-{condition}",
+        for condition, (name, parts) in datasets.items():
+            runs[condition] = train_model(name, parts, model, args, out / "runs" / f"{model}-{condition}",
                                           epochs=epochs, batch_size=batch_size, seed=seed)
         (plain_run, lm), (_, lm_permuted) = runs["plain"], runs["permuted"]
         row = {"model": label, "registry_name": model,

@@ -15,8 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnlab.engine.inference import LoadedModel
-from cnnlab.experiments.common import (DIRECTIONS, accuracy, in_memory_dataset, load_splits, shift,
+from cnnlab.deploy.pytorch_model import LoadedModel
+from cnnlab.experiments.common import (DIRECTIONS, accuracy, load_splits, shift,
                                        train_model, training_seconds)
 from cnnlab.experiments.report import save_figure, write_table
 
@@ -48,12 +48,12 @@ def run(data: str = "digits", epochs: int | None = None, batch_size: int | None 
     small = max(h, w) <= 16
     epochs = epochs or (10 if small else 3)
     batch_size = batch_size or (64 if small else 128)
-    key = in_memory_dataset(f"pooling/{Path(str(data)).name}", splits)
+    name = f"pooling/{Path(str(data)).name}"
     test = splits["test"]
     rows = []
     for label, args in VARIANTS.items():
         log(f"{label}: lecture_cnn {args}, {epochs} epochs of {len(splits['train'])} {h}x{w}x{c} images")
-        run_, lm = train_model(key, "lecture_cnn", args, out / "runs" / label.replace(" ", "-"),
+        run_, lm = train_model(name, splits, "lecture_cnn", args, out / "runs" / label.replace(" ", "-"),
                                epochs=epochs, batch_size=batch_size, seed=seed)
         row = {"variant": label, "model_args": args,
                "parameters": sum(p.numel() for p in lm.model.parameters()),

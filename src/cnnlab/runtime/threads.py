@@ -1,10 +1,13 @@
 """The CPU thread policy: OpenMP's wait policy before torch starts, the thread count while training.
 
-``import cnnlab`` sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it: waiting threads sleep
-rather than spin. On a machine doing other work the thread count matters more (benchmarks/RESULTS.md,
-"Contention": beside one busy process, one thread kept 0.52 of the quiet two-thread speed and two
-threads 0.38), and which count is fastest changes while a run trains, so the trainer re-picks it by
-measurement (``ThreadTuner``). ``CNNLAB_THREADS=N`` (or ``OMP_NUM_THREADS``) fixes it instead.
+Each command (``cli.main``), ``cnnlab.train`` and ``fit`` start with ``apply_thread_policy()``: unless
+the user set it, ``OMP_WAIT_POLICY=PASSIVE``, so waiting threads sleep rather than spin (OpenMP reads
+it once, when torch loads: the command line and ``cnnlab.train`` apply it before they import torch;
+``import cnnlab`` changes nothing). On a machine doing other work the thread count matters more
+(benchmarks/RESULTS.md, "Contention": beside one busy process, one thread kept 0.52 of the quiet
+two-thread speed and two threads 0.38), and which count is fastest changes while a run trains, so
+the trainer re-picks it by measurement (``ThreadTuner``). ``CNNLAB_THREADS=N`` (or
+``OMP_NUM_THREADS``) fixes it instead.
 """
 from __future__ import annotations
 

@@ -10,8 +10,12 @@ import asyncio
 import io
 import math
 import re
+import tempfile
+import threading
 import warnings
-from dataclasses import dataclass, fields
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
@@ -125,6 +129,27 @@ class Upload:
         to = tuple(self.image.shape[-2:])
         return None if to == self.size else {"from": list(self.size), "to": list(to)}
 
+    def reply(self) -> dict:
+        """``{"resized": ...}`` for a reply about an image the service scaled down, else {}."""
+        return {"resized": self.resized} if self.resized else {}
+
+
+@dataclass
+class Uploads:
+    """The service's limits, and uploads read through them: each decoded and scaled down while no
+    more than ``limits.max_decodes`` others are (the rest wait: memory stays flat)."""
+
+    limits: Limits
+    decodes: threading.BoundedSemaphore = field(init=False)
+
+    def __post_init__(self):
+        self.decodes = threading.BoundedSemaphore(self.limits.max_decodes)
+
+    def read(self, file, max_side: int, channels: int | None = None) -> Upload:
+        """An ``UploadFile`` read, decoded and scaled down to ``max_side`` on its longer side."""
+        with self.decodes:
+            return decode_upload(file.file.read(), client_name(file.filename), self.limits, max_side, channels)
+
 
 def decode_upload(data: bytes, name: str, limits: Limits, max_side: int, channels: int | None = None) -> Upload:
     """Raw upload bytes -> an ``Upload`` no larger than ``max_side`` on its longer side; 422 empty,
@@ -179,6 +204,13 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
                 return img.size
     except Exception:  # not an image: decode_upload's read_image gives the reason
         return None
+
+
+@contextmanager
+def request_folder() -> Iterator[Path]:
+    """A temporary folder of one request's own (its upload, the figures a task draws), then gone."""
+    with tempfile.TemporaryDirectory(prefix="cnnlab-serve-") as tmp:
+        yield Path(tmp)
 
 
 def save_upload(upload: Upload, folder: Path) -> Path:

@@ -8,9 +8,10 @@ the CLI and the service use this contract and nothing else of a task; adding a t
 """
 from __future__ import annotations
 
+import copy
 import importlib
+import math
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
@@ -39,9 +40,11 @@ class Task(ABC):
     score_label: ClassVar[str]                # what ``evaluate()["score"]`` is, e.g. "top-1", "mean IoU"
     export_refusal: ClassVar[str | None] = None  # None: exports to ONNX/TorchScript; else why export refuses
     explainable: ClassVar[bool] = False       # `cnnlab explain` (feature maps, filters, CAMs) opens it up
+    video: ClassVar[bool] = False             # predicts videos: ``predict_frames`` and ``format_frame``
     autocast: ClassVar[bool] = True           # trains under bf16 autocast when the precision policy allows
+    epoch_metrics: ClassVar[tuple[str, ...]]  # the val metrics each epoch's progress line shows, in order
     input_shape: tuple[int, int, int]         # (C, H, W) the model is fed
-    channels_last: bool = True                # NHWC input (set by the trainer from the config)
+    channels_last: bool = True                # NHWC input (``in_memory_format``: the config's choice)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -61,16 +64,36 @@ class Task(ABC):
     @abstractmethod
     def build_model(self, cfg) -> nn.Module: ...
 
+    def in_memory_format(self, channels_last: bool) -> "Task":
+        """This task feeding the model NHWC (``channels_last``) or NCHW input: itself, or a copy."""
+        if channels_last == self.channels_last:
+            return self
+        other = copy.copy(self)
+        other.channels_last = channels_last
+        return other
+
+    def new_cache(self):
+        """What the task keeps across a run's epochs (captioning: a frozen encoder's features);
+        the trainer holds it and passes it to ``training_step`` and ``evaluate``. None: nothing."""
+        return None
+
     # ------------------------------------------------------------------ training and evaluation
     @abstractmethod
-    def training_step(self, model: nn.Module, batch: tuple[Tensor, ...],
-                      generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, Tensor | int]]:
+    def training_step(self, model: nn.Module, batch: tuple[Tensor, ...], generator: torch.Generator, *,
+                      cache=None) -> tuple[dict[str, Tensor], dict[str, Tensor | int]]:
         """Loss terms (summed by the trainer) and running statistics for the progress bar:
-        ``count`` (what the loss averages over) and, for tasks with one, ``correct``."""
+        ``count`` (what the loss averages over) and, for tasks with one, ``correct``.
+        ``cache``: the run's ``new_cache()``."""
 
     @abstractmethod
-    def evaluate(self, model: nn.Module, batches, dist) -> dict:
-        """Metrics on a split; ``score`` (higher is better) picks the best checkpoint."""
+    def evaluate(self, model: nn.Module, batches, dist, *, cache=None, tta: int = 0) -> dict:
+        """Metrics on a split; ``score`` (higher is better) picks the best checkpoint. ``cache``:
+        the run's ``new_cache()``; ``tta``: the test-time augmentation level (``tta_views``)."""
+
+    def epoch_line(self, metrics: dict) -> str:
+        """The val metrics of an epoch's progress line, e.g. ``loss 0.0412 top1 0.9875 top5 1.0000``."""
+        return " ".join(f"{k} {metrics[k]:.4f}" for k in self.epoch_metrics
+                        if k in metrics and not math.isnan(metrics[k]))
 
     def for_data(self, data, source: str) -> "Task":
         """The task that scores ``data`` (another dataset than the training one): this one, when
@@ -85,11 +108,10 @@ class Task(ABC):
         None for tasks without a per-item accuracy. The train/eval guard compares the two modes."""
         return None
 
-    @contextmanager
-    def test_time_augmentation(self, level: int):
-        """Evaluation averaging augmented views (classification); other tasks refuse."""
+    def tta_views(self, level: int) -> list[str]:
+        """The views ``evaluate(..., tta=level)`` averages, by name (classification); other tasks
+        refuse test-time augmentation."""
         raise CnnlabError(f"--tta: test-time augmentation is for classification, not {self.name}")
-        yield  # pragma: no cover
 
     def write_plots(self, run_dir, history: list[dict], model: nn.Module, data, metrics: dict) -> list[str]:
         """The task's figures in ``run_dir``; their paths."""
@@ -104,6 +126,15 @@ class Task(ABC):
     @abstractmethod
     def predict(self, lm, images: list, options) -> list[dict]:
         """One JSON-ready dict per image (a file path or a uint8 (C, H, W) tensor), in order."""
+
+    def predict_frames(self, lm, frames: list[Tensor], options) -> list[tuple[dict, Tensor]]:
+        """Tasks with ``video``: per video frame (uint8 (3, H, W), one size), its JSON-ready
+        prediction and the frame drawn with it (uint8 (3, H', W'), one size for every frame)."""
+        raise NotImplementedError
+
+    def format_frame(self, result: dict) -> str:
+        """Tasks with ``video``: one terminal line of a frame's prediction."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ rendering
     @abstractmethod

@@ -9,7 +9,7 @@ minimum word count, travels inside the checkpoint.
 
 A frozen encoder (``freeze_backbone: true``, e.g. an ImageNet-pretrained one) gives the same
 features for an image every epoch: training and evaluation compute them once per image and keep
-them (``FeatureCache``), so each epoch after the first runs only the LSTM decoder.
+them (``FeatureCache``, one per run), so each epoch after the first runs only the LSTM decoder.
 
     cnnlab train --task caption --data shapes --config recipes/caption-shapes.yaml
     cnnlab predict runs/cap/best.pt --task caption scene.png --beam 5 --attention
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import weakref
 from pathlib import Path
 
 import torch
@@ -39,19 +40,23 @@ DEFAULT_DECODER = "show_attend_tell"  # when --model names a classifier, it beco
 
 
 class FeatureCache:
-    """A frozen encoder's features per image, computed once (in eval mode, without gradients).
+    """A frozen encoder's features per image, computed once (in eval mode, without gradients); a
+    run holds one (``CaptionTask.new_cache``) and passes it to training and evaluation.
 
     Keys are the uint8 pixels' digest, so any batch order, split or DataLoader finds them; the
-    cache empties itself when the encoder's weights change (a checkpoint loaded into it). At most
-    ``limit_bytes`` are kept (then the rest is computed each time, as without a cache). Features
-    come from a copy of the encoder with its BatchNorms folded into its convolutions (``fold``).
+    cache empties itself for another encoder, and when weights are loaded into its encoder (a
+    checkpoint: ``load_state_dict``, seen by a hook). At most ``limit_bytes`` are kept (then the
+    rest is computed each time, as without a cache). Features come from a copy of the encoder with
+    its BatchNorms folded into its convolutions (``fold``).
     """
 
     def __init__(self, limit_bytes: int = 2 << 30):
         self.limit_bytes, self.bytes = limit_bytes, 0
         self.store: dict[bytes, Tensor] = {}
-        self.owner: tuple | None = None
-        self.folded: nn.Module | None = None  # the owner's forward_features with BatchNorm folded
+        self.encoder: nn.Module | None = None  # whose features these are
+        self.stale = True                      # the encoder's weights are newer than ``store``
+        self.hook = None                       # the encoder's load_state_dict hook (marks ``stale``)
+        self.folded: nn.Module | None = None   # the encoder's forward_features with BatchNorm folded
         self.hits = self.misses = 0
 
     @staticmethod
@@ -63,10 +68,11 @@ class FeatureCache:
     def features(self, model: nn.Module, images: Tensor, prepare) -> Tensor:
         """(B, h*w, C') features of uint8 ``images`` (B, C, H, W); ``prepare`` normalises them."""
         encoder = model.encoder
-        owner = (id(encoder), sum(t._version for t in (*encoder.parameters(), *encoder.buffers())))
-        if owner != self.owner:  # another encoder, or new weights in it
+        if encoder is not self.encoder:
+            self._follow(encoder)
+        if self.stale:  # another encoder, or new weights in it
             self.store.clear()
-            self.owner, self.bytes = owner, 0
+            self.bytes, self.stale = 0, False
             self.folded = fold_batchnorm(encoder, "forward_features")
         keys = [hashlib.blake2b(memoryview(img.contiguous().cpu().numpy()).cast("B"), digest_size=16).digest()
                 for img in images]
@@ -87,6 +93,20 @@ class FeatureCache:
         self.misses += len(missing)
         return torch.stack([self.store.get(k, computed.get(k)) for k in keys])
 
+    def _follow(self, encoder: nn.Module) -> None:
+        """Keep ``encoder``'s features from now on, and forget them when weights are loaded into it."""
+        if self.hook is not None:
+            self.hook.remove()
+        cache = weakref.ref(self)  # the hook does not keep the cache alive
+
+        def weights_loaded(module, incompatible_keys):
+            if cache() is not None:
+                cache().stale = True
+
+        self.hook = encoder.register_load_state_dict_post_hook(weights_loaded)
+        weakref.finalize(self, self.hook.remove)
+        self.encoder, self.stale = encoder, True
+
 
 class CaptionTask(Task):
     """Captioning with vocabulary ``vocab``; ``words`` is the data's id table (its ``classes``).
@@ -102,6 +122,7 @@ class CaptionTask(Task):
     name = "caption"
     Options = CaptionOptions
     score_label = "BLEU-4"
+    epoch_metrics = ("bleu4",)
     # why `cnnlab export` refuses this task (None: it exports, parity-checked)
     export_refusal = ("a caption is a search over an LSTM decoder, not one graph; only the encoder "
                       "would export")
@@ -118,7 +139,6 @@ class CaptionTask(Task):
         self.label_smoothing, self.flip, self.attention_reg = label_smoothing, flip, attention_reg
         index = self.vocab.index()
         self._remap = torch.tensor([index.get(w, UNK_ID) for w in self.classes])  # data id -> vocab id
-        self.feature_cache = FeatureCache()  # training and evaluation with a frozen encoder
         self.reference_words: tuple[int, int] | None = None  # (outside the vocabulary, all): another dataset
 
     # ------------------------------------------------------------------ construction
@@ -172,6 +192,10 @@ class CaptionTask(Task):
         other.reference_words = (sum(other.classes[i] not in index for i in used), len(used))
         return other
 
+    def new_cache(self) -> FeatureCache:
+        """The run's cache of a frozen encoder's features (training and evaluation share it)."""
+        return FeatureCache()
+
     # ------------------------------------------------------------------ tensors
     def prepare(self, images: Tensor) -> Tensor:
         """uint8 (B, C, H, W) on the device -> normalised float encoder input."""
@@ -183,7 +207,7 @@ class CaptionTask(Task):
             self._remap = self._remap.to(ids.device)
         return self._remap[ids]
 
-    def training_step(self, model, batch, generator):
+    def training_step(self, model, batch, generator, *, cache: FeatureCache | None = None):
         images, refs = batch
         refs = refs[:, None] if refs.ndim == 2 else refs  # (B, R, L)
         valid = (refs[:, :, 0] != PAD_ID).float()  # (B, R) which references exist
@@ -195,8 +219,9 @@ class CaptionTask(Task):
             mirror = torch.rand(len(images), generator=generator, device=images.device) < 0.5
             images = torch.where(mirror[:, None, None, None], images.flip(-1), images)
         core = _unwrap(model)
-        if FeatureCache.frozen(core):  # the encoder's features once per image; the decoder trains
-            logits, alphas = model(None, inputs, features=self.feature_cache.features(core, images, self.prepare))
+        if FeatureCache.frozen(core):  # the encoder's features once per image (without a cache: each step)
+            cache = cache if cache is not None else FeatureCache(limit_bytes=0)
+            logits, alphas = model(None, inputs, features=cache.features(core, images, self.prepare))
         else:
             logits, alphas = model(self.prepare(images), inputs)  # (B, T, V), (B, T, P) or None
         loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=PAD_ID,
@@ -212,18 +237,18 @@ class CaptionTask(Task):
     @torch.no_grad()
     def generate(self, model: nn.Module, images: Tensor, beam: int | None = None, max_len: int | None = None,
                  length_penalty: float | None = None, n_best: int | None = None,
-                 cache: bool = False) -> list[list[dict]]:
+                 cache: FeatureCache | None = None) -> list[list[dict]]:
         """Beam search (beam 1: greedy) on uint8 images (B, C, H, W): per image the ``n_best``
         captions, best first, each ``{"ids", "words", "score", "logprob", "alphas"}``.
 
-        cache: take a frozen encoder's features from (and keep them in) ``feature_cache``
-        (evaluation during training reads the same images every epoch)."""
+        cache: take a frozen encoder's features from (and keep them in) this cache (evaluation
+        during training reads the same images every epoch)."""
         beam = self.beam_size if beam is None else beam
         if beam < 1 or (max_len is not None and max_len < 1):
             raise CnnlabError(f"--beam {beam} and --max-len {max_len}: expected positive integers")
         model.eval()
-        use_cache = cache and FeatureCache.frozen(model)
-        features = self.feature_cache.features(model, images, self.prepare) if use_cache else None
+        use_cache = cache is not None and FeatureCache.frozen(model)
+        features = cache.features(model, images, self.prepare) if use_cache else None
         beams = beam_search(model, None if use_cache else self.prepare(images), features=features,
                             start=START_ID, end=END_ID,
                             beam=beam, max_len=max_len or self.max_len + 1,
@@ -237,7 +262,6 @@ class CaptionTask(Task):
     def captions(self, model: nn.Module, batches, beam: int | None = None, **options) -> tuple[list[str], list[list[str]]]:
         """Generated captions and reference sets (strings) for every image of ``batches``."""
         hyps, refs = [], []
-        options.setdefault("cache", True)
         for images, tokens in batches.epoch(0):
             hyps += [" ".join(b[0]["words"]) for b in self.generate(model, images, beam, **options)]
             tokens = tokens[:, None] if tokens.ndim == 2 else tokens
@@ -247,9 +271,10 @@ class CaptionTask(Task):
 
     # ------------------------------------------------------------------ metrics
     @torch.no_grad()
-    def evaluate(self, model, batches, dist: Dist) -> dict:
-        """BLEU-1..4 and CIDEr-D of beam-search captions against all references."""
-        hyps, refs = self.captions(model, batches)
+    def evaluate(self, model, batches, dist: Dist, *, cache: FeatureCache | None = None, tta: int = 0) -> dict:
+        """BLEU-1..4 and CIDEr-D of beam-search captions against all references; a frozen encoder's
+        features through ``cache`` (the run's; without one, this evaluation's own)."""
+        hyps, refs = self.captions(model, batches, cache=cache if cache is not None else FeatureCache())
         if dist.enabled:
             import torch.distributed as td
 

@@ -1,8 +1,6 @@
 """Image classification: softmax over classes, cross-entropy, top-1/top-5, confusion matrix."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -29,8 +27,10 @@ class ClassifyTask(Task):
     name = "classify"
     Options = ClassifyOptions
     score_label = "top-1"
-    export_refusal = None  # ONNX and TorchScript export with a parity check (engine/export.py)
+    epoch_metrics = ("loss", "top1", "top5")
+    export_refusal = None  # ONNX and TorchScript export with a parity check (deploy/export.py)
     explainable = True  # explain: feature maps, filters, class activation maps (explain/)
+    video = True  # predict_frames: each frame above a strip naming its most probable classes
 
     def __init__(self, classes: list[str], mean: list[float], std: list[float],
                  input_shape: tuple[int, int, int], flip: bool = False, translate: int = 0,
@@ -38,7 +38,6 @@ class ClassifyTask(Task):
         self.classes, self.mean, self.std = clean_names(classes), list(mean), list(std)
         self.input_shape = tuple(int(v) for v in input_shape)
         self.flip, self.translate, self.label_smoothing = flip, translate, label_smoothing
-        self.tta = (False, False)  # test-time views of logits(): (mirror, 1-pixel shifts)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -78,7 +77,7 @@ class ClassifyTask(Task):
         """uint8 (B, C, H, W) on the device -> normalised float model input, on the device."""
         return normalise(images, self.input_shape, self.mean, self.std, self.channels_last)
 
-    def training_step(self, model, batch, generator):
+    def training_step(self, model, batch, generator, *, cache=None):
         images, labels = batch
         images = augment(images, generator, flip=self.flip, translate=self.translate)
         logits = model(self.prepare(images))
@@ -86,26 +85,25 @@ class ClassifyTask(Task):
         correct = (logits.argmax(1) == labels).sum()
         return {"loss": loss}, {"correct": correct, "count": len(labels)}
 
-    @contextmanager
-    def test_time_augmentation(self, level: int):
-        """``with task.test_time_augmentation(2) as views: ...``: logits() (and so evaluate) average
-        the views the model was trained on (``views``: their names): the mirror image only when it
-        trained with ``flip``, 1-pixel shifts (level 2) only when it trained with ``translate``."""
+    def tta_views(self, level: int) -> list[str]:
+        """The names of the views ``logits(..., tta=level)`` (and so ``evaluate``) averages."""
+        return tta_view_names(*self._tta(level))
+
+    def _tta(self, level: int) -> tuple[bool, bool]:
+        """(mirror, 1-pixel shifts) at test-time augmentation ``level``: only the views the model
+        trained on, the mirror image when it trained with ``flip``, shifts (level 2) with ``translate``."""
         if level not in (0, 1, 2):
             raise CnnlabError(f"--tta: expected 0 (none), 1 (mirror) or 2 (mirror + shifts), got {level!r}")
-        before, self.tta = self.tta, (level >= 1 and self.flip, level >= 2 and self.translate >= 1)
-        try:
-            yield tta_view_names(*self.tta)
-        finally:
-            self.tta = before
+        return level >= 1 and self.flip, level >= 2 and self.translate >= 1
 
     @torch.no_grad()
-    def logits(self, model: nn.Module, images: Tensor) -> Tensor:
-        """Float logits (B, K); averaged over augmented views when ``self.tta`` is set."""
+    def logits(self, model: nn.Module, images: Tensor, tta: int = 0) -> Tensor:
+        """Float logits (B, K); averaged over augmented views at test-time augmentation level ``tta``."""
         x = self.prepare(images)
-        if not any(self.tta or ()):
+        mirror, shift = self._tta(tta)
+        if not (mirror or shift):
             return model(x).float()
-        return tta_logits(model, x, *self.tta)
+        return tta_logits(model, x, mirror, shift)
 
     def predict(self, lm, images: list, options: ClassifyOptions) -> list[dict]:
         """``[{"image", "top": [{"class", "prob"}, ...]}]`` for image files (or uint8 tensors)."""
@@ -120,17 +118,28 @@ class ClassifyTask(Task):
                                     for v, i in zip(values, idx.tolist())]})
         return results
 
+    def predict_frames(self, lm, frames: list[Tensor], options: ClassifyOptions) -> list[tuple[dict, Tensor]]:
+        """Per frame ``{"top": [{"class", "prob"}, ...]}`` and the frame above a strip naming its
+        most probable classes."""
+        from cnnlab.tasks import classify_plots
+
+        found = []
+        for frame, r in zip(frames, self.predict(lm, frames, options)):
+            found.append(({"top": r["top"]}, classify_plots.video_frame(frame, self.format_frame(r))))
+        return found
+
     # ------------------------------------------------------------------ metrics
     @torch.no_grad()
-    def evaluate(self, model, batches, dist) -> dict:
-        """top-1/top-5 accuracy and error, loss, confusion matrix, per-class precision/recall."""
+    def evaluate(self, model, batches, dist, *, cache=None, tta: int = 0) -> dict:
+        """top-1/top-5 accuracy and error, loss, confusion matrix, per-class precision/recall;
+        ``tta``: averaged over test-time views (``tta_views``)."""
         k = len(self.classes)
         device = batches.device
         confusion = torch.zeros(k, k, dtype=torch.int64, device=device)
         sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, top-5 hits, count
         model.eval()
         for images, labels in batches.epoch(0):
-            logits = self.logits(model, images)
+            logits = self.logits(model, images, tta)
             confusion += multiclass_confusion_matrix(logits.argmax(1), labels, num_classes=k)
             top5 = logits.topk(min(5, k), dim=1).indices
             sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
@@ -177,6 +186,9 @@ class ClassifyTask(Task):
     def format_prediction(self, r: dict) -> str:
         return "\n".join([r["image"]] + [f"  {t['class'][:28]:>28} {t['prob']:.3f} {'#' * round(40 * t['prob'])}"
                                          for t in r["top"]])
+
+    def format_frame(self, r: dict) -> str:
+        return "  ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r["top"][:3])
 
 
 def tta_logits(model: nn.Module, x: Tensor, mirror: bool, shift: bool) -> Tensor:

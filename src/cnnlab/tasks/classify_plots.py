@@ -8,16 +8,29 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+from torch import Tensor  # noqa: E402
 
 from cnnlab.data.base import TensorImages  # noqa: E402
 from cnnlab.tasks import curves  # noqa: E402
 from cnnlab.tasks.error_analysis import mistakes_first, most_confused, top_losses, write_rows  # noqa: E402
 from cnnlab.figures import save_figure  # noqa: E402
+from cnnlab.images import to_pil  # noqa: E402
 
 ANALYSED = 5000   # images: error analysis looks at the first this many of a split
 SHOWN = 8         # rows of predictions.png
 TOP_LOSSES = 9    # panels of top_losses.png (3 x 3)
+
+
+def video_frame(image: Tensor, text: str) -> Tensor:
+    """uint8 (3, H + 16, W): the frame above a white strip holding ``text`` (its classes)."""
+    frame = to_pil(image if image.shape[0] == 3 else image[:1].expand(3, -1, -1))
+    canvas = Image.new("RGB", (frame.width, frame.height + 16), (255, 255, 255))
+    canvas.paste(frame, (0, 0))
+    ImageDraw.Draw(canvas).text((4, frame.height + 2), text, fill=(0, 0, 0))
+    return torch.from_numpy(np.array(canvas)).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
 
 
 def write_all(task, run_dir, history, model, data, metrics: dict) -> list[str]:

@@ -52,6 +52,7 @@ class DetectTask(Task):
     name = "detect"
     Options = DetectOptions
     score_label = "mAP@[.5:.95]"
+    epoch_metrics = ("map", "map50")
     # why `cnnlab export` refuses this task (None: it exports, parity-checked)
     export_refusal = ("torchvision's Faster R-CNN post-processing (NMS, per-image box lists) does not "
                       "trace with a fixed-shape parity check yet")
@@ -123,14 +124,14 @@ class DetectTask(Task):
                    for t, f in zip(targets, flip.tolist())]
         return images, targets
 
-    def training_step(self, model, batch, generator):
+    def training_step(self, model, batch, generator, *, cache=None):
         images, targets = self.augment(*batch, generator)
         losses = model(self.prepare(images), targets)
         return losses, {"count": len(images)}
 
     # ------------------------------------------------------------------ metrics
     @torch.no_grad()
-    def evaluate(self, model, batches, dist) -> dict:
+    def evaluate(self, model, batches, dist, *, cache=None, tta: int = 0) -> dict:
         """COCO mAP@[.5:.95] (``score``), mAP@.5, mAP@.75, per-class AP and AR over ``batches``."""
         model.eval()
         preds, targets = [], []

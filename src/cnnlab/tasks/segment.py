@@ -36,9 +36,11 @@ class SegmentTask(Task):
     name = "segment"
     Options = SegmentOptions
     score_label = "mean IoU"
+    epoch_metrics = ("loss", "miou")
     # why `cnnlab export` refuses this task (None: it exports, parity-checked)
     export_refusal = ("its ONNX graph and onnxruntime runner are not written yet")
     explainable = False  # explain opens up classifiers only
+    video = True  # predict_frames: the mask blended over each frame, with a legend
 
     def __init__(self, classes: list[str], colors: list, mean: list[float], std: list[float],
                  input_shape: tuple[int, int, int], class_weights: list[float] | None = None,
@@ -97,7 +99,7 @@ class SegmentTask(Task):
         """uint8 (or float 0..255) (B, C, H, W) on the device -> normalised float input, at its own size."""
         return normalise(images, self.input_shape, self.mean, self.std, self.channels_last, resize=False)
 
-    def training_step(self, model, batch, generator):
+    def training_step(self, model, batch, generator, *, cache=None):
         images, masks = batch
         images, masks = augment_pairs(images, masks.long(), generator, self.flip, self.scale, self.translate)
         logits = model(self.prepare(images)).float()  # (B, K, H, W)
@@ -130,11 +132,7 @@ class SegmentTask(Task):
             logits = lm.logits(resize(img, (h, w))[None])  # (1, K, h, w)
             logits = F.interpolate(logits.float(), size=img.shape[-2:], mode="bilinear", align_corners=False)
             pred = logits[0].argmax(0).cpu()  # (H, W)
-            counts = torch.bincount(pred.flatten(), minlength=len(self.classes)).tolist()
-            shares = sorted(((n / pred.numel(), name) for name, n in zip(self.classes, counts) if n),
-                            reverse=True)
-            r = {"image": str(path) if not isinstance(path, Tensor) else "<tensor>", "size": list(pred.shape),
-                 "shares": {name: round(s, 6) for s, name in shares}}
+            r = {"image": str(path) if not isinstance(path, Tensor) else "<tensor>", **self._shares(pred)}
             if out is not None:
                 stem = Path(r["image"]).stem if not isinstance(path, Tensor) else f"image{len(results)}"
                 r.update(segment_plots.save_prediction(img, pred, self.classes, self.colors, Path(out), stem,
@@ -142,9 +140,29 @@ class SegmentTask(Task):
             results.append(r)
         return results
 
+    def predict_frames(self, lm, frames: list[Tensor], options: SegmentOptions) -> list[tuple[dict, Tensor]]:
+        """Per frame ``{"size", "shares"}`` and the frame under its colour mask (``alpha``) above a
+        legend of every class (so every frame of a video has one size)."""
+        from cnnlab.tasks import segment_plots
+
+        logits = lm.logits(torch.stack([lm.read(f) for f in frames]))  # (B, K, h, w)
+        found = []
+        for frame, scores in zip(frames, logits):  # one frame's scores at full size at a time: (K, H, W)
+            pred = F.interpolate(scores[None].float(), size=frame.shape[-2:], mode="bilinear",
+                                 align_corners=False)[0].argmax(0).cpu()  # (H, W)
+            found.append((self._shares(pred), segment_plots.video_frame(frame, pred, self.classes, self.colors,
+                                                                         options.alpha)))
+        return found
+
+    def _shares(self, pred: Tensor) -> dict:
+        """``{"size", "shares": {class: fraction of pixels}}`` of a (H, W) class map, largest first."""
+        counts = torch.bincount(pred.flatten(), minlength=len(self.classes)).tolist()
+        shares = sorted(((n / pred.numel(), name) for name, n in zip(self.classes, counts) if n), reverse=True)
+        return {"size": list(pred.shape), "shares": {name: round(s, 6) for s, name in shares}}
+
     # ------------------------------------------------------------------ metrics
     @torch.no_grad()
-    def evaluate(self, model, batches, dist) -> dict:
+    def evaluate(self, model, batches, dist, *, cache=None, tta: int = 0) -> dict:
         """Mean IoU (the score), per-class IoU, pixel accuracy, class-average accuracy, loss."""
         k = len(self.classes)
         device = batches.device
@@ -203,6 +221,9 @@ class SegmentTask(Task):
         if r.get("mask"):
             lines.append(f"  colour mask: {r['mask']}  overlay: {r['overlay']}")
         return "\n".join(lines)
+
+    def format_frame(self, r: dict) -> str:
+        return "  ".join(f"{name} {100 * share:.1f}%" for name, share in r["shares"].items())
 
 
 # ---------------------------------------------------------------------- metrics

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 from torch import Tensor  # noqa: E402
@@ -48,6 +49,13 @@ def overlay(image: Tensor, color_mask: Tensor, alpha: float = 0.5) -> Tensor:
     """(3, H, W) uint8 image blended with the colour mask (``alpha`` = mask weight)."""
     rgb = image[:3] if image.shape[0] >= 3 else image[:1].expand(3, -1, -1)
     return (rgb.float() * (1 - alpha) + color_mask.float() * alpha).round().to(torch.uint8)
+
+
+def video_frame(image: Tensor, pred: Tensor, classes: list[str], colors: list, alpha: float = 0.5) -> Tensor:
+    """uint8 (3, H + legend, W): the frame blended with its colour mask, above a legend of every
+    class (not only those present: every frame of a video keeps one size)."""
+    drawn = with_legend(overlay(image, colorize(pred, colors), alpha), torch.arange(len(classes)), classes, colors)
+    return torch.from_numpy(np.array(drawn)).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
 
 
 def save_prediction(image: Tensor, pred: Tensor, classes: list[str], colors: list, out: Path, stem: str,

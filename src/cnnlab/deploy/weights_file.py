@@ -17,6 +17,9 @@ from pathlib import Path
 import torch
 
 from cnnlab._version import __version__
+from cnnlab.deploy.checks import checked_task, load_weights_checked
+from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.memory_budget import bounded_model
 from cnnlab.errors import CnnlabError, clean
 from cnnlab.files import file_path, replacing_path
 
@@ -53,9 +56,6 @@ def save_weights(loaded, out: str | Path) -> dict:
 
 def load_weights(path: str | Path, device: torch.device):
     """(model, task, config) rebuilt from a cnnlab ``.safetensors`` file, the model on ``device``, in eval mode."""
-    from cnnlab.engine.config import TrainConfig
-    from cnnlab.engine.inference import bounded_model, checked_task, load_weights_checked
-
     _safetensors()
     from safetensors import SafetensorError, safe_open
 

@@ -24,11 +24,11 @@ import torch
 from torch import Tensor, nn
 
 from cnnlab._version import __version__
+from cnnlab.deploy.onnx_model import METADATA_KEY, inference_session
 from cnnlab.errors import CnnlabError
 from cnnlab.files import file_path, replacing_path
 
 FORMATS = ("onnx", "torchscript")
-METADATA_KEY = "cnnlab"               # ONNX metadata_props key
 EXTRA_FILE = "cnnlab.json"            # TorchScript _extra_files name
 PARITY_BATCH = 8                      # batch size of the parity check (and 1, for the dynamic axis)
 
@@ -37,9 +37,9 @@ def export_model(loaded, out: str | Path, format: str = "onnx", atol: float = 1e
                  samples: Tensor | None = None) -> dict:
     """Write ``loaded``'s fp32 model to ``out`` and check its logits against PyTorch.
 
-    loaded: a ``LoadedModel``; samples: optional uint8 (B, C, H, W) images added to the 8
-    random ones of the parity check. Raises ``CnnlabError`` when the largest absolute logit
-    difference exceeds ``atol``; the file is then left as ``<out>.failed`` and ``out`` is not
+    loaded: an exportable ``Predictor`` (a ``LoadedModel``); samples: optional uint8 (B, C, H, W)
+    images added to the 8 random ones of the parity check. Raises ``CnnlabError`` when the
+    largest absolute logit difference exceeds ``atol``; the file is then left as ``<out>.failed`` and ``out`` is not
     touched. TorchScript (``torch.jit.trace``) is deprecated in PyTorch: prefer ONNX. Its
     deprecation and tracer warnings are silenced here; the parity check at batch sizes 1 and 8
     is what tells whether the trace generalises.
@@ -108,8 +108,6 @@ def _write_onnx(model: nn.Module, example: Tensor, path: Path, metadata: str) ->
 
 
 def _onnx_runner(path: Path) -> Callable[[Tensor], Tensor]:
-    from cnnlab.engine.onnx_model import inference_session
-
     session = inference_session(path)
     name = session.get_inputs()[0].name
     return lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0])

@@ -1,4 +1,4 @@
-"""Shell completion for `cnnlab completion bash|zsh`, generated from the argparse parser (the one
+"""``cnnlab completion bash|zsh``: a shell completion script, generated from the argparse parser (the one
 source: a new flag completes without an edit here). Commands, their flags, the values of flags with
 choices, file names for flags and arguments that take paths; nothing for numbers.
 """
@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import re
+
+from cnnlab.engine.config import CHOICES, recipe_names
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[argparse.ArgumentParser, str]]:
@@ -160,3 +162,19 @@ def zsh_script(parser: argparse.ArgumentParser, extra: dict | None = None) -> st
               "fi",
               ""]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- the command
+def add(sub) -> argparse.ArgumentParser:
+    cp = sub.add_parser("completion", help="print a shell completion script: "
+                        "`source <(cnnlab completion bash)` (or zsh)")
+    cp.add_argument("shell", choices=["bash", "zsh"])
+    return cp
+
+
+def run(a) -> int:
+    from cnnlab.cli import build_parser  # the whole command line, this command included
+
+    extra = {**CHOICES, "config:files": recipe_names()}  # config choices are checked by the config
+    print((bash_script if a.shell == "bash" else zsh_script)(build_parser(), extra), end="")
+    return 0

@@ -1,4 +1,4 @@
-"""An exported ONNX classifier that predicts like a ``LoadedModel``, through onnxruntime.
+"""The onnxruntime Predictor: an exported ONNX classifier that predicts like a ``LoadedModel``.
 
     model = OnnxModel.from_file("digits.onnx")   # written by ``cnnlab export``
     probs = model.logits(torch.stack([model.read("7.png")])).softmax(1)
@@ -15,14 +15,16 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from cnnlab.engine.export import METADATA_KEY
+from cnnlab.deploy.checks import checked_task
+from cnnlab.deploy.predictor import model_input
 from cnnlab.errors import CnnlabError
-from cnnlab.engine.inference import checked_task, model_input
+
+METADATA_KEY = "cnnlab"  # ONNX metadata_props key: the task and version export_model writes
 
 
 @dataclass
 class OnnxModel:
-    """An onnxruntime session with the task that knows its classes and input format."""
+    """An onnxruntime session with the task that knows its classes and input format (a ``Predictor``)."""
 
     session: object                    # onnxruntime.InferenceSession
     task: object
@@ -30,6 +32,9 @@ class OnnxModel:
     source: str = ""
     device: torch.device = torch.device("cpu")  # onnxruntime runs on the CPU here
     runtime = "onnxruntime"  # what runs it (LoadedModel: pytorch)
+    explainable = False      # a graph to run, no PyTorch module: nothing to hook,
+    exportable = False       # nothing to export again,
+    evaluable = False        # nothing for the task's evaluation to run
 
     @classmethod
     def from_file(cls, path: str | Path) -> "OnnxModel":

@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     images_per_s = (n_train // cfg.batch_size) * cfg.batch_size * len(rows) / seconds
     m = full_resolution_metrics(lm, cfg.data)
     c, h, w = lm.task.input_shape
-    print(f"model {cfg.model} backbone {cfg.backbone or '-'} pretrained {cfg.pretrained}; trained at {w}x{h}")
+    print(f"model {cfg.model} backbone {cfg.task_config.backbone or '-'} pretrained {cfg.pretrained}; trained at {w}x{h}")
     print(f"val (480x360, void ignored): mean IoU {m['miou']:.4f}  pixel accuracy {m['pixel_acc']:.4f}  "
           f"class-average accuracy {m['mean_class_acc']:.4f}")
     print("per-class IoU: " + "  ".join(f"{k} {v:.3f}" for k, v in m["per_class_iou"].items()))

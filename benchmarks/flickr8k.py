@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     n_train = (len(train) // cfg.batch_size) * cfg.batch_size
     best = max(rows, key=lambda r: r["val_bleu4"])
     print(f"model {cfg.model} over {cfg.model_args.get('encoder')} (pretrained {cfg.pretrained}, frozen "
-          f"{cfg.freeze_backbone}); vocabulary {len(lm.task.vocab)} words (min count {cfg.min_word_count}, train "
+          f"{cfg.freeze_backbone}); vocabulary {len(lm.task.vocab)} words (min count {cfg.task_config.min_word_count}, train "
           f"captions); {size}x{size} photos")
     print(f"training: {len(rows)} epochs{' (stopped by --minutes)' if run.interrupted else ''}, {seconds:.1f} s "
           f"({seconds / 60:.1f} min), {n_train * len(rows) / seconds:.1f} images/s; {wall:.0f} s wall with "

@@ -170,6 +170,7 @@ def big_png(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_convolve_of_a_64_megapixel_image_fits_in_1_gb(big_png, tmp_path):
     code = ("import resource, cnnlab.api, matplotlib.pyplot, torch\n"
             "rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"

@@ -28,8 +28,6 @@ WAIT_S = 180  # a busy 2-core machine: model load, Grad-CAM and figures can take
 
 def digits_checkpoint(folder: Path) -> Path:
     """A lecture_cnn checkpoint for 8x8 digits (random weights: the page only needs an answer)."""
-    import dataclasses
-
     import torch
 
     from cnnlab.engine.checkpoint import save_checkpoint
@@ -41,7 +39,7 @@ def digits_checkpoint(folder: Path) -> Path:
     task = ClassifyTask([str(i) for i in range(10)], [0.3], [0.4], (1, 8, 8))
     model = task.build_model(cfg).eval()
     return save_checkpoint({"model": model.state_dict(), "task": task.state(),
-                            "config": dataclasses.asdict(cfg)}, folder / "digits" / "best.pt")
+                            "config": cfg.to_dict()}, folder / "digits" / "best.pt")
 
 
 @pytest.fixture(scope="module")

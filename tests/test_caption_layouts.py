@@ -18,6 +18,7 @@ from cnnlab.data.captions import load_captions
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.tasks.caption import CaptionTask
+from cnnlab.tasks.options import CaptionConfig
 
 FLICKR8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "flickr8k"
 TINY = {"encoder": "lecture_cnn", "encoder_args": {"widths": [8, 16]}, "embed_dim": 16, "hidden_dim": 32,
@@ -176,7 +177,7 @@ def test_min_count_keeps_training_words_seen_often_enough(tmp_path):
     for i, n in enumerate(NAMES):
         _jpg(root / "Images", n, i)
     train = load_captions(root, "train")
-    task = CaptionTask.from_data(TrainConfig(task="caption", min_word_count=3), train)
+    task = CaptionTask.from_data(TrainConfig(task="caption", task_config=CaptionConfig(min_word_count=3)), train)
     assert set(task.vocab.words[4:]) == {"a", "dog", "runs", "on", "the", "grass"}  # from train captions only
     val = load_captions(root, "val")
     assert "zebra" in val.classes  # the data's word table has every word; the model's vocabulary does not

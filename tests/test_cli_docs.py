@@ -1,4 +1,4 @@
-"""The CLI and API explain themselves: train --help from the config's comments, API signatures and
+"""The CLI and API explain themselves: train --help from the config fields' metadata, API signatures and
 docstrings, shell completion, packaged recipes (`cnnlab recipes`, `--config NAME`), `cnnlab samples`."""
 import argparse
 import dataclasses
@@ -15,11 +15,11 @@ import pytest
 
 import cnnlab
 from cnnlab import cli
-from cnnlab.engine.config import CHOICES, RANGES, RECIPES, TrainConfig, field_docs, recipe_names, recipe_path
+from cnnlab.engine.config import RECIPES, TrainConfig, config_keys, recipe_names, recipe_path
 from cnnlab.errors import CnnlabError
 
 ROOT = Path(__file__).resolve().parents[1]
-FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
+FIELDS = list(config_keys())  # TrainConfig's fields and the tasks' own (SegmentConfig, CaptionConfig)
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -35,14 +35,14 @@ def run_main(args, capsys):
 
 # ---------------------------------------------------------------------- train --help
 def test_every_config_field_has_help_and_a_group():
-    docs = field_docs()
-    assert list(docs) == FIELDS
-    for name, doc in docs.items():
-        assert doc.help, f"{name}: no comment in TrainConfig"
-        assert doc.group in cli.GROUP_ORDER, f"{name}: group {doc.group!r}"
-    assert "(start and end as fractions" in docs["lr_cycle"].help  # a comment continued on the next line
-    assert "--images train2017/" in docs["images"].help
-    assert {d.group for d in docs.values()} == set(cli.GROUP_ORDER)
+    shared = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("task_config", "given")]
+    assert FIELDS[0] == "task" and set(shared) < set(FIELDS)
+    assert {"backbone", "class_weights", "scale", "min_word_count", "attention_reg"} == set(FIELDS) - set(shared)
+    for name, key in config_keys().items():
+        assert key.field.metadata["help"], f"{name}: no help"
+        assert key.group in cli.GROUP_ORDER, f"{name}: group {key.group!r}"
+    assert {k.group for k in config_keys().values()} == set(cli.GROUP_ORDER)
+    assert config_keys()["scale"].task == "segment" and config_keys()["scale"].describe().startswith("segment: ")
 
 
 def test_train_help_groups_every_option_once_with_default_choices_and_range():
@@ -59,11 +59,12 @@ def test_train_help_groups_every_option_once_with_default_choices_and_range():
     actions = {a.dest: a for a in parser._actions}
     for name in FIELDS:
         text = actions[name].help.replace("%%", "%")
-        assert field_docs()[name].help in text and "default" in text, name
-        for choice in CHOICES.get(name, ()):
+        assert config_keys()[name].field.metadata["help"] in text and "default" in text, name
+        for choice in config_keys()[name].choices or ():
             assert choice in text
-    assert "0.0..0.999" in actions["momentum"].help and RANGES["momentum"] == (0.0, 0.999)
-    assert actions["optimizer"].metavar == "{sgd,adamw}"
+    assert "0.0..0.999" in actions["momentum"].help and config_keys()["momentum"].field.metadata["range"] == (0.0, 0.999)
+    assert actions["optimizer"].metavar == "{sgd,adamw}" and actions["amp"].metavar == "{auto,bf16,fp16,off}"
+    assert actions["task"].metavar == "{auto,classify,detect,segment,caption}"  # the task registry's names
     rendered = parser.format_help()
     assert "optimisation (" in rendered and "--weight-decay" in rendered and "example: cnnlab train" in rendered
 
@@ -77,7 +78,7 @@ def test_model_args_from_the_command_line():
 @pytest.mark.parametrize("fn, options", [
     (cnnlab.train, ["data", "model", "epochs", "batch_size", "lr", "device", "out"]),
     (cnnlab.evaluate, ["batch_size", "device", "plots", "tta", "images"]),
-    (cnnlab.predict, ["batch_size", "topk", "score_threshold", "beam", "out"]),
+    (cnnlab.predict, ["batch_size"]),  # the task's options come as **options, checked by the task
     (cnnlab.explain, ["model", "pretrained", "method", "layer", "target_class", "device"]),
     (cnnlab.export, ["out", "atol", "device"]),
 ])
@@ -89,6 +90,15 @@ def test_api_functions_have_real_signatures_and_examples(fn, options):
         assert p.annotation is not inspect.Parameter.empty and p.default is not inspect.Parameter.empty
     doc = inspect.getdoc(fn)
     assert f"cnnlab.{fn.__name__}(" in doc, f"{fn.__name__}: no example"
+
+
+def test_predict_documents_every_tasks_options():
+    from cnnlab.tasks.options import TASK_OPTIONS
+
+    doc = inspect.getdoc(cnnlab.predict)
+    for options in TASK_OPTIONS.values():
+        for f in dataclasses.fields(options):
+            assert f.name in doc, f"cnnlab.predict's docstring does not name the option {f.name}"
 
 
 def test_help_of_train_lists_the_common_options():

@@ -21,6 +21,7 @@ def _run(cmd, tmp_path):
     return proc
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
     os.path.join(os.path.dirname(sys.executable), "torchrun")), reason="torchrun not installed")
 def test_two_processes_match_one(tmp_path):

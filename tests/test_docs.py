@@ -137,4 +137,5 @@ def test_the_readme_says_what_make_run_and_make_test_do():
     run = re.search(r"^run:.*\n\t.*?/bin/(cnnlab .+)$", makefile, re.M).group(1)
     test = re.search(r"^test:.*\n\t\$\(PY\) -m (pytest.*)$", makefile, re.M).group(1)
     assert f"`{run}`" in readme and f"`{test}`" in readme, (run, test)
-    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("make test") and "`.ci/run`" in readme
+    ci_lanes = (ROOT / ".ci" / "run").read_text().rstrip().endswith("make test\nmake test-slow")
+    assert ci_lanes and "`.ci/run`" in readme  # the fast lane, then the slow one

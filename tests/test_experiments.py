@@ -156,6 +156,7 @@ def test_pooling_variants_trade_compute_for_invariance(tmp_path):
     assert (tmp_path / "pooling.md").read_text().count("\n|") >= 5 and (tmp_path / "pooling.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data", ["xo"])
 def test_the_mlp_ignores_pixel_order_the_cnn_does_not(tmp_path, data):
     r = cnnlab.api.experiment("fc-vs-cnn", data=data, epochs=2, train_size=1500, test_size=500,

@@ -1,5 +1,4 @@
 """Export to ONNX and TorchScript: parity with PyTorch fp32, dynamic batch, metadata inside the file."""
-import dataclasses
 import json
 
 import pytest
@@ -38,7 +37,7 @@ def loaded(tmp_path_factory):
         for _ in range(3):
             model(task.prepare(torch.randint(0, 256, (32, 1, 8, 8), dtype=torch.uint8)))
     path = save_checkpoint({"model": model.state_dict(), "task": task.state(),
-                            "config": dataclasses.asdict(cfg)}, tmp_path_factory.mktemp("ckpt") / "best.pt")
+                            "config": cfg.to_dict()}, tmp_path_factory.mktemp("ckpt") / "best.pt")
     return LoadedModel.from_checkpoint(path, "cpu")
 
 

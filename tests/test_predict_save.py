@@ -1,7 +1,6 @@
 """predict --save DIR: a JSON line per image, streamed in batches, unreadable files counted."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import torch
@@ -19,7 +18,7 @@ def classifier(tmp_path):
     task = ClassifyTask([str(i) for i in range(10)], [0.3], [0.4], (1, 8, 8))
     model = task.build_model(TrainConfig(model="lecture_cnn", data="digits"))
     return save_checkpoint({"model": model.state_dict(), "task": task.state(),
-                            "config": dataclasses.asdict(TrainConfig(model="lecture_cnn", data="digits"))},
+                            "config": TrainConfig(model="lecture_cnn", data="digits").to_dict()},
                            tmp_path / "best.pt")
 
 

@@ -92,16 +92,15 @@ def test_out_creates_its_last_folder_only(tmp_path, capsys):
     assert not (tmp_path / "a").exists()
 
 
-def test_a_second_run_into_a_live_runs_folder_is_refused_and_sigterm_saves_like_ctrl_c(tmp_path):
+def test_a_second_run_into_a_live_runs_folder_is_refused_and_sigterm_saves_like_ctrl_c(tmp_path, capsys):
     out = tmp_path / "same"
     first = start_training(out)
     try:
         wait_for(out / "metrics.csv", first)  # an epoch done: training is under way
         assert (out / "run.lock").read_text().split()[0] == str(first.pid)
-        second = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--data", "xo", "--epochs", "1",
-                                 "--out", str(out)], capture_output=True, text=True, timeout=120)
-        assert second.returncode == 2 and f"PID {first.pid}" in second.stderr
-        assert len(second.stderr.strip().splitlines()) == 1
+        code, _, err = run_cli(["train", "--data", "xo", "--epochs", "1", "--out", out], capsys)
+        assert code == 2 and f"PID {first.pid}" in err
+        assert len(err.strip().splitlines()) == 1
         first.send_signal(signal.SIGTERM)
         output, _ = first.communicate(timeout=120)
     finally:

@@ -1,7 +1,6 @@
 """safetensors export: weights only, config and task as metadata, for every task; read back by cnnlab."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -25,7 +24,7 @@ def checkpoint(tmp_path, task, cfg, name="best.pt"):
     if isinstance(task, ClassifyTask):
         with torch.no_grad():  # batch norm statistics that are not 0/1
             model(task.prepare(torch.randint(0, 256, (16, *task.input_shape), dtype=torch.uint8)))
-    return save_checkpoint({"model": model.state_dict(), "task": task.state(), "config": dataclasses.asdict(cfg)},
+    return save_checkpoint({"model": model.state_dict(), "task": task.state(), "config": cfg.to_dict()},
                            tmp_path / name)
 
 

@@ -3,8 +3,6 @@ models, mask files and their errors, joint augmentation, and train -> eval -> pr
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import torch
 from PIL import Image
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_jaccard_index
 
+from cnnlab.cli import main
 from cnnlab.data import load_dataset
 from cnnlab.data.masks import IGNORE, SegmentationImages, default_colors
 from cnnlab.data.seg_augment import augment_pairs
@@ -249,32 +248,35 @@ def test_camvid_pair_lists_match_the_folders():
 
 
 # ----------------------------------------------------------------------------- end to end
-def cnnlab(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cnnlab", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+def cnnlab(capsys, *args) -> tuple[int, str, str]:
+    """``cnnlab ARGS`` in this process: (exit code, stdout, stderr)."""
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def test_train_eval_predict_on_a_folder(tmp_path):
+def test_train_eval_predict_on_a_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     root = _generic(tmp_path, n=32, h=32, w=32)
     run = tmp_path / "run"
-    proc = cnnlab("train", "--task", "segment", "--data", root, "--model", "unet", "--epochs", "15",
-                  "--batch-size", "8", "--optimizer", "adamw", "--lr", "0.01", "--flip", "--scale", "0.2",
-                  "--class-weights", "median", "--set", "model_args={widths: [8, 16]}", "--out", run)
-    assert proc.returncode == 0, proc.stderr
-    assert "best val mean IoU" in proc.stdout and (run / "per_class_iou.png").is_file()
-    proc = cnnlab("eval", run / "best.pt", "--task", "segment", "--split", "val", "--json")
-    assert proc.returncode == 0, proc.stderr
-    m = json.loads(proc.stdout)
+    code, out, err = cnnlab(capsys, "train", "--task", "segment", "--data", root, "--model", "unet", "--epochs", "15",
+                            "--batch-size", "8", "--optimizer", "adamw", "--lr", "0.01", "--flip", "--scale", "0.2",
+                            "--class-weights", "median", "--set", "model_args={widths: [8, 16]}", "--out", run)
+    assert code == 0, err
+    assert "best val mean IoU" in out and (run / "per_class_iou.png").is_file()
+    code, out, err = cnnlab(capsys, "eval", run / "best.pt", "--task", "segment", "--split", "val", "--json")
+    assert code == 0, err
+    m = json.loads(out)
     assert set(m["per_class_iou"]) == {"road", "car", "sky"}
     assert m["miou"] > 0.6 and 0 <= m["pixel_acc"] <= 1  # three vertical stripes of distinct colours
     assert (run / "eval-val" / "predictions.png").is_file()
     image = root / "images" / "img00.png"
-    proc = cnnlab("predict", run / "best.pt", "--task", "segment", image, "--out", tmp_path / "pred")
-    assert proc.returncode == 0, proc.stderr
+    code, out, err = cnnlab(capsys, "predict", run / "best.pt", "--task", "segment", image, "--out", tmp_path / "pred")
+    assert code == 0, err
     assert (tmp_path / "pred" / "img00_mask.png").is_file() and (tmp_path / "pred" / "img00_overlay.png").is_file()
-    proc = cnnlab("predict", run / "best.pt", image, "--json")
-    [result] = json.loads(proc.stdout)
+    code, out, err = cnnlab(capsys, "predict", run / "best.pt", image, "--json")
+    [result] = json.loads(out)
     shares = result["shares"]
     assert sum(shares.values()) == pytest.approx(1, abs=1e-3) and set(shares) <= {"road", "car", "sky"}
-    proc = cnnlab("predict", run / "best.pt", "--task", "classify", image)
-    assert proc.returncode == 2 and "trained for --task segment" in proc.stderr
+    code, out, err = cnnlab(capsys, "predict", run / "best.pt", "--task", "classify", image)
+    assert code == 2 and "trained for --task segment" in err

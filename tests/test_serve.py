@@ -1,5 +1,4 @@
 """The HTTP service: every endpoint, every error code, concurrency, and no server paths in replies."""
-import dataclasses
 import io
 import json
 import re
@@ -42,7 +41,7 @@ def checkpoint(tmp_path_factory):
             model(task.prepare(torch.randint(0, 256, (32, 1, 8, 8), dtype=torch.uint8)))
     folder = tmp_path_factory.mktemp("run") / "digits"
     return save_checkpoint({"model": model.state_dict(), "task": task.state(),
-                            "config": dataclasses.asdict(cfg)}, folder / "best.pt")
+                            "config": cfg.to_dict()}, folder / "best.pt")
 
 
 @pytest.fixture(scope="module")

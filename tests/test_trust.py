@@ -127,8 +127,8 @@ def test_kill_9_at_any_moment_leaves_loadable_checkpoints_and_resume_matches(tmp
 # ---------------------------------------------------------------------- test-time augmentation
 @pytest.mark.parametrize("data, options", [
     ("digits", {}),                                # no flip, no translate: TTA has no view to add
-    ("xo", {"translate": 2}),                      # shifts only: never the mirror image
-    ("shapes", {"flip": True, "translate": 2}),    # both
+    pytest.param("xo", {"translate": 2}, marks=pytest.mark.slow),                    # shifts only: never the mirror
+    pytest.param("shapes", {"flip": True, "translate": 2}, marks=pytest.mark.slow),  # both
 ])
 def test_tta_never_lowers_accuracy_beyond_noise(tmp_path, data, options):
     run = cnnlab.train(data=data, epochs=2, batch_size=64, plots=False, workers=0, amp="off",

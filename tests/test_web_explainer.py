@@ -1,7 +1,6 @@
 """The web page explains the user's own model (CNN Explainer style): the API behind it with FastAPI's
 TestClient, then the page itself in headless Chromium against `cnnlab serve` (small random-weight
 checkpoints: a 1-channel 8x8 digits model and a 3-channel 16x16 one, so the whole file stays fast)."""
-import dataclasses
 import io
 import os
 from pathlib import Path
@@ -37,7 +36,7 @@ def make_checkpoint(folder: Path, name: str, shape: tuple[int, int, int], mean, 
         for _ in range(3):
             model(task.prepare(torch.randint(0, 256, (16, *shape), dtype=torch.uint8)))
     return save_checkpoint({"model": model.eval().state_dict(), "task": task.state(),
-                            "config": dataclasses.asdict(cfg)}, folder / name / "best.pt")
+                            "config": cfg.to_dict()}, folder / name / "best.pt")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """Small random-weight checkpoints of every task, for the web page's tests (built in seconds)."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -20,7 +19,7 @@ def _save(folder: Path, name: str, task, cfg: TrainConfig, warm_bn: bool = False
         with torch.no_grad():
             model.train()(task.prepare(torch.randint(0, 256, (16, *task.input_shape), dtype=torch.uint8)))
     return save_checkpoint({"model": model.eval().state_dict(), "task": task.state(),
-                            "config": dataclasses.asdict(cfg)}, folder / name / "best.pt")
+                            "config": cfg.to_dict()}, folder / name / "best.pt")
 
 
 def classifier(folder: Path, name: str, shape: tuple[int, int, int], mean, std) -> Path:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError, clean
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the functions import torch and the engine when called: `cnn
     from cnnlab.deploy.predictor import Predictor
     from cnnlab.deploy.pytorch_model import LoadedModel
     from cnnlab.engine.trainer import RunResult
+    from cnnlab.video import Video
 
 
 def train(config: str | Path | None = None, overrides: list[str] | None = None,
@@ -38,9 +39,11 @@ def train(config: str | Path | None = None, overrides: list[str] | None = None,
           out: str | Path | None = None, **options) -> RunResult:
     """Train a model and write its run folder (``best.pt``, ``last.pt``, metrics, plots).
 
-    Every option is a ``TrainConfig`` field (``cnnlab.engine.config``; ``cnnlab train --help``
-    lists all ~40 with their help, defaults, choices and ranges); ``None`` keeps the value from
-    the defaults, the ``config`` recipe and the ``overrides``, which apply in that order.
+    Every option is a config key: a ``TrainConfig`` field (``cnnlab.engine.config``) or one of the
+    task's own (``SegmentConfig``, ``CaptionConfig``: ``cnnlab.tasks.options``); ``cnnlab train
+    --help`` lists all ~40 with their help, defaults, choices and ranges. ``None`` keeps the value
+    from the defaults, the ``config`` recipe and the ``overrides``, which apply in that order; a
+    value given is used even where it equals the default.
 
     config: a packaged recipe's name (``"fashion-mnist"``, see ``cnnlab recipes``) or a YAML file.
     overrides: ``["key=value", ...]`` as on the command line (``--set``).
@@ -57,7 +60,7 @@ def train(config: str | Path | None = None, overrides: list[str] | None = None,
     seed: seeds weights, sampling and augmentation; out: the run folder (default: a new
     ``runs/TASK/NAME``, NAME the data's stem, numbered when taken; an ``out`` holding a run is
     refused unless ``exist_ok=True`` or ``resume``; its parent folder must exist).
-    **options: any other ``TrainConfig`` field (``weight_decay``, ``schedule``, ``amp``, ...).
+    **options: any other config key (``weight_decay``, ``schedule``, ``amp``, ``scale``, ...).
 
     Returns a ``RunResult``: ``out``, ``best`` (the best validation score and its epoch), ``test``
     metrics, ``plots``, ``seconds``, ``task``.
@@ -73,14 +76,14 @@ def train(config: str | Path | None = None, overrides: list[str] | None = None,
     if resume:
         from cnnlab.engine.checkpoint import load_checkpoint
 
-        saved = load_checkpoint(resume)["config"]
+        saved = TrainConfig.from_dict(load_checkpoint(resume)["config"])
         given = _given(options)
         for key in ("task", "data", "model"):  # a resume continues the same run, on the same data
-            if key in given and str(given[key]) != str(saved.get(key)):
-                raise CnnlabError(f"--{key} {given[key]}: {resume} was trained with {key} {saved.get(key)!r}; "
+            if key in given and str(given[key]) != str(getattr(saved, key)):
+                raise CnnlabError(f"--{key} {given[key]}: {resume} was trained with {key} {getattr(saved, key)!r}; "
                                   f"--resume continues that run (start a new run to change {key})")
         given.setdefault("out", str(Path(resume).parent))  # beside the checkpoint, never its stored out
-        cfg = TrainConfig.from_sources(config, overrides, **{**saved, **given})
+        cfg = TrainConfig.from_sources(config, overrides, saved=saved, **given)
     else:
         cfg = _with_defaults(config, overrides, options, log)
     apply_thread_policy()  # before the trainer loads torch: OpenMP reads its wait policy once
@@ -100,9 +103,8 @@ def _with_defaults(config, overrides: list[str] | None, options: dict, log) -> T
     cfg = TrainConfig.from_sources(config, overrides, **options)
     found = resolve_task(cfg.data, cfg.task)
     lines, recipe = [found.line()] if found.on_disk else [], None
-    named = {item.split("=", 1)[0].strip() for item in overrides or []} | {k for k, v in options.items() if v is not None}
-    if found.on_disk and config is None and not named & {"model", "model_args", "backbone"}:  # no model chosen
-        recipe, reasons = default_recipe(found.task, cfg.data, named, count=lambda values: _train_images(
+    if found.on_disk and config is None and not cfg.given & {"model", "model_args", "backbone"}:  # no model chosen
+        recipe, reasons = default_recipe(found.task, cfg.data, cfg.given, count=lambda values: _train_images(
             TrainConfig.from_sources(None, overrides, recipe=values, **{**options, "task": found.task})))
         lines += reasons
     if log and os.environ.get("RANK", "0") == "0":  # under torchrun, said once
@@ -235,8 +237,9 @@ def predictions(model, images, *, batch_size: int = 64, **options):
     return _stream(lm, sources, opts, batch_size)
 
 
-def predict_video(model, video, *, out: str | Path | None = None, exist_ok: bool = False,
-                  fps: float | None = None, batch_size: int = 8, **options):
+def predict_video(model: str | Path | Predictor, video: str | Path | Video, *, out: str | Path | None = None,
+                  exist_ok: bool = False, fps: float | None = None, batch_size: int = 8,
+                  **options) -> Iterator[dict]:
     """A video's predictions as a stream: ``{"frame", "time", ...}`` per frame as its batch is done
     (segmentation: ``size``, ``shares``; classification: ``top``); memory holds one batch of frames.
 
@@ -246,7 +249,7 @@ def predict_video(model, video, *, out: str | Path | None = None, exist_ok: bool
     a legend) and ``<stem>_frames.jsonl`` (a JSON line per frame); files there of those names are
     refused unless ``exist_ok``. Both appear once the stream is read to its end.
 
-        for r in cnnlab.api.predict_video("runs/camvid/best.pt", "drive.mp4", out="drive", alpha=0.4):
+        for r in cnnlab.predict_video("runs/camvid/best.pt", "drive.mp4", out="drive", alpha=0.4):
             print(r["frame"], r["time"], r["shares"])
     """
     from cnnlab.deploy.video import check_video_task, video_outputs, video_predictions

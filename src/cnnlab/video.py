@@ -61,6 +61,9 @@ class Video:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"  # FFmpeg decodes on several threads
                 for i, frame in enumerate(container.decode(stream)):
+                    if (frame.height, frame.width) != self.size:
+                        raise CnnlabError(f"{self.name}: frame {i} is {frame.width}x{frame.height} pixels, the first "
+                                          f"{self.size[1]}x{self.size[0]}; a video whose size changes is not supported")
                     image = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)  # (3, H, W)
                     yield Frame(i, float(frame.time) if frame.time is not None else i / float(self.fps), image)
 
@@ -103,8 +106,10 @@ def open_video(path: str | Path, fps: float | None = None) -> Video:
             first = next(iter(container.decode(stream)), None)
             if first is None:
                 raise CnnlabError(f"{path}: a video with no frames")
-            rate = stream.average_rate or stream.guessed_rate or FOLDER_FPS
-    return Video(str(path), path.stem, Fraction(rate), stream.frames or None, (first.height, first.width))
+            rate = Fraction(stream.average_rate or stream.guessed_rate or FOLDER_FPS)
+            seconds = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
+            count = stream.frames or round(seconds * rate) or None  # the header's count, else from the duration
+    return Video(str(path), path.stem, rate, count, (first.height, first.width))
 
 
 def _frame_folder(path: Path, fps: Fraction) -> Video:
@@ -195,7 +200,7 @@ class _reading:
         return self
 
     def __exit__(self, kind, error, trace) -> bool:
-        if kind is None or not issubclass(kind, _av().FFmpegError):
+        if kind is None or not issubclass(kind, _av().error.FFmpegError):
             return False
         if issubclass(kind, FileNotFoundError):
             raise CnnlabError(f"{self.name}: no such file") from None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from cnnlab.engine.config import CHOICES, recipe_names
+from cnnlab.engine.config import config_keys, recipe_names
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[argparse.ArgumentParser, str]]:
@@ -175,6 +175,7 @@ def add(sub) -> argparse.ArgumentParser:
 def run(a) -> int:
     from cnnlab.cli import build_parser  # the whole command line, this command included
 
-    extra = {**CHOICES, "config:files": recipe_names()}  # config choices are checked by the config
+    choices = {k.name: k.choices for k in config_keys().values() if k.choices}  # checked by the config
+    extra = {**choices, "config:files": recipe_names()}
     print((bash_script if a.shell == "bash" else zsh_script)(build_parser(), extra), end="")
     return 0

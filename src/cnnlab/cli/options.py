@@ -1,17 +1,18 @@
-"""Options generated from declarations elsewhere: ``train``'s from ``TrainConfig``, ``predict``'s
-from the tasks' predict options (``tasks/options.py``). A new field is a new flag, with no edit here."""
+"""Options generated from declarations elsewhere: ``train``'s from the config keys (``TrainConfig``
+and the tasks' configs), ``predict``'s from the tasks' predict options (``tasks/options.py``). A new
+field is a new flag, with no edit here."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import typing
 
-from cnnlab.engine.config import CHOICES, TrainConfig, describe_field, field_docs
+from cnnlab.engine.config import GROUPS, config_keys
 from cnnlab.tasks.options import TASK_OPTIONS, base_type
 
 FIGURES = "predictions"  # where `predict` draws a task's figures unless --out says otherwise
 PREDICT_OPTIONS = sorted({f.name for cls in TASK_OPTIONS.values() for f in dataclasses.fields(cls)})
-GROUP_ORDER = ("data", "model", "optimisation", "augmentation", "device", "output")  # train --help
+GROUP_ORDER = tuple(GROUPS)  # train --help
 
 
 def add_predict_options(parser: argparse.ArgumentParser) -> None:
@@ -35,32 +36,18 @@ def add_predict_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One --option per TrainConfig field, default None so that only given options override; help,
-    groups, choices and ranges from the config (its field comments, CHOICES, RANGES)."""
-    hints = typing.get_type_hints(TrainConfig)
-    docs, groups = field_docs(), _config_groups(parser)
-    for f in dataclasses.fields(TrainConfig):
-        group = groups[docs[f.name].group]
-        flag = "--" + f.name.replace("_", "-")
-        typ = hints[f.name]
-        text = describe_field(f.name).replace("%", "%%")
+    """One --option per config key (the shared TrainConfig's and each task's own), default None so
+    that only given options override; help, group, choices and range from each field's metadata."""
+    groups = {name: parser.add_argument_group(f"{name} ({title})") for name, title in GROUPS.items()}
+    for key in config_keys().values():
+        group, flag, typ = groups[key.group], "--" + key.name.replace("_", "-"), key.type
+        text = key.describe().replace("%", "%%")
         if typ is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+            group.add_argument(flag, dest=key.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             # lists arrive as text ("[0.2, 0.23, 0.07]") for the config to parse as YAML; choices are
             # checked by the config (one error path for flags, --set and recipes)
-            metavar = ("{" + ",".join(CHOICES[f.name]) + "}" if f.name in CHOICES
-                       else "YAML" if typ in (dict, list) else f.name.upper())
-            group.add_argument(flag, dest=f.name, type=typ if typ in (int, float, str) else str, default=None,
+            metavar = ("{" + ",".join(key.choices) + "}" if key.choices
+                       else "YAML" if typ in (dict, list) else key.name.upper())
+            group.add_argument(flag, dest=key.name, type=typ if typ in (int, float, str) else str, default=None,
                                metavar=metavar, help=text)
-
-
-def _config_groups(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
-    """group name -> its argument group in ``parser``: GROUP_ORDER first, then any other by name."""
-    docs = field_docs()
-    groups = {}
-    for name in sorted({d.group for d in docs.values()}, key=lambda g: (g not in GROUP_ORDER, GROUP_ORDER.index(g)
-                                                                        if g in GROUP_ORDER else 0, g)):
-        title = next(d.group_title for d in docs.values() if d.group == name)
-        groups[name] = parser.add_argument_group(f"{name} ({title})" if title else name)
-    return groups

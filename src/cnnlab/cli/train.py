@@ -1,15 +1,14 @@
-"""``cnnlab train``: train a model; every option is a config key (``TrainConfig``)."""
+"""``cnnlab train``: train a model; every option is a config key (``TrainConfig`` or the task's config)."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from pathlib import Path
 
 from cnnlab.cli.common import json_text
 from cnnlab.cli.options import add_config_options
-from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.config import config_keys
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -30,7 +29,7 @@ def add(sub) -> argparse.ArgumentParser:
 def run(a) -> int:
     from cnnlab import api
 
-    options = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)}
+    options = {name: getattr(a, name) for name in config_keys()}
     log = None if a.quiet else (lambda *args: print(*args, file=sys.stderr)) if a.json else print  # stdout: JSON
     result = api.train(config=a.config, overrides=a.set, resume=a.resume, log=log, **options)
     if result.interrupted:

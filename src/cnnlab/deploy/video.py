@@ -36,8 +36,8 @@ def video_outputs(video: Video, folder: Path) -> tuple[Path, Path]:
 def video_predictions(lm: Predictor, video: Video, options, folder: Path | None = None,
                       batch_size: int = FRAME_BATCH) -> Iterator[dict]:
     """``{"frame", "time", ...the task's prediction}`` for each frame, in order; with ``folder``,
-    also written to its ``video_outputs`` (each appears whole once the last frame is done)."""
-    check_video_task(lm)
+    also written to its ``video_outputs`` (each appears whole once the last frame is done). The
+    task must predict videos (``check_video_task``)."""
     if folder is None:
         for r, _ in _frames(lm, video, options, batch_size):
             yield r

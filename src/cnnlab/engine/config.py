@@ -1,20 +1,23 @@
-"""Training configuration: one typed dataclass, loadable from YAML and ``key=value`` overrides.
+"""Training configuration: the shared fields in one typed dataclass, each task's own fields in its
+config (``tasks/options.py``: ``SegmentConfig``, ``CaptionConfig``), one flat namespace of keys
+for users, loadable from YAML and ``key=value`` overrides.
 
-    cfg = TrainConfig.from_sources(yaml_path="recipe.yaml", overrides=["lr=0.01", "epochs=5"])
+    cfg = TrainConfig.from_sources(yaml_path="recipe.yaml", overrides=["lr=0.01", "scale=0.5"])
+    cfg.task_config          # SegmentConfig(backbone='', class_weights='none', scale=0.5) (task: segment)
+    cfg.given                # the keys the user set, even to their default value
 
-Values are parsed by the field's type (never ``eval``); an unknown key or a value of the
-wrong type is a ``CnnlabError`` naming the key and what was expected.
+Every field is declared with ``option(default, help, group=, choices=, range=)``: ``cnnlab train
+--help``, the checks and shell completion read that metadata, and each choice list is declared
+once where it lives (the tasks' registry, ``runtime/device.py``, ``engine/optim.py``,
+``tasks/options.py``). Values are parsed by the field's type (never ``eval``); an unknown key, a
+key of another task, or a value of the wrong type or out of range is a ``CnnlabError`` naming it.
 """
 from __future__ import annotations
 
-import ast
+import copy
 import dataclasses
 import functools
-import inspect
-import io
 import re
-import textwrap
-import tokenize
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,71 +25,100 @@ from pathlib import Path
 
 import yaml
 
+from cnnlab.engine.optim import OPTIMIZERS, SCHEDULES
 from cnnlab.errors import CnnlabError
+from cnnlab.runtime.device import AMP_POLICIES
+from cnnlab.tasks import TASKS
+from cnnlab.tasks.options import TASK_CONFIGS, field_default, option, range_text
+
+AUTO = "auto"  # the task: read from the data's layout
+# `cnnlab train --help`'s groups, in order: name -> what its options decide
+GROUPS = {"data": "the images and how they are read", "model": "what to train",
+          "optimisation": "the loss, the optimizer and its schedule", "augmentation": "batched, on the training device",
+          "device": "device, precision, speed and reproducibility", "output": "the run folder"}
+DATA_OPTIONS = ("skip_bad", "val_fraction", "download", "image_size", "images")  # go to load_dataset
 
 
 @dataclass
 class TrainConfig:
-    # Each field's trailing comment is its help text (`cnnlab train --help`, field_docs below) and
-    # each "# --- GROUP: title" banner opens the group of the fields under it: keep both.
-    # --- model: what to train
-    task: str = "auto"                # classify | segment | detect | caption | auto (read from the data's layout)
-    model: str = "lecture_cnn"        # a registered model name (cnnlab models)
-    pretrained: bool = False          # start from ImageNet weights (transfer learning; models.pretrained)
-    freeze_backbone: bool = False     # train only the classifier head (with pretrained)
-    model_args: dict = field(default_factory=dict)  # extra builder kwargs, e.g. {"widths": [32, 64]}
-    backbone: str = ""                # segment: the classifier under an FCN (resnet18, efficientnet_lite0...)
-    # --- data: the images and how they are read
-    data: str = "digits"              # a registered dataset name or a path on disk (cnnlab data)
-    image_size: int = 0               # resize file-backed images to this side (0: dataset/model default)
-    val_fraction: float = 0.1         # carved from train when the data has no val split
-    skip_bad: bool = False            # skip unreadable image files (counted and reported)
-    download: bool = False            # let torchvision download MNIST/Fashion-MNIST/CIFAR (internet)
-    images: str = ""                  # detect, caption: the folder of the images a COCO-style annotation
-                                      # file names (--data coco:instances.json --images train2017/)
-    min_word_count: int = 1           # caption: training words seen fewer times become <unk>
-    workers: int = 2                  # DataLoader workers for file-backed datasets
-    # --- optimisation: the loss, the optimizer and its schedule
-    epochs: int = 8                   # passes over the training split
-    batch_size: int = 128             # images per step (per process under DDP)
-    optimizer: str = "sgd"            # the optimizer (sgd: with Nesterov momentum)
-    lr: float = 0.0                   # peak learning rate (0: the optimizer's default)
-    momentum: float = 0.9             # SGD momentum (Nesterov)
-    weight_decay: float = 5e-4        # L2 penalty on conv/linear weights (not on biases and norms)
-    schedule: str = "onecycle"        # the learning-rate schedule over the run
-    warmup_epochs: float = 1.0        # linear warm-up for the cosine schedule, in epochs
-    lr_cycle: list = field(default_factory=lambda: [0.0, 0.25, 0.0])  # onecycle: [start, peak at, end]
-                                      # (start and end as fractions of the peak lr, peak at as a fraction of the steps)
-    label_smoothing: float = 0.0      # cross-entropy label smoothing
-    attention_reg: float = 0.0        # caption: Show-Attend-and-Tell's doubly stochastic attention penalty
-    class_weights: str = "none"       # segment: loss weights per class (median / inverse pixel frequency)
-    lookahead: bool = False           # airbench's weight averaging over the last 70% of steps
-    clip_grad: float = 0.0            # clip the gradients' global norm to this (0: no clipping)
-    # --- augmentation: batched, on the training device
-    flip: bool = False                # random horizontal flip (off for digits: a flipped 2 is no 2)
-    translate: int = 0                # random translation of up to this many pixels (border mirrored)
-    scale: float = 0.0                # segment: random zoom by up to 1+scale (and out to 1/(1+scale))
-    # --- device: device, precision, speed and reproducibility
-    device: str = "auto"              # auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps
-    amp: str = "auto"                 # mixed precision (auto: bf16 on CUDA and on bf16 CPUs for inputs >= 16x16,
-                                      # fp16 with a gradient scaler on CUDA GPUs without bf16)
-    channels_last: bool = True        # NHWC memory format for conv nets
-    compile: bool = False             # torch.compile the model (pays back on long runs)
-    seed: int = 0                     # seeds weights, sampling and augmentation
-    deterministic: bool = False       # bit-exact reruns and resumes: deterministic algorithms and a fixed
-                                      # CPU thread count (else re-picked while training; slower)
-    # --- output: the run folder
-    out: str = ""                     # run folder: checkpoints, metrics, plots (empty: a new runs/TASK/NAME,
-                                      # numbered when taken; its parent must exist; a run there is refused)
-    exist_ok: bool = False            # train into an --out that holds a run, replacing its checkpoints and metrics
-    plots: bool = True                # write PNG plots at the end
-    tensorboard: bool = False         # also log to OUT/tensorboard: losses, lr, metrics, the figures
+    """The fields every task's training reads; the task's own fields are in ``task_config``."""
+    # model: what to train
+    task: str = option(AUTO, "the task (auto: read from the data's layout)", group="model",
+                       choices=(AUTO, *TASKS))
+    model: str = option("lecture_cnn", "a registered model name (cnnlab models)", group="model")
+    pretrained: bool = option(False, "start from ImageNet weights (transfer learning; models.pretrained)",
+                              group="model")
+    freeze_backbone: bool = option(False, "train only the classifier head (with pretrained)", group="model")
+    model_args: dict = option({}, 'extra builder kwargs, e.g. {"widths": [32, 64]}', group="model")
+    # data: the images and how they are read
+    data: str = option("digits", "a registered dataset name or a path on disk (cnnlab data)", group="data")
+    image_size: int = option(0, "resize file-backed images to this side (0: dataset/model default)",
+                             group="data", range=(0, 4096))
+    val_fraction: float = option(0.1, "carved from train when the data has no val split", group="data",
+                                 range=(0.0, 0.9))
+    skip_bad: bool = option(False, "skip unreadable image files (counted and reported)", group="data")
+    download: bool = option(False, "let torchvision download MNIST/Fashion-MNIST/CIFAR (internet)", group="data")
+    images: str = option("", "detect, caption: the folder of the images a COCO-style annotation file names "
+                         "(--data coco:instances.json --images train2017/)", group="data")
+    workers: int = option(2, "DataLoader workers for file-backed datasets", group="data", range=(0, 256))
+    # optimisation: the loss, the optimizer and its schedule
+    epochs: int = option(8, "passes over the training split", group="optimisation", range=(1, 100_000))
+    batch_size: int = option(128, "images per step (per process under DDP)", group="optimisation",
+                             range=(1, 1_000_000))
+    optimizer: str = option("sgd", "the optimizer (sgd: with Nesterov momentum)", group="optimisation",
+                            choices=OPTIMIZERS)
+    lr: float = option(0.0, "peak learning rate (0: the optimizer's default)", group="optimisation",
+                       range=(0.0, 1000.0))
+    momentum: float = option(0.9, "SGD momentum (Nesterov)", group="optimisation", range=(0.0, 0.999))
+    weight_decay: float = option(5e-4, "L2 penalty on conv/linear weights (not on biases and norms)",
+                                 group="optimisation", range=(0.0, 1.0))
+    schedule: str = option("onecycle", "the learning-rate schedule over the run", group="optimisation",
+                           choices=SCHEDULES)
+    warmup_epochs: float = option(1.0, "linear warm-up for the cosine schedule, in epochs", group="optimisation",
+                                  range=(0.0, 100_000.0))
+    lr_cycle: list = option([0.0, 0.25, 0.0], "onecycle: [start, peak at, end] (start and end as fractions of "
+                            "the peak lr, peak at as a fraction of the steps)", group="optimisation")
+    label_smoothing: float = option(0.0, "cross-entropy label smoothing", group="optimisation", range=(0.0, 0.99))
+    lookahead: bool = option(False, "airbench's weight averaging over the last 70% of steps", group="optimisation")
+    clip_grad: float = option(0.0, "clip the gradients' global norm to this (0: no clipping)", group="optimisation",
+                              range=(0.0, 1e6))
+    # augmentation: batched, on the training device
+    flip: bool = option(False, "random horizontal flip (off for digits: a flipped 2 is no 2)", group="augmentation")
+    translate: int = option(0, "random translation of up to this many pixels (border mirrored)",
+                            group="augmentation", range=(0, 64))
+    # device: device, precision, speed and reproducibility
+    device: str = option("auto", "auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps", group="device")
+    amp: str = option("auto", "mixed precision (auto: bf16 on CUDA and on bf16 CPUs for inputs >= 16x16, fp16 "
+                      "with a gradient scaler on CUDA GPUs without bf16)", group="device", choices=AMP_POLICIES)
+    channels_last: bool = option(True, "NHWC memory format for conv nets", group="device")
+    compile: bool = option(False, "torch.compile the model (pays back on long runs)", group="device")
+    seed: int = option(0, "seeds weights, sampling and augmentation", group="device", range=(0, 2**31 - 1))
+    deterministic: bool = option(False, "bit-exact reruns and resumes: deterministic algorithms and a fixed CPU "
+                                 "thread count (else re-picked while training; slower)", group="device")
+    # output: the run folder
+    out: str = option("", "run folder: checkpoints, metrics, plots (empty: a new runs/TASK/NAME, numbered when "
+                      "taken; its parent must exist; a run there is refused)", group="output")
+    exist_ok: bool = option(False, "train into an --out that holds a run, replacing its checkpoints and metrics",
+                            group="output")
+    plots: bool = option(True, "write PNG plots at the end", group="output")
+    tensorboard: bool = option(False, "also log to OUT/tensorboard: losses, lr, metrics, the figures",
+                               group="output")
+    # not keys of their own: the task's config (tasks/options.py; None for a task without fields of
+    # its own; while the task is auto, the values given for it until the data decides the task),
+    # and the keys the user set (from_sources), stored with the config
+    task_config: object = None
+    given: frozenset = field(default=frozenset(), compare=False)
+
+    def __post_init__(self):
+        self.given = frozenset(self.given)
+        self.task_config = _task_config(self.task, self.task_config)
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_sources(cls, yaml_path: str | Path | None = None, overrides: list[str] | None = None, *,
-                     recipe: dict | None = None, **kwargs) -> "TrainConfig":
-        """Defaults < ``recipe`` values < YAML file < ``key=value`` overrides < keyword arguments."""
+                     recipe: dict | None = None, saved: "TrainConfig | None" = None, **kwargs) -> "TrainConfig":
+        """Defaults < ``recipe`` values < YAML file < ``key=value`` overrides < ``saved`` (a run to
+        resume) < keyword arguments (None: not given). Every key these set is ``given``."""
         values: dict = dict(recipe or {})
         if yaml_path:
             values.update(_read_yaml(recipe_path(yaml_path)))
@@ -95,120 +127,129 @@ class TrainConfig:
                 raise CnnlabError(f"override {item!r}: expected key=value")
             key, raw = item.split("=", 1)
             values[key.strip()] = raw
-        values.update({k: v for k, v in kwargs.items() if v is not None})
-        return cls.from_dict(values)
+        given = set(values)
+        if saved is not None:
+            values.update(saved.values())
+            given |= saved.given
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        return cls._parse({**values, **kwargs}, given | set(kwargs))
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        hints = typing.get_type_hints(cls)
-        parsed = {}
-        for key, value in values.items():
-            if key not in fields:
-                raise CnnlabError(f"unknown config key {key!r}; known keys: {', '.join(fields)}")
-            parsed[key] = _coerce(key, value, hints[key])
-        cfg = cls(**parsed)
-        cfg.check_ranges()
-        return cfg
+        """A stored config (``to_dict``'s: a checkpoint's, config.json). The keys of other tasks,
+        which older configs held for every task, are left out; without ``given``, none was."""
+        values = dict(values)
+        given = _coerce("given", values.pop("given", []), list)
+        keys, task = config_keys(), values.get("task", AUTO)
+        return cls._parse({k: v for k, v in values.items() if k not in keys or keys[k].task in (None, task)},
+                          given)
 
-    def check_ranges(self) -> None:
-        """Every numeric field within its meaningful range, every choice among its choices."""
-        for key, (low, high) in RANGES.items():
-            value = getattr(self, key)
-            if not (low <= value <= high):  # NaN fails too
-                raise CnnlabError(f"config key {key!r}: expected {_range_text(low, high)}, got {value!r}")
-        for key, options in CHOICES.items():
-            if getattr(self, key) not in options:
-                raise CnnlabError(f"config key {key!r}: expected one of {', '.join(options)}, "
-                                  f"got {getattr(self, key)!r}")
+    @classmethod
+    def _parse(cls, values: dict, given) -> "TrainConfig":
+        """The config of the flat ``values``: each key known, parsed by its type and checked, then
+        split into the shared fields and the task's."""
+        keys = config_keys()
+        shared, own = {}, {}
+        for name, value in values.items():
+            if name not in keys:
+                raise CnnlabError(f"unknown config key {name!r}; known keys: {', '.join(keys)}")
+            (shared if keys[name].task is None else own)[name] = keys[name].parse(value)
+        return cls(**shared, task_config=own or None, given=frozenset(given))
 
     def data_options(self) -> dict:
-        """The dataset options the user changed (built-in sets refuse options they can't honour)."""
+        """The dataset options the user set: given (at their default value too) or changed from
+        the default (``TrainConfig(val_fraction=0.2)``); built-in sets refuse options they can't honour."""
         base = TrainConfig()
-        keys = ("skip_bad", "val_fraction", "download", "image_size", "images")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) != getattr(base, k)}
+        return {k: getattr(self, k) for k in DATA_OPTIONS if k in self.given or getattr(self, k) != getattr(base, k)}
+
+    def values(self) -> dict:
+        """The flat key: value mapping users write: every shared key and the task's own."""
+        own = self.task_config
+        values = {k.name: getattr(self, k.name) for k in config_keys().values() if k.task is None}
+        values.update(own if isinstance(own, dict) else dataclasses.asdict(own) if own is not None else {})
+        return copy.deepcopy(values)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """What a checkpoint and config.json store: ``values()`` and the keys that were given."""
+        return {**self.values(), "given": sorted(self.given)}
 
 
-# Closed ranges of the numeric fields (inclusive; inf: no upper bound).
-INF = float("inf")
-RANGES = {
-    "epochs": (1, 100_000), "batch_size": (1, 1_000_000), "lr": (0.0, 1000.0), "momentum": (0.0, 0.999),
-    "weight_decay": (0.0, 1.0), "warmup_epochs": (0.0, 100_000.0), "label_smoothing": (0.0, 0.99), "attention_reg": (0.0, 100.0), "clip_grad": (0.0, 1e6),
-    "min_word_count": (1, 1_000_000), "translate": (0, 64), "scale": (0.0, 4.0), "workers": (0, 256),
-    "seed": (0, 2**31 - 1), "val_fraction": (0.0, 0.9), "image_size": (0, 4096),
-}
-CHOICES = {
-    "optimizer": ("sgd", "adamw"), "schedule": ("onecycle", "cosine", "constant"), "amp": ("auto", "bf16", "fp16", "off"),
-    "class_weights": ("none", "median", "inverse"),
-}
+def _task_config(task: str, held):
+    """The config of ``task``'s own fields from ``held``: its config, or the values given for it (a
+    dict; kept as they are while the task is auto or unknown); a key of another task is an error."""
+    if task not in TASKS:
+        return held
+    cls = TASK_CONFIGS.get(task)
+    if held is None or isinstance(held, dict):
+        keys = config_keys()
+        for name in held or {}:
+            if cls is None or name not in {f.name for f in dataclasses.fields(cls)}:
+                owner = keys[name].task if name in keys else None
+                raise CnnlabError(f"config key {name!r} is for --task {owner}; this run's task is {task}"
+                                  if owner else f"unknown config key {name!r}")
+        return cls(**(held or {})) if cls else None
+    if cls is None or not isinstance(held, cls):
+        raise CnnlabError(f"task_config: task {task} takes {cls.__name__ if cls else 'none'}, "
+                          f"got {type(held).__name__}")
+    return held
 
 
-# ---------------------------------------------------------------------- field docs
+# ---------------------------------------------------------------------- the flat keys
 @dataclass(frozen=True)
-class FieldDoc:
-    """What ``cnnlab train --help`` says of one config field: its group and help, from the source."""
+class ConfigKey:
+    """One key of the flat namespace users write (a flag, ``--set``, a recipe, ``train(**)``)."""
     name: str
-    group: str          # the banner's first word: model, data, optimisation, augmentation, device, output
-    group_title: str    # the banner's text after the colon
-    help: str           # the field's trailing comment (continued on indented comment lines)
+    field: dataclasses.Field
+    type: type
+    task: str | None  # the task whose config holds it; None: the shared TrainConfig
+
+    @property
+    def group(self) -> str:
+        return self.field.metadata["group"]
+
+    @property
+    def choices(self) -> tuple | None:
+        return self.field.metadata["choices"]
+
+    def parse(self, value):
+        """``value`` (a YAML value or command-line text) as this key's type, checked."""
+        value = _coerce(self.name, value, self.type)
+        low, high = self.field.metadata["range"]
+        if (low is not None and not low <= value) or (high is not None and not value <= high):  # NaN fails too
+            raise CnnlabError(f"config key {self.name!r}: expected {range_text(low, high)}, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise CnnlabError(f"config key {self.name!r}: expected one of {', '.join(self.choices)}, got {value!r}")
+        return value
+
+    def describe(self) -> str:
+        """Its help with its default, choices and range: ``peak learning rate (default 0.0; 0.0..1000.0)``."""
+        default = field_default(self.field)
+        extra = [f"default {default!r}" if isinstance(default, str) else f"default {default}"]
+        if self.choices:
+            extra.append("one of " + ", ".join(self.choices))
+        if self.field.metadata["range"] != (None, None):
+            extra.append(range_text(*self.field.metadata["range"]))
+        return f"{self.task + ': ' if self.task else ''}{self.field.metadata['help']} ({'; '.join(extra)})"
 
 
 @functools.lru_cache(maxsize=None)
-def field_docs(cls: type = None) -> dict[str, FieldDoc]:
-    """Each dataclass field's group and help, read from its source (the comments are the one source).
-
-    A field's help is its trailing comment plus the comment-only lines right under it that are
-    indented further; a group starts at a comment line ``# --- NAME: title`` at the field indent.
-    Without the source (a frozen app), each field gets an empty help in the group "other"."""
-    cls = cls or TrainConfig
-    names = [f.name for f in dataclasses.fields(cls)]
-    try:
-        source = textwrap.dedent(inspect.getsource(cls))
-    except (OSError, TypeError):
-        return {n: FieldDoc(n, "other", "", "") for n in names}
-    comments: dict[int, tuple[int, str]] = {}  # row -> (column, text) of its comment
-    code_rows: set[int] = set()
-    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
-            tokenize.ENDMARKER}
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type == tokenize.COMMENT:
-            comments[tok.start[0]] = (tok.start[1], tok.string.lstrip("#").strip())
-        elif tok.type not in skip:
-            code_rows.update(range(tok.start[0], tok.end[0] + 1))
-    body = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)).body
-    fields = {n.target.id: n for n in body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
-    docs, group, title, row = {}, "other", "", 0
-    for name in names:
-        node = fields[name]
-        for r in range(row + 1, node.lineno):  # banners above this field
-            col, text = comments.get(r, (-1, ""))
-            if r not in code_rows and col == node.col_offset and text.startswith("---"):
-                group, _, title = text.lstrip("- ").partition(":")
-                group, title = group.strip(), title.strip()
-        parts, row = [], node.end_lineno
-        if row in comments:
-            parts.append(comments[row][1])
-        while row + 1 in comments and row + 1 not in code_rows and comments[row + 1][0] > node.col_offset:
-            row += 1
-            parts.append(comments[row][1])
-        docs[name] = FieldDoc(name, group, title, " ".join(parts))
-    return docs
-
-
-def describe_field(name: str) -> str:
-    """A field's help with its default, choices and range: ``peak learning rate (default 0.0; 0..1000.0)``."""
-    doc = field_docs()[name]
-    f = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
-    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-    extra = [f"default {default!r}" if isinstance(default, str) else f"default {default}"]
-    if name in CHOICES:
-        extra.append("one of " + ", ".join(CHOICES[name]))
-    if name in RANGES:
-        extra.append(_range_text(*RANGES[name]))
-    return f"{doc.help} ({'; '.join(extra)})"
+def config_keys() -> dict[str, ConfigKey]:
+    """Every key users may set, in ``--help``'s order: the shared fields, each group's followed by
+    the tasks' own fields of that group."""
+    keys: list[ConfigKey] = []
+    for task, cls in [(None, TrainConfig), *TASK_CONFIGS.items()]:
+        hints = typing.get_type_hints(cls)
+        keys += [ConfigKey(f.name, f, hints[f.name], task) for f in dataclasses.fields(cls)
+                 if "help" in f.metadata]  # not task_config, given: set through the keys
+    shared, own = [k for k in keys if k.task is None], [k for k in keys if k.task]
+    ordered = {}
+    for i, key in enumerate(shared):
+        ordered[key.name] = key
+        if i + 1 == len(shared) or shared[i + 1].group != key.group:  # the group's last shared field
+            ordered.update((k.name, k) for k in own if k.group == key.group)
+    if len(ordered) != len(keys):
+        raise TypeError("a config key is declared twice (or in a group of no shared field)")
+    return ordered
 
 
 # ---------------------------------------------------------------------- packaged recipes
@@ -257,8 +298,6 @@ def recipe_info(name: str) -> dict:
             "about": re.sub(r"\s*\([^()]*benchmarks/[^()]*\)", "", " ".join(about)), "path": str(path)}
 
 
-def _range_text(low, high) -> str:
-    return f"at least {low}" if high == INF else f"{low}..{high:,}" if isinstance(high, int) else f"{low}..{high}"
 
 
 def _read_yaml(path: Path) -> dict:

@@ -1,19 +1,29 @@
-"""Optimizers and learning-rate schedules (per step)."""
+"""Optimizers and learning-rate schedules (per step).
+
+Torch loads when a function runs: the training config reads its ``optimizer`` and ``schedule``
+choices here, and ``cnnlab --help`` loads no torch.
+"""
 from __future__ import annotations
 
 import math
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from cnnlab.errors import CnnlabError
 
-DEFAULT_LR = {"sgd": 0.05, "adamw": 2e-3}  # peak learning rate for batch 128
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+DEFAULT_LR = {"sgd": 0.05, "adamw": 2e-3}  # the optimizers, with their peak learning rate for batch 128
+OPTIMIZERS = tuple(DEFAULT_LR)
+SCHEDULES = ("onecycle", "cosine", "constant")  # build_schedule's shapes of the learning rate over a run
 
 
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
                     momentum: float = 0.9) -> torch.optim.Optimizer:
     """SGD with Nesterov momentum or AdamW; no weight decay on biases and norm weights."""
+    import torch
+
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
@@ -21,7 +31,7 @@ def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
     groups = [{"params": decay, "weight_decay": weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     if name not in DEFAULT_LR:
-        raise CnnlabError(f"optimizer {name!r}: expected one of {', '.join(DEFAULT_LR)}")
+        raise CnnlabError(f"optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
     lr = lr or DEFAULT_LR[name]
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
@@ -42,6 +52,8 @@ def build_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int
     run: a one-epoch run would otherwise climb for all of it and end at the peak learning rate,
     which leaves a model that is still changing fast (and whose BatchNorm statistics trail it).
     """
+    import torch
+
     total = max(total_steps, 1)
     warmup_steps = min(warmup_steps, total // 2)  # leave at least half the run to come down
     if name == "onecycle":
@@ -65,5 +77,5 @@ def build_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int
         def f(step: int) -> float:
             return 1.0
     else:
-        raise CnnlabError(f"schedule {name!r}: expected onecycle, cosine or constant")
+        raise CnnlabError(f"schedule {name!r}: expected one of {', '.join(SCHEDULES)}")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, f)

@@ -1,15 +1,25 @@
-"""Device choice and mixed precision: the same code on CPU and CUDA."""
+"""Device choice and mixed precision: the same code on CPU and CUDA.
+
+Torch loads when a function runs: the training config reads ``AMP_POLICIES`` (its ``amp``
+choices) here, and ``cnnlab --help`` loads no torch.
+"""
 from __future__ import annotations
 
 import contextlib
-
-import torch
+from typing import TYPE_CHECKING
 
 from cnnlab.errors import CnnlabError
+
+if TYPE_CHECKING:
+    import torch
+
+AMP_POLICIES = ("auto", "bf16", "fp16", "off")  # the config's amp: auto, bf16 autocast, fp16 + scaler, fp32
 
 
 def pick_device(name: str = "auto") -> torch.device:
     """``auto`` takes CUDA, then Apple's MPS, then the CPU; a named device must be present."""
+    import torch
+
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -30,12 +40,16 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def _mps_available() -> bool:
+    import torch
+
     mps = getattr(torch.backends, "mps", None)
     return bool(mps and mps.is_available())
 
 
 def bf16_supported(device: torch.device) -> bool:
     """True where bf16 autocast is fast: CUDA with bf16, CPUs with AVX-512 bf16 or AMX."""
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
@@ -45,7 +59,6 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
-AMP_POLICIES = ("auto", "bf16", "fp16", "off")
 MIN_CPU_BF16_SIDE = 16  # CPU: bf16 is 1.65x fp32 for lecture_cnn at 28x28, 1.02x at 8x8 (benchmarks/RESULTS.md)
 
 
@@ -70,6 +83,8 @@ def use_fp16(device: torch.device, policy: str) -> bool:
 
 def autocast(device: torch.device, enabled: bool = True, fp16: bool = False):
     """bf16 autocast where supported (fp16 with ``fp16``), else a no-op context."""
+    import torch
+
     if enabled and fp16:
         return torch.autocast(device.type, dtype=torch.float16)
     if enabled and bf16_supported(device):

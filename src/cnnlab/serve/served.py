@@ -57,7 +57,7 @@ class Served:
         hints = typing.get_type_hints(self.task.Options)
         return [{"name": f.name, "label": f.name.replace("_", " "), "type": base_type(hints[f.name]).__name__,
                  "default": render.jsonable(f.default), "help": f.metadata["help"],
-                 "low": f.metadata["low"], "high": f.metadata["high"]} for f in client_options(self.task)]
+                 "low": f.metadata["range"][0], "high": f.metadata["range"][1]} for f in client_options(self.task)]
 
     def architecture(self) -> dict:
         """Each layer (``api.layers``: output volume, parameters, receptive field) with a readable

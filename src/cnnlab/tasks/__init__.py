@@ -9,8 +9,17 @@ and as JSON. The trainer, the API, the CLI and the service use only the contract
 """
 import importlib
 
-_EXPORTS = {"Task": "base", "TASKS": "base", "task_class": "base"}
-__all__ = list(_EXPORTS)
+# the task registry: task name -> "module:Class", imported on first use (a task's dependencies load
+# only when used; the names alone, for choices and help, load no torch)
+TASKS = {
+    "classify": "cnnlab.tasks.classify:ClassifyTask",
+    "detect": "cnnlab.tasks.detect:DetectTask",
+    "segment": "cnnlab.tasks.segment:SegmentTask",
+    "caption": "cnnlab.tasks.caption:CaptionTask",
+}
+
+_EXPORTS = {"Task": "base", "task_class": "base"}
+__all__ = ["TASKS", *_EXPORTS]
 
 
 def __getattr__(name: str):

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from cnnlab.errors import CnnlabError, clean, unknown_name
 from cnnlab.memory import check_classes
+from cnnlab.tasks import TASKS
 from cnnlab.tasks.options import parse_options
 
 
@@ -156,17 +157,8 @@ class Task(ABC):
                                      and not (isinstance(v, list) and v and isinstance(v[0], list))}
 
 
-# task name -> "module:Class", imported on first use (a task's dependencies load only when used)
-TASKS = {
-    "classify": "cnnlab.tasks.classify:ClassifyTask",
-    "detect": "cnnlab.tasks.detect:DetectTask",
-    "segment": "cnnlab.tasks.segment:SegmentTask",
-    "caption": "cnnlab.tasks.caption:CaptionTask",
-}
-
-
 def task_class(name: str) -> type[Task]:
-    """The task class registered as ``name``."""
+    """The task class registered as ``name`` (``tasks.TASKS``)."""
     if name not in TASKS:
         raise unknown_name("task", name, TASKS)
     module, cls = TASKS[name].split(":")

@@ -147,7 +147,7 @@ class CaptionTask(Task):
         refs = _references(train)  # (N, R, L) ids into train.classes
         words = list(train.classes)
         tokens = [[words[i] for i in row if i > UNK_ID] for row in refs.flatten(0, 1).tolist()]
-        vocab = Vocabulary.build(tokens, min_count=cfg.min_word_count)
+        vocab = Vocabulary.build(tokens, min_count=cfg.task_config.min_word_count)  # CaptionConfig
         c, h, w = train.image_shape
         if cfg.image_size:
             h = w = cfg.image_size
@@ -156,7 +156,7 @@ class CaptionTask(Task):
         if cfg.pretrained:
             c = model_info(encoder).input_size[0]
         return cls(words, list(vocab.words), mean, std, (c, h, w), max_len=refs.shape[-1] - 2,
-                   label_smoothing=cfg.label_smoothing, flip=cfg.flip, attention_reg=cfg.attention_reg)
+                   label_smoothing=cfg.label_smoothing, flip=cfg.flip, attention_reg=cfg.task_config.attention_reg)
 
     @classmethod
     def from_state(cls, state: dict) -> "CaptionTask":

@@ -19,10 +19,9 @@ from cnnlab.runtime.distributed import all_reduce_sum
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, list_models, model_info
 from cnnlab.tasks.base import Task, clean_names
-from cnnlab.tasks.options import SegmentOptions
+from cnnlab.tasks.options import CLASS_WEIGHTS, SegmentOptions
 from cnnlab.tasks.tensors import input_stats, normalise
 
-CLASS_WEIGHTS = ("none", "median", "inverse")
 EVAL_PIXELS = 1 << 21  # pixels per forward pass when evaluating (bounds memory at 480x360)
 
 
@@ -57,10 +56,11 @@ class SegmentTask(Task):
         if not isinstance(train, SegmentationImages):
             raise CnnlabError(f"--data {cfg.data}: holds no pixel masks; --task segment needs a segmentation "
                               f"dataset (shapes, camvid, a CamVid/VOC folder or images/ + masks/)")
+        own = cfg.task_config  # SegmentConfig: backbone, class_weights, scale
         mean, std = input_stats(cfg, _backbone_name(cfg), train)
-        weights = class_weights(train.pixel_counts(), cfg.class_weights)
+        weights = class_weights(train.pixel_counts(), own.class_weights)
         return cls(train.classes, train.colors, mean, std, train.image_shape, weights, cfg.flip,
-                   cfg.scale, cfg.translate)
+                   own.scale, cfg.translate)
 
     @classmethod
     def from_state(cls, state: dict) -> "SegmentTask":
@@ -80,11 +80,11 @@ class SegmentTask(Task):
         if model_info(name).task != "segment":  # a classifier: the backbone of an FCN-8s
             kwargs.setdefault("backbone", name)
             name = "fcn8s"
-        if cfg.backbone:
+        if cfg.task_config.backbone:
             if not name.startswith("fcn"):
                 raise CnnlabError(f"--backbone: model {name!r} has its own encoder; backbones go with "
                                   f"{', '.join(n for n in list_models(task='segment') if n.startswith('fcn'))}")
-            kwargs["backbone"] = cfg.backbone
+            kwargs["backbone"] = cfg.task_config.backbone
         model = get_model(name, num_classes=len(self.classes), in_channels=self.input_shape[0],
                           pretrained=cfg.pretrained, **kwargs)
         if cfg.freeze_backbone:
@@ -277,8 +277,8 @@ def class_weights(pixel_counts: Tensor, mode: str) -> list[float] | None:
 
 def _backbone_name(cfg) -> str:
     """The model whose pretrained weights (and normalisation) a run uses."""
-    if cfg.backbone:
-        return cfg.backbone
+    if cfg.task_config.backbone:
+        return cfg.task_config.backbone
     if model_info(cfg.model).task != "segment":
         return cfg.model
     return cfg.model_args.get("backbone", cfg.model)

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 import cnnlab
-from cnnlab.data import caption_shapes
-from cnnlab.data.caption_shapes import caption_scenes, names_every_object, split_scenes
+from cnnlab.data.builtin import caption_shapes
+from cnnlab.data.builtin.caption_shapes import caption_scenes, names_every_object, split_scenes
 from cnnlab.deploy.pytorch_model import LoadedModel
 from cnnlab.tasks.caption_metrics import caption_metrics
 

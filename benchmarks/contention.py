@@ -47,7 +47,7 @@ POLICIES = {
 
 def write_subset(out: Path, n_train: int = 60_000, n_test: int = 2_000, seed: int = 0) -> Path:
     """A random subset of Fashion-MNIST as IDX .gz files in ``out`` (the layout cnnlab reads)."""
-    from cnnlab.data.idx import read_idx
+    from cnnlab.data.formats.idx import read_idx
 
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ import torch
 
 import cnnlab
 from cnnlab.data import load_dataset
-from cnnlab.data.box_formats import detection_layout
+from cnnlab.data.formats.boxes import detection_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "bccd.yaml"

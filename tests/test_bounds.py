@@ -113,7 +113,7 @@ def test_image_size_4096_is_refused_with_figures_before_any_cache(tmp_path, monk
 
 
 def test_a_failed_cache_write_leaves_no_file(tmp_path, monkeypatch):
-    from cnnlab.data import folder
+    from cnnlab.data.formats import class_folders as folder
 
     data = image_folder(tmp_path / "pets")
 
@@ -130,7 +130,7 @@ def test_a_failed_cache_write_leaves_no_file(tmp_path, monkeypatch):
 def test_a_cache_that_would_fill_the_disk_is_not_written(tmp_path, monkeypatch):
     import shutil
 
-    from cnnlab.data import folder
+    from cnnlab.data.formats import class_folders as folder
 
     data = image_folder(tmp_path / "pets")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 << 30, 10 << 30, 100 << 20))
@@ -142,7 +142,7 @@ def test_a_cache_that_would_fill_the_disk_is_not_written(tmp_path, monkeypatch):
 def test_cache_command_lists_and_clears_only_cnnlabs_files(tmp_path, monkeypatch, capsys):
     cache = tmp_path / "cache"
     monkeypatch.setenv("CNNLAB_CACHE", str(cache))
-    from cnnlab.data.folder import load_folder
+    from cnnlab.data.formats.class_folders import load_folder
 
     load_folder(image_folder(tmp_path / "pets"), "train")
     (cache / "segment").mkdir()

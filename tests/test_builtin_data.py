@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab.data.digits import digits, split_indices
-from cnnlab.data.registry import load_dataset
-from cnnlab.data.shapes import (COLORS, PALETTE, PLURALS, SHAPES, generate_scene, generate_scenes,
+from cnnlab.data.builtin.digits import digits, split_indices
+from cnnlab.data.builtin.shapes import (COLORS, PALETTE, PLURALS, SHAPES, generate_scene, generate_scenes,
                                 relation, shapes)
-from cnnlab.data.xo import XO_CLEAN, XO_FILTERS, XO_SHIFTED, xo
+from cnnlab.data.builtin.xo import XO_CLEAN, XO_FILTERS, XO_SHIFTED, xo
+from cnnlab.data.registry import load_dataset
 from cnnlab.errors import CnnlabError
 
 

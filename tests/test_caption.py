@@ -10,11 +10,12 @@ from PIL import Image
 
 import cnnlab
 from cnnlab import cli
-from cnnlab.data import caption_shapes, load_dataset
+from cnnlab.data import load_dataset
 from cnnlab.data.base import TensorImages
-from cnnlab.data.caption_shapes import caption_scenes, names_every_object, split_scenes
+from cnnlab.data.builtin import caption_shapes
+from cnnlab.data.builtin.caption_shapes import caption_scenes, names_every_object, split_scenes
 from cnnlab.data.caption_text import END_ID, PAD_ID, START_ID, UNK_ID, Vocabulary, encode_references, tokenize
-from cnnlab.data.captions import load_captions
+from cnnlab.data.formats.captions import load_captions
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model
 from cnnlab.models.caption_search import beam_search

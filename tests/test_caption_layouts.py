@@ -14,7 +14,7 @@ from PIL import Image
 import cnnlab
 from cnnlab.data import load_dataset
 from cnnlab.data.caption_text import UNK_ID, Vocabulary, tokenize
-from cnnlab.data.captions import load_captions
+from cnnlab.data.formats.captions import load_captions
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.tasks.caption import CaptionTask

@@ -153,7 +153,7 @@ def test_unknown_recipe_is_one_line(capsys):
 
 # ---------------------------------------------------------------------- samples
 def test_samples_cover_the_docs_and_are_readable(tmp_path, capsys, monkeypatch):
-    from cnnlab.data.samples import SAMPLES
+    from cnnlab.data.builtin.samples import SAMPLES
     from cnnlab.images import read_image
 
     docs = "\n".join(page.read_text() for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")])

@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from cnnlab.data import load_dataset
-from cnnlab.data.box_formats import detection_layout
 from cnnlab.data.detection import MAX_BOXES_PER_IMAGE
+from cnnlab.data.formats.boxes import detection_layout
 from cnnlab.errors import CnnlabError
 
 SIDE = 32  # pixels: every test image is SIDE x SIDE

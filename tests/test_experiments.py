@@ -16,10 +16,10 @@ from torch import nn
 import cnnlab
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
-from cnnlab.experiments.common import permute_pixels, pixel_permutation, shift
-from cnnlab.experiments.detect import iou, pyramid_scales, windows_at
+from cnnlab.experiments.face_detector import iou, pyramid_scales, windows_at
 from cnnlab.experiments.fc_vs_cnn import first_layer_parameters
 from cnnlab.experiments.pooling import forward_flops
+from cnnlab.experiments.runs import permute_pixels, pixel_permutation, shift
 
 HAS_SKIMAGE = importlib.util.find_spec("skimage") is not None
 NEEDS_SKIMAGE = pytest.mark.skipif(not HAS_SKIMAGE, reason="scikit-image not installed (pip install scikit-image)")
@@ -80,7 +80,7 @@ def test_windows_map_back_to_the_original_image():
 
 
 def test_fixed_threads_pins_and_restores():
-    from cnnlab.experiments.common import fixed_threads
+    from cnnlab.experiments.runs import fixed_threads
 
     before, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     with fixed_threads(1):
@@ -102,7 +102,7 @@ class _Logits:
 
 
 def test_window_log_odds_match_the_probability_and_neighbours_average_them():
-    from cnnlab.experiments.detect import neighbour_mean, window_log_odds, window_scores
+    from cnnlab.experiments.face_detector import neighbour_mean, window_log_odds, window_scores
 
     lm = _Logits([[0.0, 3.0], [2.0, -1.0], [0.0, 40.0]])  # the last: p rounds to 1.0 in float32
     windows = torch.tensor([0, 1, 2]).view(3, 1, 1, 1).expand(3, 1, 5, 5).to(torch.uint8)

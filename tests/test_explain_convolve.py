@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cnnlab.data.xo import XO_CLEAN, XO_FILTERS
+from cnnlab.data.builtin.xo import XO_CLEAN, XO_FILTERS
 from cnnlab.errors import CnnlabError
 from cnnlab.interpret import (KERNELS, conv2d_direct, convolve_image, explain_convolution, parse_kernel,
                             plot_feature_maps, train_xo_cnn, xo_case_study)

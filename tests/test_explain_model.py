@@ -13,15 +13,16 @@ import pytest
 import torch
 
 import cnnlab
-from cnnlab.data import load_dataset, shapes
+from cnnlab.data import load_dataset
+from cnnlab.data.builtin import shapes
 from cnnlab.data.registry import SPLITS
 from cnnlab.deploy.pytorch_model import LoadedModel
 from cnnlab.errors import CnnlabError
+from cnnlab.images import save_image
 from cnnlab.interpret.cams import cam, cam_layer, last_conv_layer, overlay
 from cnnlab.interpret.features import (conv_layers, feature_maps, first_layer_filters, plot_feature_maps,
                                      plot_filters, top_patches)
 from cnnlab.interpret.report import explain_image
-from cnnlab.images import save_image
 from cnnlab.models import get_model, list_models, model_info, summarize
 from cnnlab.tasks.classify import ClassifyTask
 

@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 
 from cnnlab.data import FileImages, TensorImages, load_dataset
-from cnnlab.data import folder as folder_mod
-from cnnlab.data.idx import read_idx
+from cnnlab.data.formats import class_folders as folder_mod
+from cnnlab.data.formats.classification import load_path
+from cnnlab.data.formats.idx import read_idx
+from cnnlab.data.formats.named_sets import FASHION_CLASSES
 from cnnlab.data.info import describe, save_sample_grid
 from cnnlab.data.loader import Batches
-from cnnlab.data.named import FASHION_CLASSES
-from cnnlab.data.paths import load_path
 from cnnlab.errors import CnnlabError
 
 CIFAR10_DIR = Path(__file__).parents[1] / ".." / "shared" / "data" / "cifar10"

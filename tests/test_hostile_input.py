@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.data.paths import load_path
+from cnnlab.data.formats.classification import load_path
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
 

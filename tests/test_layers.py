@@ -100,3 +100,19 @@ def test_the_package_and_the_cli_start_without_torch():
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_data_core_reads_no_format_and_no_builtin_set():
+    """Inside data/: the core (data/*.py) imports neither formats/ nor builtin/ (the package's
+    __init__ imports them to register them), and the format readers import no built-in set."""
+    data = PACKAGE / "data"
+    wrong = []
+    for path in sorted(data.rglob("*.py")):
+        part = path.relative_to(data).parts
+        if part == ("__init__.py",):
+            continue
+        barred = ("data.formats", "data.builtin") if len(part) == 1 else \
+            ("data.builtin",) if part[0] == "formats" else ()
+        wrong += [f"{path.relative_to(PACKAGE)}:{line} imports cnnlab.{target}"
+                  for line, target in cnnlab_imports(path) if target.startswith(barred)]
+    assert not wrong, "\n".join(wrong)

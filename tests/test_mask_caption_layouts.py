@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 from cnnlab.data import load_dataset
-from cnnlab.data.captions import caption_layout
+from cnnlab.data.formats.captions import caption_layout
+from cnnlab.data.formats.mask_folders import segmentation_layout
+from cnnlab.data.formats.text import read_utf8
 from cnnlab.data.masks import IGNORE
-from cnnlab.data.seg_folders import segmentation_layout
-from cnnlab.data.text import read_utf8
 from cnnlab.errors import CnnlabError
 
 H, W = 24, 32

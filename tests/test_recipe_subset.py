@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import cnnlab
-from cnnlab.data.idx import read_idx
+from cnnlab.data.formats.idx import read_idx
 from cnnlab.data.loader import Batches
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")

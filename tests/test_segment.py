@@ -239,7 +239,7 @@ def test_shapes_segment_variant():
 
 @pytest.mark.skipif(not CAMVID.is_dir(), reason=f"CamVid not found at {CAMVID}")
 def test_camvid_pair_lists_match_the_folders():
-    from cnnlab.data.seg_folders import _pair_list
+    from cnnlab.data.formats.mask_folders import _pair_list
 
     pairs = _pair_list(CAMVID, CAMVID / "val.txt")
     assert len(pairs) == 101 and pairs[0][0].parent.name == "val" and pairs[0][1].parent.name == "valannot"

@@ -569,7 +569,7 @@ def detect_faces(image: str | Path, checkpoint: str | Path | None = None, *, thr
     Returns ``{"image", "faces": [{"box": [x1, y1, x2, y2], "score"}], "windows", "scales"}``
     (boxes in image pixels, best first) and ``"figure"`` when ``out`` is given.
     """
-    from cnnlab.experiments.detect import plot_detections
+    from cnnlab.experiments.face_detector import plot_detections
     from cnnlab.experiments.faces import DEFAULT_OUT, DETECTOR, find_faces, load_detector
 
     if out:

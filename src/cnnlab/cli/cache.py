@@ -13,7 +13,7 @@ def add(sub) -> argparse.ArgumentParser:
 
 def run(a) -> int:
     from cnnlab.data.cache import cache_contents, clear_cache
-    from cnnlab.data.folder import cache_root
+    from cnnlab.data.cache import cache_root
     from cnnlab.memory import gb
 
     if a.action == "clear":

@@ -15,7 +15,7 @@ def add(sub) -> argparse.ArgumentParser:
 
 
 def run(a) -> int:
-    from cnnlab.data.samples import write_samples
+    from cnnlab.data.builtin.samples import write_samples
 
     r = write_samples(a.out, a.names, log=print)
     if not r["written"]:

@@ -1,11 +1,14 @@
-"""Datasets: built-in (digits, xo, shapes), real formats (IDX, CIFAR pickles, image folders)."""
+"""Datasets: the core (registry, splits, loader, augmentation, layouts, `data check`) in this folder;
+readers of formats on disk in ``formats/``; built-in synthetic sets in ``builtin/``."""
 from cnnlab.data.base import FileImages, TensorImages
 from cnnlab.data.registry import list_datasets, load_dataset, register_dataset
 
-# Importing these modules registers their datasets.
-from cnnlab.data import digits, xo, shapes, named, paths  # noqa: E402,F401
-from cnnlab.data import detect_shapes, box_formats  # noqa: E402,F401  (detection)
-from cnnlab.data import segment_shapes, seg_folders  # noqa: E402,F401  (segmentation)
-from cnnlab.data import caption_shapes, captions  # noqa: E402,F401  (captioning)
+# Importing these modules registers their datasets, path loaders and layout sniffers.
+from cnnlab.data.builtin import digits, xo, shapes  # noqa: E402,F401
+from cnnlab.data.builtin import detect_shapes, segment_shapes, caption_shapes  # noqa: E402,F401
+from cnnlab.data.formats import named_sets, classification  # noqa: E402,F401  (classification)
+from cnnlab.data.formats import boxes  # noqa: E402,F401  (detection)
+from cnnlab.data.formats import mask_folders  # noqa: E402,F401  (segmentation)
+from cnnlab.data.formats import captions  # noqa: E402,F401  (captioning)
 
 __all__ = ["FileImages", "TensorImages", "list_datasets", "load_dataset", "register_dataset"]

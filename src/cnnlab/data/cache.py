@@ -9,11 +9,10 @@ cost a download to get back.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-from cnnlab.data.folder import cache_root
 
 KINDS = {  # (sub-folder or "", file-name pattern) -> what the files are
     ("folders", r"[0-9a-f]{24}(\.headers)?(\.pt(\.\w+\.tmp)?|\.tmp\d+)"): "decoded image folders",
@@ -21,6 +20,11 @@ KINDS = {  # (sub-folder or "", file-name pattern) -> what the files are
     ("", r"crash-\d{8}-\d{6}-\d+\.txt"): "internal-error traces",
 }
 DOWNLOADS = "data"  # datasets downloaded here when $CNNLAB_DATA is not set (kept by `clear`)
+
+
+def cache_root() -> Path:
+    """``$CNNLAB_CACHE`` or ``~/.cache/cnnlab``."""
+    return Path(os.environ.get("CNNLAB_CACHE") or Path.home() / ".cache" / "cnnlab")
 
 
 @dataclass

@@ -4,7 +4,7 @@
     vocab = Vocabulary.build([tokenize(c) for c in captions], min_count=5)
     refs = encode_references([["a red circle", "one circle"]], vocab.words)   # (1, 2, L) int64
 
-A caption dataset is a ``CaptionImages`` (or ``cnnlab.data.captions.CaptionFiles``) whose labels are references
+A caption dataset is a ``CaptionImages`` (or ``cnnlab.data.formats.captions.CaptionFiles``) whose labels are references
 encoded as ``(N, R, L)`` ids: R references per image (a missing one is all ``<pad>``), each
 ``<start> w1 .. wn <end> <pad> ..``. Its ``classes`` are the words those ids index: every
 word of every split of the source (a lossless table, not the model's vocabulary, which the

@@ -5,7 +5,7 @@ sliced by index, as for classification) and, per image, a target dict in torchvi
 detection format: ``boxes`` float (K, 4) as (x0, y0, x1, y1) in pixels, ``labels`` int64 (K,)
 with 1..len(classes) (0 is the background class, as in torchvision's R-CNN models).
 
-Readers (COCO JSON, Pascal VOC XML, YOLO txt; ``cnnlab.data.box_formats``) first collect
+Readers (COCO JSON, Pascal VOC XML, YOLO txt; ``cnnlab.data.formats.boxes``) first collect
 ``Annotated`` records in each image's own pixel coordinates, then ``check_annotations`` cleans
 them and writes a report, and ``to_detection_images`` resizes images and boxes to one size.
 """

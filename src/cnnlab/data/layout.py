@@ -12,6 +12,7 @@ sniffer looks at names and at most one small file, so this is cheap on any folde
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,17 +38,27 @@ class Found:
             f"{self.task}: {self.layout}"
 
 
+SNIFF_ORDER = ("detect", "segment", "caption", "classify")  # the order a folder is tried in
+_SNIFFERS: dict[str, Callable[[Path], str | None]] = {}  # task -> its layout sniffer (formats/ registers them)
+
+
+def register_layout(task: str):
+    """Decorator: ``fn(path) -> layout name or None`` names ``task``'s data layout at ``path``."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}")
+
+    def wrap(fn):
+        _SNIFFERS[task] = fn
+        return fn
+    return wrap
+
+
 def sniff(path: Path) -> list[Found]:
     """Every task the dataset at ``path`` can be read for, from its layout, in the order tried
     (a full Pascal VOC devkit is detection and segmentation data); empty when none matches."""
-    from cnnlab.data.box_formats import detection_layout
-    from cnnlab.data.captions import caption_layout
-    from cnnlab.data.paths import classification_layout
-    from cnnlab.data.seg_folders import segmentation_layout
+    from cnnlab import data  # noqa: F401  (importing the package registers the formats' sniffers)
 
-    found = [Found(task, sniffer(path), str(path))
-             for task, sniffer in (("detect", detection_layout), ("segment", segmentation_layout),
-                                   ("caption", caption_layout), ("classify", classification_layout))]
+    found = [Found(task, _SNIFFERS[task](path), str(path)) for task in SNIFF_ORDER]
     found = [f for f in found if f.layout]
     # class folders are any tree of images: another task's layout (VOC's JPEGImages/) is no class tree
     return [f for f in found if f.task != "classify"] or found

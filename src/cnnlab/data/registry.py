@@ -10,7 +10,7 @@
     boxes = load_dataset("coco:ann/instances_train.json", "train", task="detect", images="train2017")
 
 A name may be registered once per task. A path is read by the loader registered for the
-task (``register_path_loader``); classification's is ``cnnlab.data.paths.load_path``.
+task (``register_path_loader``); classification's is ``cnnlab.data.formats.classification.load_path``.
 ``NAME:PATH`` reads PATH with a built-in name's builder (``camvid:../camvid``); ``FORMAT:PATH``
 makes a path loader read PATH as that format (``coco:FILE``, ``voc:DIR``, ``yolo:data.yaml``;
 the formats a loader declares). ``images`` (``--images DIR``): the folder of the images an

@@ -9,7 +9,7 @@ The detector is fold 1's model, bootstrapped as Viola and Jones did: its false p
 photos with no human face in them (scikit-image's coffee, cat, rocket, coins, ...) are added
 to the non-faces and the CNN is trained again, ``rounds`` times. Its faces are jittered copies
 (zoomed and turned a little) and its non-faces also hold random windows of those photos. It is
-then slid over an image pyramid of the photo (``cnnlab.experiments.detect``), each window
+then slid over an image pyramid of the photo (``cnnlab.experiments.face_detector``), each window
 scored with its neighbours, and non-maximum suppression keeps the best boxes. The astronaut
 photo is never used for training.
 
@@ -30,10 +30,10 @@ from torchvision.ops import nms
 from cnnlab.data.base import TensorImages
 from cnnlab.deploy.pytorch_model import LoadedModel
 from cnnlab.errors import CnnlabError
-from cnnlab.experiments.common import accuracy, fixed_threads, train_model, training_seconds
-from cnnlab.experiments.detect import (detect, iou, plot_detections, pyramid_scales, to_gray, window_log_odds,
+from cnnlab.experiments.face_detector import (detect, iou, plot_detections, pyramid_scales, to_gray, window_log_odds,
                                       windows_at)
-from cnnlab.experiments.report import write_table
+from cnnlab.experiments.runs import accuracy, fixed_threads, train_model, training_seconds
+from cnnlab.experiments.tables import write_table
 
 CLASSES = ["non-face", "face"]
 FACE = 1

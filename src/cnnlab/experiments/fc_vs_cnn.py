@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnlab.experiments.common import (load_splits, map_images, permute_pixels,
+from cnnlab.experiments.runs import (load_splits, map_images, permute_pixels,
                                        pixel_permutation, shifted_accuracy, train_model, training_seconds,
                                        accuracy)
-from cnnlab.experiments.report import save_figure, write_table
+from cnnlab.experiments.tables import save_figure, write_table
 from cnnlab.models import get_model
 
 SHIFTS = (0, 1, 2, 4)             # pixels, each averaged over right, left, down and up
@@ -109,7 +109,7 @@ def _plot(rows: list[dict], first: dict[str, int], example: torch.Tensor, permut
           path: Path, data: str) -> str:
     import matplotlib.pyplot as plt
 
-    from cnnlab.experiments.common import shift
+    from cnnlab.experiments.runs import shift
 
     fig = plt.figure(figsize=(12, 3.8))
     grid = fig.add_gridspec(3, 3, width_ratios=[2.2, 1.6, 0.7])

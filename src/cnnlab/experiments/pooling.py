@@ -16,9 +16,9 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.deploy.pytorch_model import LoadedModel
-from cnnlab.experiments.common import (DIRECTIONS, accuracy, load_splits, shift,
+from cnnlab.experiments.runs import (DIRECTIONS, accuracy, load_splits, shift,
                                        train_model, training_seconds)
-from cnnlab.experiments.report import save_figure, write_table
+from cnnlab.experiments.tables import save_figure, write_table
 
 VARIANTS = {  # label -> lecture_cnn builder arguments
     "max pool": {"pool": "max"},

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from cnnlab.data.xo import XO_FILTERS
+from cnnlab.data.builtin.xo import XO_FILTERS
 from cnnlab.errors import CnnlabError, unknown_name
 
 

@@ -21,12 +21,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cnnlab.data.xo import XO_CLEAN, XO_FILTERS, XO_SHIFTED  # noqa: E402
+from cnnlab.data.builtin.xo import XO_CLEAN, XO_FILTERS, XO_SHIFTED  # noqa: E402
 from cnnlab.engine.checkpoint import load_checkpoint  # noqa: E402
 from cnnlab.engine.config import TrainConfig  # noqa: E402
 from cnnlab.engine.trainer import fit  # noqa: E402
-from cnnlab.interpret.conv_numpy import conv2d_im2col, max_pool2d, relu  # noqa: E402
 from cnnlab.figures import save_figure  # noqa: E402
+from cnnlab.interpret.conv_numpy import conv2d_im2col, max_pool2d, relu  # noqa: E402
 
 IMAGES = {"clean X": XO_CLEAN, "shifted X": XO_SHIFTED}
 STRONG = 0.5  # a "strong" match: more than this (1.0 is perfect)

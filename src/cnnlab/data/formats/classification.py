@@ -8,7 +8,7 @@ Layouts, tried in this order:
 * IDX (MNIST family): ``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``,
   ``t10k-...`` in the folder, in ``raw/`` or in ``*/raw/`` (torchvision's download layout);
 * CIFAR python pickles: the folder, ``cifar-10-batches-py/`` or ``cifar-100-python/``;
-* an image-folder tree (see ``cnnlab.data.folder``).
+* an image-folder tree (see ``cnnlab.data.formats.class_folders``).
 
 For IDX and CIFAR the test split is the official test set and val is ``val_fraction``
 of the official train set (stratified, deterministic by seed); train is the rest. An
@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 
 from cnnlab.data.base import TensorImages
-from cnnlab.data.cifar import cifar_variant, load_cifar_folder
-from cnnlab.data.folder import class_dirs, has_image, is_image_folder, load_folder, split_dirs, stratified_split
-from cnnlab.data.idx import find_idx_files, load_idx_folder
+from cnnlab.data.formats.cifar import cifar_variant, load_cifar_folder
+from cnnlab.data.formats.class_folders import class_dirs, has_image, is_image_folder, load_folder, split_dirs, stratified_split
+from cnnlab.data.formats.idx import find_idx_files, load_idx_folder
+from cnnlab.data.layout import register_layout
 from cnnlab.data.registry import register_path_loader
 from cnnlab.errors import CnnlabError, clean
 from cnnlab.images import resize
@@ -67,6 +68,7 @@ def load_path(path: str | Path, split: str, seed: int = 0, *, skip_bad: bool = F
     return convert(carve(part, split, val_fraction, seed), channels, image_size)
 
 
+@register_layout("classify")
 def classification_layout(path: Path) -> str | None:
     """What classification layout ``path`` holds (for ``cnnlab.data.layout``), or None."""
     if not path.is_dir():

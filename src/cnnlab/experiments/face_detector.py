@@ -166,7 +166,7 @@ def plot_detections(image: Tensor, result: dict, path: str | Path, truth=None, t
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from cnnlab.experiments.report import save_figure
+    from cnnlab.experiments.tables import save_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.4))
     rgb = image.permute(1, 2, 0).numpy()

@@ -17,8 +17,8 @@ from torch import Tensor
 
 from cnnlab.data import load_dataset
 from cnnlab.data.base import FileImages, TensorImages
-from cnnlab.engine.config import TrainConfig
 from cnnlab.deploy.pytorch_model import LoadedModel
+from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.trainer import RunResult, fit
 from cnnlab.errors import CnnlabError
 from cnnlab.files import make_folder

@@ -27,10 +27,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnlab.data.box_images import ImageFinder, image_names, is_image
-from cnnlab.data.box_splits import ALL, FROM_TRAIN, OWN, Part, choose, split_folders
 from cnnlab.data.detection import MAX_BOXES_PER_IMAGE, Annotated, check_classes, few, too_many_boxes
-from cnnlab.data.text import read_utf8
+from cnnlab.data.formats.box_images import ImageFinder, image_names, is_image
+from cnnlab.data.formats.box_splits import ALL, FROM_TRAIN, OWN, Part, choose, split_folders
+from cnnlab.data.formats.text import read_utf8
 from cnnlab.data.registry import SPLITS
 from cnnlab.errors import CnnlabError
 

@@ -23,14 +23,15 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from cnnlab.data.box_csv import csv_tables, is_box_header, read_csv_part
-from cnnlab.data.box_images import use_image_sizes
-from cnnlab.data.box_splits import SPLIT_WORDS, carve
-from cnnlab.data.coco import ROBOFLOW_NAME, coco_file, read_coco_part
 from cnnlab.data.detection import DetectionImages, check_annotations, to_detection_images
+from cnnlab.data.formats.box_csv import csv_tables, is_box_header, read_csv_part
+from cnnlab.data.formats.box_images import use_image_sizes
+from cnnlab.data.formats.box_splits import SPLIT_WORDS, carve
+from cnnlab.data.formats.coco import ROBOFLOW_NAME, coco_file, read_coco_part
+from cnnlab.data.formats.voc import voc_arrangement, read_voc_part
+from cnnlab.data.formats.yolo import YAML_SUFFIXES, folder_yaml, read_yaml, read_yolo_part
+from cnnlab.data.layout import register_layout
 from cnnlab.data.registry import register_path_loader
-from cnnlab.data.voc import voc_arrangement, read_voc_part
-from cnnlab.data.yolo import YAML_SUFFIXES, folder_yaml, read_yaml, read_yolo_part
 from cnnlab.errors import CnnlabError
 
 DEFAULT_SIZE = 320  # pixels: the side mixed-size images are resized to when image_size is not set
@@ -105,6 +106,7 @@ def _kind(path: Path) -> str:
 # ---------------------------------------------------------------------------------------
 
 
+@register_layout("detect")
 def detection_layout(path: Path) -> str | None:
     """A short description of the detection layout at ``path``, or None when it holds none.
 

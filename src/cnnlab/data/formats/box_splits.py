@@ -75,7 +75,7 @@ def carve(records: list[Annotated], split: str, how: str, ids: dict, seed: int, 
     """The records of ``split``: ``records`` themselves, or a seeded part of them, stratified by each
     image's most frequent label (``ids``: category -> label) and the same whatever order or folders a
     layout gives its images in (they are ordered by file name to be carved)."""
-    from cnnlab.data.folder import stratified_split
+    from cnnlab.data.formats.class_folders import stratified_split
 
     if how == OWN:
         return records

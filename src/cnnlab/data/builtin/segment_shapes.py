@@ -1,6 +1,6 @@
 """The built-in ``shapes`` scenes with their pixel masks, for ``--task segment``.
 
-64x64 RGB scenes of 1..3 coloured shapes (``cnnlab.data.shapes.generate_scenes``); the mask
+64x64 RGB scenes of 1..3 coloured shapes (``cnnlab.data.builtin.shapes.generate_scenes``); the mask
 holds 0 for background and 1 + the shape's index in ``SHAPES`` where a shape is visible.
 Train 4,000 / val 500 / test 500 scenes, each split from its own seed stream.
 """
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
+from cnnlab.data.builtin.shapes import SHAPES, generate_scenes
 from cnnlab.data.masks import SegmentationImages
 from cnnlab.data.registry import SPLITS, check_image_size, register_dataset
-from cnnlab.data.shapes import SHAPES, generate_scenes
 
 SEGMENT_SPLIT_SIZES = {"train": 4000, "val": 500, "test": 500}
 CLASSES = ["background", *SHAPES]

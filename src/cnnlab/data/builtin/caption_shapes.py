@@ -3,7 +3,7 @@
     train = load_dataset("shapes", "train", task="caption")   # 10,000 64x64 scenes
     train.labels.shape        # (10000, R, L) token ids into train.classes (see caption_text)
 
-References (``cnnlab.data.shapes.scene_captions``) list the objects with size and colour,
+References (``cnnlab.data.builtin.shapes.scene_captions``) list the objects with size and colour,
 count them by shape and by colour, and relate neighbours ("left of", "above"), so a model
 that does not look at the image cannot score well: the commonest sentence names one
 arrangement of six shapes x six colours x two sizes. ``names_every_object`` checks a
@@ -15,10 +15,10 @@ from collections import Counter
 
 import numpy as np
 
+from cnnlab.data.builtin.shapes import (COLORS, COUNT_WORDS, PLURALS, POSITIONS, SHAPES, SIZES, ShapeObject,
+                                Scene, generate_scenes)
 from cnnlab.data.caption_text import SPECIALS, CaptionImages, encode_references, tokenize
 from cnnlab.data.registry import SPLITS, check_image_size, register_dataset
-from cnnlab.data.shapes import (COLORS, COUNT_WORDS, PLURALS, POSITIONS, SHAPES, SIZES, ShapeObject,
-                                Scene, generate_scenes)
 from cnnlab.errors import CnnlabError
 
 CAPTION_SPLIT_SIZES = {"train": 10_000, "val": 500, "test": 1000}

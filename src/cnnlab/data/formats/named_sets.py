@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnlab.data.paths import find_cifar_dir, find_idx_dir, load_path
+from cnnlab.data.formats.classification import find_cifar_dir, find_idx_dir, load_path
 from cnnlab.data.registry import register_dataset
 from cnnlab.errors import CnnlabError
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnlab.data.box_images import IMAGE_SUFFIXES
-from cnnlab.data.box_splits import ALL, SPLIT_WORDS, Part, choose
 from cnnlab.data.detection import (MAX_BOXES_PER_IMAGE, MAX_CLASSES, Annotated, check_classes, few,
                                    too_many_boxes)
-from cnnlab.data.text import read_utf8
+from cnnlab.data.formats.box_images import IMAGE_SUFFIXES
+from cnnlab.data.formats.box_splits import ALL, SPLIT_WORDS, Part, choose
+from cnnlab.data.formats.text import read_utf8
 from cnnlab.errors import CnnlabError
 
 YAML_SUFFIXES = (".yaml", ".yml")

@@ -25,9 +25,9 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from cnnlab.data.box_splits import ALL, SPLIT_WORDS, Part, choose, split_word
 from cnnlab.data.detection import MAX_BOXES_PER_IMAGE, Annotated, check_classes, few, too_many_boxes
-from cnnlab.data.text import read_utf8
+from cnnlab.data.formats.box_splits import ALL, SPLIT_WORDS, Part, choose, split_word
+from cnnlab.data.formats.text import read_utf8
 from cnnlab.data.registry import SPLITS
 from cnnlab.errors import CnnlabError
 

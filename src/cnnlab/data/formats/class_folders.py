@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from cnnlab.data.base import FileImages, TensorImages
+from cnnlab.data.cache import cache_root
 from cnnlab.errors import CnnlabError, MissingSplit, clean
 from cnnlab.images import ImageError, peek_image, read_image, resize
 from cnnlab.memory import available, check_classes, gb
@@ -244,11 +245,6 @@ def _locate(root: Path, split: str, val_fraction: float, test_fraction: float):
 # ---------------------------------------------------------------------------------------------
 # decoding and caching
 # ---------------------------------------------------------------------------------------------
-
-def cache_root() -> Path:
-    """``$CNNLAB_CACHE`` or ``~/.cache/cnnlab``."""
-    return Path(os.environ.get("CNNLAB_CACHE") or Path.home() / ".cache" / "cnnlab")
-
 
 def _cache_key(tree: Tree, channels, image_size) -> str:
     h = hashlib.sha256(json.dumps([CACHE_VERSION, str(tree.root), tree.classes, channels,

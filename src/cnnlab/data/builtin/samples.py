@@ -40,7 +40,7 @@ def _scene(task: str, pick: Callable[[object], int]) -> Callable[[], np.ndarray]
 
 def _caption_scene(index: int) -> Callable[[], np.ndarray]:
     def make() -> np.ndarray:  # only the first scenes of the test split are drawn
-        from cnnlab.data.caption_shapes import split_scenes
+        from cnnlab.data.builtin.caption_shapes import split_scenes
 
         return split_scenes("test", n=index + 1)[index].image.permute(1, 2, 0).numpy()
     return make

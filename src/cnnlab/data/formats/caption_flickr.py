@@ -6,7 +6,7 @@
 
 Read strictly: a CSV quote left open (which would swallow the next rows into one caption), a
 row without the header's fields, an empty caption or an image in two split lists is an error
-naming the file and line (``cnnlab.data.captions`` finds the files and builds the splits).
+naming the file and line (``cnnlab.data.formats.captions`` finds the files and builds the splits).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import io
 from pathlib import Path
 
 from cnnlab.data.caption_text import tokenize
-from cnnlab.data.text import read_utf8
+from cnnlab.data.formats.text import read_utf8
 from cnnlab.errors import CnnlabError
 
 SPLIT_DIRS = ("", "splits", "Flickr8k_text")

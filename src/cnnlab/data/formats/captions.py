@@ -32,7 +32,7 @@ workers, labels (N, R, L) ids into a word table over all of the source's caption
 Nothing is left out unsaid: images listed without captions, captioned images in no split list
 and (with ``skip_bad``) listed images that are not on disk are counted in the split's ``report``
 (and warned about); a split whose images are all missing is an error. Text files are read as
-UTF-8 (``cnnlab.data.text.read_utf8``), CSV strictly: a quote left open is an error with its line.
+UTF-8 (``cnnlab.data.formats.text.read_utf8``), CSV strictly: a quote left open is an error with its line.
 
 ``caption_layout(path)`` names the caption layout at ``path`` (or None) without reading images.
 """
@@ -47,10 +47,11 @@ import torch
 from torch import Tensor
 
 from cnnlab.data.base import FileImages
-from cnnlab.data.caption_flickr import CSV_CAPTION, CSV_IMAGE, is_token_line, read_csv, read_token_lines, split_lists
 from cnnlab.data.caption_text import caption_grid, describe_captions, encode_references, tokenize, word_table
+from cnnlab.data.formats.caption_flickr import CSV_CAPTION, CSV_IMAGE, is_token_line, read_csv, read_token_lines, split_lists
+from cnnlab.data.formats.text import read_utf8
+from cnnlab.data.layout import register_layout
 from cnnlab.data.registry import register_path_loader
-from cnnlab.data.text import read_utf8
 from cnnlab.errors import CnnlabError, MissingSplit
 
 IMAGE_DIRS = ("", "images", "Images", "Flicker8k_Dataset", "Flickr8k_Dataset", "flickr30k_images")
@@ -178,6 +179,7 @@ def annotation_files(path: Path) -> list[Path]:
                       f"COCO captions_*.json or Karpathy dataset_*.json, in the folder or in annotations/")
 
 
+@register_layout("caption")
 def caption_layout(path: Path) -> str | None:
     """A short name of the caption layout at ``path`` (a file, or a folder holding one as
     ``annotation_files`` finds it), None when it is not caption data. Cheap: names, the first

@@ -14,7 +14,7 @@ Layouts, tried in this order:
   ``images/train``, ``images/val``...) and ``classes.txt``: one class per line, in id order,
   optionally with its colour (``road 128 64 128``); with colours, RGB colour masks are
   converted by palette. No mask value is ignored unless a line ``ignore N`` says so; a two-class
-  set's 0/255 masks read 255 as class 1 (``cnnlab.data.mask_values`` has the rules).
+  set's 0/255 masks read 255 as class 1 (``cnnlab.data.formats.mask_values`` has the rules).
 
 Masks may be index PNGs (gray, 16-bit), palette PNGs (the palette index is the id) or JPEGs:
 JPEG blurs edges into in-between values, so a two-class 0/255 JPEG mask is thresholded at 128
@@ -42,11 +42,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnnlab.data.folder import IMAGE_EXTENSIONS, cache_root
-from cnnlab.data.mask_values import MaskReader, PairProblem
+from cnnlab.data.cache import cache_root
+from cnnlab.data.formats.class_folders import IMAGE_EXTENSIONS
+from cnnlab.data.formats.mask_values import MaskReader, PairProblem
+from cnnlab.data.formats.text import read_utf8
+from cnnlab.data.layout import register_layout
 from cnnlab.data.masks import SHOW_FILES, SegmentationImages, default_colors, pairs_by_stem, raise_problems
 from cnnlab.data.registry import register_dataset, register_path_loader
-from cnnlab.data.text import read_utf8
 from cnnlab.errors import CnnlabError, MissingSplit
 from cnnlab.files import replacing
 from cnnlab.images import ImageError, read_image, resize
@@ -194,6 +196,7 @@ def read_classes(path: Path) -> tuple[list[str], list[tuple[int, int, int]], int
     return names, ([] if colors[0] is None else colors), ignore
 
 
+@register_layout("segment")
 def segmentation_layout(path: Path) -> str | None:
     """A short name of the segmentation layout at ``path``, None when it holds none. Cheap (names
     and at most one line of a pair list are read, no image) and never raises."""
@@ -384,7 +387,7 @@ def load_segmentation_path(path: str | Path, split: str, seed: int = 0, *, val_f
                   "classes, void ignored; `camvid:PATH` or $CNNLAB_DATA/camvid")
 def camvid(split: str, seed: int = 0, *, root: str | Path | None = None, **opts) -> SegmentationImages:
     """CamVid from ``root`` (default ``$CNNLAB_DATA/camvid`` or ``~/.cache/cnnlab/data/camvid``)."""
-    from cnnlab.data.named import data_dir
+    from cnnlab.data.formats.named_sets import data_dir
 
     folder = Path(root).expanduser() if root else data_dir("camvid")
     if not folder.is_dir():

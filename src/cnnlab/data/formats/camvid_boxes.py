@@ -6,7 +6,7 @@ touching cars or a crowd merge into one box, an object cut by a pole splits into
 small objects are dropped. Good enough for a baseline that later work can improve, not for
 comparison with published detection numbers.
 
-    python -m cnnlab.data.camvid_boxes ../shared/data/camvid runs/camvid-boxes [--min-area 150]
+    python -m cnnlab.data.formats.camvid_boxes ../shared/data/camvid runs/camvid-boxes [--min-area 150]
     cnnlab train --task detect --data runs/camvid-boxes/instances_train.json --image-size 320
 
 writes ``instances_train.json`` and ``instances_val.json`` (COCO layout; image file names point

@@ -25,10 +25,10 @@ import io
 import math
 from pathlib import Path
 
-from cnnlab.data.box_images import ImageFinder
-from cnnlab.data.box_splits import ALL, SPLIT_WORDS, Part, choose
 from cnnlab.data.detection import MAX_BOXES_PER_IMAGE, Annotated, check_classes, few, too_many_boxes
-from cnnlab.data.text import read_utf8
+from cnnlab.data.formats.box_images import ImageFinder
+from cnnlab.data.formats.box_splits import ALL, SPLIT_WORDS, Part, choose
+from cnnlab.data.formats.text import read_utf8
 from cnnlab.errors import CnnlabError
 
 COLUMNS = {  # role -> the header names that give it, preferred first

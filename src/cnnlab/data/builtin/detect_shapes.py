@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from cnnlab.data.builtin.shapes import SHAPES, SPLIT_SIZES, generate_scenes
 from cnnlab.data.detection import DetectionImages
 from cnnlab.data.registry import SPLITS, check_image_size, register_dataset
-from cnnlab.data.shapes import SHAPES, SPLIT_SIZES, generate_scenes
 
 
 @register_dataset("shapes", description="64x64 scenes of 1-3 coloured shapes with boxes (6 classes), "

@@ -88,8 +88,9 @@ def default_recipe(task: str, data: str, given: set[str] = frozenset(),
         name = SMALL_RECIPE[seen.channels]
     values = {k: v for k, v in recipe_values(name).items() if k not in NOT_THE_RECIPES}
     why = "pretrained backbone" if values.get("pretrained") else "trained from scratch: small images"
+    found = seen and (f"{seen.images // 2} image/mask pairs" if task == "segment" else f"{seen.images} images")
     reasons = [f"no --config or --model: the {name} recipe for {task} ({values['model']}, {why}), adapted "
-               f"to {data}" + (f": {seen.images} images, median {seen.long_side}x{seen.side} px" if seen else "")]
+               f"to {data}" + (f": {found}, median {seen.long_side}x{seen.side} px" if seen else "")]
     if seen:
         reasons += _adapt_size(values, task, seen, given)
         images = seen.images // 2 if task == "segment" else seen.images  # a mask beside each photo

@@ -112,6 +112,23 @@ def test_255_outside_the_classes_is_refused_until_classes_txt_says_ignore(tmp_pa
         _load(root)
 
 
+def test_an_rgb_mask_colour_of_no_class_is_named_until_classes_txt_says_ignore(tmp_path):
+    masks = []
+    for i in range(3):
+        m = np.zeros((H, W, 3), np.uint8)
+        m[_binary(i) > 0] = (128, 64, 128)
+        m[:2, :3] = (250, 0, 0)  # 6 pixels of a colour no class has
+        masks.append(m)
+    root = _folders(tmp_path / "roads", masks, classes="background 0 0 0\nroad 128 64 128\n", mode="RGB")
+    with pytest.raises(CnnlabError, match=r"masks.im0\.png holds colours that are no class's colour in the classes "
+                                          r"file: \(250, 0, 0\) \(6 pixels\); give each its class"):
+        _load(root)
+    (root / "classes.txt").write_text("background 0 0 0\nroad 128 64 128\nignore 255\n")
+    data, _ = _load(root)
+    assert int((data.masks == IGNORE).sum()) == 6 * len(data)
+    assert int((data.masks == 1).sum()) == sum(int((_binary(i) > 0).sum()) for i in range(3))
+
+
 def test_a_two_class_mask_with_a_third_value_is_refused(tmp_path):
     masks = [_binary(0), np.where(_binary(1) > 0, 255, 1).astype(np.uint8)]  # 0/255, then 1/255
     masks[1][0, 0] = 0

@@ -196,6 +196,17 @@ def nearest_color_ids(rgb: np.ndarray, colors: list[tuple[int, int, int]]) -> tu
     return ids, int((best > 0).sum())
 
 
+def unknown_colors(path: str | Path, colors: list[tuple[int, int, int]], n: int = 3) -> list[tuple[tuple, int]]:
+    """The ``n`` commonest colours of an RGB mask file that are no class colour, with their pixel counts."""
+    with Image.open(path) as img:
+        rgb = np.asarray(img.convert("RGB"))
+    code = ((rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]).ravel()
+    code = code[~np.isin(code, [(r << 16) | (g << 8) | b for r, g, b in colors])]
+    values, counts = np.unique(code, return_counts=True)
+    top = np.argsort(-counts, kind="stable")[:n]
+    return [(((int(v) >> 16) & 255, (int(v) >> 8) & 255, int(v) & 255), int(c)) for v, c in zip(values[top], counts[top])]
+
+
 def rgb_to_ids(rgb: np.ndarray, colors: list[tuple[int, int, int]]) -> np.ndarray:
     """(H, W, 3) colours -> (H, W) ids by exact colour match; other colours -> IGNORE."""
     code = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.data.masks import IGNORE, SHOW_FILES, bad_ids, decode_mask
+from cnnlab.data.masks import IGNORE, SHOW_FILES, bad_ids, decode_mask, unknown_colors
 
 BINARY_WHITE = 255  # a binary mask's foreground value when saved as an 8-bit image
 
@@ -67,6 +67,10 @@ class MaskReader:
             ids = ids // BINARY_WHITE
             self.binary += 1
         wrong = bad_ids(ids, k, self.ignore)
+        if wrong == [IGNORE] and self.colors:  # an RGB mask: IGNORE stands for colours of no class
+            found = ", ".join(f"{c} ({n:,} pixels)" for c, n in unknown_colors(mask_path, self.colors))
+            raise PairProblem(f"{mask_path} holds colours that are no class's colour in the classes file: {found}; "
+                              f"give each its class (a 'name R G B' line), or add 'ignore 255' to leave them out")
         if wrong:
             raise PairProblem(f"{mask_path} has class ids {wrong} outside 0..{k - 1} ({k} classes"
                               f"{self._ignore_words()}); {self._fix(wrong)}")

@@ -12,7 +12,7 @@ from cnnlab.engine.config import config_keys
 
 
 def add(sub) -> argparse.ArgumentParser:
-    t = sub.add_parser("train", help="train a model (classification by default)",
+    t = sub.add_parser("train", help="train a model (the task read from the data unless --task says it)",
                        description="Train a model. Each option is a config key (a recipe's YAML key, "
                        "--set KEY=VALUE); values: defaults < --config < --set < options.",
                        epilog="example: cnnlab train --config fashion-mnist --epochs 4 --out runs/fm")

@@ -42,11 +42,7 @@ def beam_search(model, images: Tensor | None, *, start: int, end: int, beam: int
     done = [False] * b
     for t in range(max_len):
         logits, state, alpha = model.step(memory, state, words)
-        logp = logits.float().log_softmax(-1)  # (B*K, V)
-        if banned:
-            logp[:, list(banned)] = float("-inf")
-        if t == max_len - 1:  # the last step may only end the caption
-            logp[:, torch.arange(logp.shape[1], device=logp.device) != end] = float("-inf")
+        logp = _log_probs(logits, banned, end, last=t == max_len - 1)  # (B*K, V)
         v = logp.shape[1]
         cand = (scores[:, :, None] + logp.view(b, k, v)).view(b, k * v)
         top, idx = cand.topk(min(2 * k, k * v), dim=1)  # (B, 2K)
@@ -81,8 +77,20 @@ def beam_search(model, images: Tensor | None, *, start: int, end: int, beam: int
                 done[i] = done[i] or best_alive[i] / bound <= worst
         if all(done):
             break
-    out = []
-    for i in range(b):
-        ranked = sorted(finished[i], key=lambda f: -f[0])[:n_best or k]
-        out.append([{"ids": ids, "score": s, "logprob": lp, "alphas": al} for s, lp, ids, al in ranked])
-    return out
+    return [_ranked(found, n_best or k) for found in finished]
+
+
+def _log_probs(logits: Tensor, banned: tuple[int, ...], end: int, last: bool) -> Tensor:
+    """(B*K, V) next-word log-probabilities; banned words never, and on the ``last`` step only <end>."""
+    logp = logits.float().log_softmax(-1)
+    if banned:
+        logp[:, list(banned)] = float("-inf")
+    if last:  # the last step may only end the caption
+        logp[:, torch.arange(logp.shape[1], device=logp.device) != end] = float("-inf")
+    return logp
+
+
+def _ranked(finished: list[tuple], n: int) -> list[dict]:
+    """One image's ``n`` best finished captions (score, logprob, ids, alphas), best first."""
+    ranked = sorted(finished, key=lambda f: -f[0])[:n]
+    return [{"ids": ids, "score": s, "logprob": lp, "alphas": al} for s, lp, ids, al in ranked]

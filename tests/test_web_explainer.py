@@ -19,9 +19,8 @@ from cnnlab.engine.config import TrainConfig  # noqa: E402
 from cnnlab.serve import create_app  # noqa: E402
 from cnnlab.serve.render import readable  # noqa: E402
 from cnnlab.tasks.classify import ClassifyTask  # noqa: E402
-from serving import served  # noqa: E402  (tests/serving.py)
+from serving import CHROMEDRIVER, CHROMIUM, chromium, served  # noqa: E402  (tests/serving.py)
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 WAIT_S = 60
 
 
@@ -174,16 +173,7 @@ def service(checkpoints, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(service, tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,1400", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = chromium(tmp_path_factory.mktemp("chromium"), "1400,1400")
     yield driver
     driver.quit()
 

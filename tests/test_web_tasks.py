@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from serving import CHROMEDRIVER, CHROMIUM, chromium, served  # tests/serving.py
 from PIL import Image, ImageDraw
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
     pytest.skip("Debian's chromium and chromium-driver are not installed "
                 "(apt-get install -y chromium chromium-driver)", allow_module_level=True)
@@ -19,12 +19,9 @@ pytest.importorskip("selenium", reason="selenium is not installed (the test extr
 pytest.importorskip("fastapi_offline", reason="the serve extra is not installed")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 
-from selenium import webdriver  # noqa: E402  (after the skips)
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 import web_checkpoints  # noqa: E402  (tests/web_checkpoints.py)
-from serving import served  # noqa: E402  (tests/serving.py)
 
 WAIT_S = 90
 
@@ -51,14 +48,7 @@ def service(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(service, tmp_path_factory):
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1920,1080", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = chromium(tmp_path_factory.mktemp("chromium"), "1920,1080", console=True)
     yield driver
     driver.quit()
 

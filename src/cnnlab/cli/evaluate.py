@@ -19,9 +19,9 @@ def add(sub) -> argparse.ArgumentParser:
     e.add_argument("--full", action="store_true", help="with --json: include per-class and confusion matrix")
     e.add_argument("--task", help="the checkpoint's task (checked; the checkpoint knows it)")
     e.add_argument("--tta", type=int, default=0, choices=[0, 1, 2],
-                   help="classify: test-time augmentation: 1 averages each image with its mirror image, "
-                   "2 also with 1-pixel shifts (airbench; 6 forward passes); only views the model trained "
-                   "with (flip, translate) are used")
+                   help="test-time augmentation: 1 averages each image with its mirror image, 2 also with "
+                   "1-pixel shifts (classify, as airbench) or 0.75x and 1.25x zooms (segment); only views "
+                   "the model trained with (flip, translate, scale) are used")
     e.add_argument("--plots", metavar="DIR", help="folder for the task's evaluation figures "
                    "(default: eval-SPLIT beside the checkpoint)")
     e.add_argument("--no-plots", action="store_true", help="write no figures")

@@ -7,7 +7,7 @@
 from cnnlab.models import airbench, alexnet, efficientnet, googlenet, lecture_cnn, lenet, resnet, vgg  # noqa: F401  (register)
 from cnnlab.models import mlp, mobilenet  # noqa: F401,E402  (register)
 from cnnlab.models import rcnn, rcnn_classic  # noqa: F401,E402  (register: detection)
-from cnnlab.models import fcn, unet  # noqa: F401,E402  (register: segmentation)
+from cnnlab.models import deeplab, fcn, unet  # noqa: F401,E402  (register: segmentation)
 from cnnlab.models import captioner  # noqa: F401,E402  (register: captioning)
 from cnnlab.models.registry import ModelInfo, get_model, list_models, model_info, register_model
 from cnnlab.models.summary import LayerRow, format_summary, summarize

@@ -20,13 +20,13 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models.registry import get_model, model_info
 
 BACKBONES = ("lecture_cnn", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50",
-             "efficientnet_lite0")
+             "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 LECTURE_WIDTHS = (32, 64, 128, 256, 256)  # five conv-pool blocks: strides 2 to 32
 PROBE_SIDE = 64  # pixels: a probe input finds the stride and width of each returned map
 
 
 class _EfficientNetBody(nn.Module):
-    """EfficientNet-Lite0's stem and MBConv blocks, returning every block's output."""
+    """An EfficientNet-Lite's stem and MBConv blocks, returning every block's output."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -63,14 +63,40 @@ def _body(name: str, in_channels: int, pretrained: bool, **kwargs) -> nn.Module:
 
 
 class FeaturePyramid(nn.Module):
-    """A backbone returning ``{stride: feature map}`` for strides 2, 4, ..., up to 32."""
+    """A backbone returning ``{stride: feature map}`` for strides 2, 4, ..., up to 32.
 
-    def __init__(self, name: str, in_channels: int = 3, pretrained: bool = False, **kwargs):
+    freeze_stride: the layers whose outputs are at this stride or finer keep their (pretrained)
+    weights; their backward pass, the costliest part of a light backbone at high resolution, is skipped.
+    """
+
+    def __init__(self, name: str, in_channels: int = 3, pretrained: bool = False, freeze_stride: int = 0,
+                 **kwargs):
         super().__init__()
         self.name = name
         self.body = _body(name, in_channels, pretrained, **kwargs)
         self.keep, self.channels = self._probe(in_channels)  # layer name -> stride, stride -> width
         self.mean, self.std = model_info(name).mean, model_info(name).std
+        if freeze_stride:
+            self._freeze(in_channels, freeze_stride)
+
+    @torch.no_grad()
+    def _freeze(self, in_channels: int, stride: int) -> None:
+        """requires_grad off for every layer whose output is at ``stride`` or finer."""
+        fine = []
+
+        def hook(module, inputs, output):
+            if isinstance(output, Tensor) and output.dim() == 4 and PROBE_SIDE // output.shape[-1] <= stride:
+                fine.append(module)
+        leaves = [m for m in self.body.modules() if list(m.parameters(recurse=False))]
+        handles = [m.register_forward_hook(hook) for m in leaves]
+        was_training = self.body.training
+        self.body.eval()
+        self.body(torch.zeros(1, in_channels, PROBE_SIDE, PROBE_SIDE, device=next(self.parameters()).device))
+        self.body.train(was_training)
+        for h in handles:
+            h.remove()
+        for m in fine:
+            m.requires_grad_(False)
 
     @torch.no_grad()
     def _probe(self, in_channels: int) -> tuple[dict[str, int], dict[int, int]]:

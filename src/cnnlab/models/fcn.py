@@ -30,10 +30,10 @@ class FCN(nn.Module):
     def __init__(self, num_classes: int, in_channels: int = 3, *, skips: int = 2, backbone: str = "resnet18",
                  pretrained: bool = False, upsample: str = "transposed",
                  head_channels: int = 256,  # width of the 3x3 conv on the stride-32 map (the paper's fc6/fc7)
-                 dropout: float = 0.1, backbone_args: dict | None = None):
+                 dropout: float = 0.1, freeze_stride: int = 0, backbone_args: dict | None = None):
         super().__init__()
         self.num_classes, self.in_channels = num_classes, in_channels
-        self.backbone = FeaturePyramid(backbone, in_channels, pretrained, **(backbone_args or {}))
+        self.backbone = FeaturePyramid(backbone, in_channels, pretrained, freeze_stride, **(backbone_args or {}))
         strides = self.backbone.strides[-(skips + 1):]  # e.g. [8, 16, 32] for FCN-8s
         self.strides = strides
         deepest = self.backbone.channels[strides[-1]]
@@ -66,7 +66,7 @@ def _fcn(skips: int, num_classes: int, in_channels: int, pretrained: bool, backb
 
 
 _PAPER = "Long, Shelhamer & Darrell 2015"
-_INFO = dict(input_size=(3, 360, 480), paper=_PAPER, task="segment", tags=("segmentation", "fcn"))
+_INFO = dict(input_size=(3, 360, 480), paper=_PAPER, task="segment", tags=("segmentation", "fcn", "backbone"))
 
 
 @register_model("fcn32s", **_INFO)

@@ -57,6 +57,8 @@ class SegmentConfig:
                                 group="optimisation", choices=CLASS_WEIGHTS)
     scale: float = option(0.0, "random zoom by up to 1+scale (and out to 1/(1+scale))", group="augmentation",
                           range=(0.0, 4.0))
+    crop: float = option(1.0, "train on random windows of this fraction of each side (1: whole images); "
+                         "val and predict see whole images", group="augmentation", range=(0.1, 1.0))
 
 
 @dataclass(frozen=True)

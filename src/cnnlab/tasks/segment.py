@@ -1,7 +1,7 @@
 """Semantic segmentation: a class for every pixel; per-pixel cross-entropy, IoU from a confusion matrix.
 
 Batches arrive as (images (B, C, H, W) uint8, masks (B, H, W) uint8 with IGNORE = 255).
-``--model`` names a segmentation model (fcn8s, fcn16s, fcn32s, unet) or a classifier, which then
+``--model`` names a segmentation model (fcn8s, fcn16s, fcn32s, deeplabv3plus, unet) or a classifier, which then
 becomes the backbone of an FCN-8s; ``--backbone`` picks the FCN backbone explicitly.
 """
 from __future__ import annotations
@@ -23,6 +23,13 @@ from cnnlab.tasks.options import CLASS_WEIGHTS, SegmentOptions
 from cnnlab.tasks.tensors import input_stats, normalise
 
 EVAL_PIXELS = 1 << 21  # pixels per forward pass when evaluating (bounds memory at 480x360)
+TTA_ZOOMS = (0.75, 1.25)  # test-time augmentation level 2: the image zoomed out and in, beside it
+
+
+def _mirrored(model: nn.Module, x: Tensor, mirror: bool) -> Tensor:
+    """Scores of ``x``; with ``mirror``, averaged with the mirror image's scores, mirrored back."""
+    scores = model(x).float()
+    return 0.5 * (scores + model(x.flip(-1)).float().flip(-1)) if mirror else scores
 
 
 class SegmentTask(Task):
@@ -36,6 +43,7 @@ class SegmentTask(Task):
     Options = SegmentOptions
     score_label = "mean IoU"
     epoch_metrics = ("loss", "miou")
+    bf16_end_to_end = True  # amp bf16-full: convolutions, norms and pooling all take bf16
     # why `cnnlab export` refuses this task (None: it exports, parity-checked)
     export_refusal = ("its ONNX graph and onnxruntime runner are not written yet")
     explainable = False  # explain opens up classifiers only
@@ -43,12 +51,12 @@ class SegmentTask(Task):
 
     def __init__(self, classes: list[str], colors: list, mean: list[float], std: list[float],
                  input_shape: tuple[int, int, int], class_weights: list[float] | None = None,
-                 flip: bool = False, scale: float = 0.0, translate: int = 0):
+                 flip: bool = False, scale: float = 0.0, translate: int = 0, crop: float = 1.0):
         self.classes, self.colors = clean_names(classes), [tuple(c) for c in colors]
         self.mean, self.std = list(mean), list(std)
         self.input_shape = tuple(int(v) for v in input_shape)
         self.class_weights = list(class_weights) if class_weights else None
-        self.flip, self.scale, self.translate = flip, scale, translate
+        self.flip, self.scale, self.translate, self.crop = flip, scale, translate, crop
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -56,23 +64,23 @@ class SegmentTask(Task):
         if not isinstance(train, SegmentationImages):
             raise CnnlabError(f"--data {cfg.data}: holds no pixel masks; --task segment needs a segmentation "
                               f"dataset (shapes, camvid, a CamVid/VOC folder or images/ + masks/)")
-        own = cfg.task_config  # SegmentConfig: backbone, class_weights, scale
+        own = cfg.task_config  # SegmentConfig: backbone, class_weights, scale, crop
         mean, std = input_stats(cfg, _backbone_name(cfg), train)
         weights = class_weights(train.pixel_counts(), own.class_weights)
         return cls(train.classes, train.colors, mean, std, train.image_shape, weights, cfg.flip,
-                   own.scale, cfg.translate)
+                   own.scale, cfg.translate, own.crop)
 
     @classmethod
     def from_state(cls, state: dict) -> "SegmentTask":
         return cls(state["classes"], state["colors"], state["mean"], state["std"], tuple(state["input_shape"]),
                    state.get("class_weights"), state.get("flip", False), state.get("scale", 0.0),
-                   state.get("translate", 0))
+                   state.get("translate", 0), state.get("crop", 1.0))
 
     def state(self) -> dict:
         return {"name": self.name, "classes": self.classes, "colors": [list(c) for c in self.colors],
                 "mean": self.mean, "std": self.std, "input_shape": list(self.input_shape),
                 "class_weights": self.class_weights, "flip": self.flip, "scale": self.scale,
-                "translate": self.translate}
+                "translate": self.translate, "crop": self.crop}
 
     def build_model(self, cfg) -> nn.Module:
         kwargs = dict(cfg.model_args)
@@ -81,9 +89,9 @@ class SegmentTask(Task):
             kwargs.setdefault("backbone", name)
             name = "fcn8s"
         if cfg.task_config.backbone:
-            if not name.startswith("fcn"):
+            if "backbone" not in model_info(name).tags:
                 raise CnnlabError(f"--backbone: model {name!r} has its own encoder; backbones go with "
-                                  f"{', '.join(n for n in list_models(task='segment') if n.startswith('fcn'))}")
+                                  f"{', '.join(n for n in list_models(task='segment') if 'backbone' in model_info(n).tags)}")
             kwargs["backbone"] = cfg.task_config.backbone
         model = get_model(name, num_classes=len(self.classes), in_channels=self.input_shape[0],
                           pretrained=cfg.pretrained, **kwargs)
@@ -101,7 +109,8 @@ class SegmentTask(Task):
 
     def training_step(self, model, batch, generator, *, cache=None):
         images, masks = batch
-        images, masks = augment_pairs(images, masks.long(), generator, self.flip, self.scale, self.translate)
+        images, masks = augment_pairs(images, masks.long(), generator, self.flip, self.scale, self.translate,
+                                      self.crop)
         logits = model(self.prepare(images)).float()  # (B, K, H, W)
         weight = torch.tensor(self.class_weights, device=logits.device) if self.class_weights else None
         loss = F.cross_entropy(logits, masks, weight=weight, ignore_index=IGNORE)
@@ -109,9 +118,29 @@ class SegmentTask(Task):
         correct = ((logits.argmax(1) == masks) & valid).sum()
         return {"loss": loss}, {"correct": correct, "count": valid.sum()}  # device tensors: no host sync
 
+    def tta_views(self, level: int) -> list[str]:
+        """The views ``logits(..., tta=level)`` (and so ``evaluate``) averages."""
+        mirror, zooms = self._tta(level)
+        return ["image"] + (["mirror"] if mirror else []) + [f"zoom {z}x" for z in zooms]
+
+    def _tta(self, level: int) -> tuple[bool, tuple[float, ...]]:
+        """(mirror, zooms) at test-time augmentation ``level``: only the views the model trained on,
+        the mirror image when it trained with ``flip``, zoomed copies (level 2) with ``scale``."""
+        if level not in (0, 1, 2):
+            raise CnnlabError(f"--tta: expected 0 (none), 1 (mirror) or 2 (mirror + zooms), got {level!r}")
+        return level >= 1 and self.flip, TTA_ZOOMS if level >= 2 and self.scale else ()
+
     @torch.no_grad()
-    def logits(self, model: nn.Module, images: Tensor) -> Tensor:
-        return model(self.prepare(images)).float()  # (B, K, H, W)
+    def logits(self, model: nn.Module, images: Tensor, tta: int = 0) -> Tensor:
+        """Float class scores (B, K, H, W); averaged over test-time views at level ``tta``."""
+        x = self.prepare(images)
+        mirror, zooms = self._tta(tta)
+        scores = _mirrored(model, x, mirror)
+        for z in zooms:  # each zoomed copy's scores resized back to the image
+            xz = F.interpolate(x, scale_factor=z, mode="bilinear", align_corners=False)
+            scores = scores + F.interpolate(_mirrored(model, xz, mirror), size=x.shape[-2:], mode="bilinear",
+                                            align_corners=False)
+        return scores / (1 + len(zooms))
 
     # ------------------------------------------------------------------ predict
     def predict(self, lm, images: list, options: SegmentOptions) -> list[dict]:
@@ -173,7 +202,7 @@ class SegmentTask(Task):
             chunk = max(1, EVAL_PIXELS // images[0, 0].numel())
             for i in range(0, len(images), chunk):
                 x, y = images[i:i + chunk], masks[i:i + chunk].long()
-                logits = self.logits(model, x)
+                logits = self.logits(model, x, tta)
                 confusion += confusion_matrix(logits.argmax(1), y, k)
                 loss = F.cross_entropy(logits, y, ignore_index=IGNORE, reduction="sum")
                 sums += torch.stack([loss.double(), torch.tensor(float(len(x)), device=device,
@@ -202,7 +231,9 @@ class SegmentTask(Task):
         return f"mean IoU {m['miou']:.4f}  pixel accuracy {m['pixel_acc']:.4f}"
 
     def format_metrics(self, m: dict) -> str:
-        lines = [f"{m['data']} / {m['split']}: {m['count']} images, {m['pixels']:,} labelled pixels",
+        views = m.get("tta_views") or []
+        lines = [f"{m['data']} / {m['split']}: {m['count']} images, {m['pixels']:,} labelled pixels"
+                 + (f", test-time augmentation level {m['tta']}: {' + '.join(views)}" if m.get("tta") else ""),
                  f"mean IoU {m['miou']:.4f}   pixel accuracy {m['pixel_acc']:.4f}   "
                  f"class-average accuracy {m['mean_class_acc']:.4f}   loss {m['loss']:.4f}",
                  f"{'class':>16} {'IoU':>6} {'acc':>6} {'pixels':>10}"]

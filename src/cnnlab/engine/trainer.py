@@ -31,6 +31,7 @@ from cnnlab.data.loader import Batches
 from cnnlab.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cnnlab.engine.config import TrainConfig
 from cnnlab.runtime.device import autocast, pick_device, use_bf16, use_fp16
+from cnnlab.runtime.precision import Bf16Forward
 from cnnlab.runtime.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
 from cnnlab.runtime.threads import ThreadTuner, apply_thread_policy, requested_threads, thread_count_fixed
 from cnnlab.engine.callbacks import Callback, Callbacks, EpochEnd
@@ -147,6 +148,7 @@ class Run:
     scaler: torch.amp.GradScaler | None = None
     threads: ThreadTuner | None = None  # re-picks the CPU thread count while training (runtime/threads.py)
     backed_off: bool = False   # the loss turned non-finite once and the run went back with half the lr
+    bf16_full: bool = False    # amp bf16-full: train_model runs the network in bf16 (runtime/precision.py)
 
     @property
     def steps(self) -> int:
@@ -184,14 +186,20 @@ def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, hold: Ex
         raise CnnlabError(f"--batch-size {cfg.batch_size} is larger than the training split "
                           f"({len(data['train'])} images over {d.world} processes)")
     optimizer = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
-    run = Run(cfg, d, device, log, out, task, model, _train_model(model, cfg, d, device), optimizer,
-              build_schedule(optimizer, cfg.schedule, cfg.epochs * steps, int(cfg.warmup_epochs * steps),
+    bf16 = use_bf16(device, cfg.amp, min(task.input_shape[1:])) and task.autocast
+    bf16_full = bf16 and cfg.amp == "bf16-full" and task.bf16_end_to_end
+    if cfg.amp == "bf16-full" and not bf16_full:
+        log(f"amp bf16-full: {task.name} trains {'with bf16 autocast' if bf16 else 'in fp32'} ("
+            + ("bf16-full is for classify and segment)" if not task.bf16_end_to_end else f"no fast bf16 on this {device.type})"))
+    run = Run(cfg, d, device, log, out, task, model, _train_model(model, cfg, d, device, bf16_full), optimizer,
+              build_schedule(optimizer, cfg.schedule, cfg.epochs * steps,
+                             max(int(cfg.warmup_epochs * steps), cfg.warmup_steps),
                              cfg.lr_cycle),
               Lookahead(model, cfg.epochs * steps) if cfg.lookahead else None, data, train_batches,
               Batches(data["val"], max(cfg.batch_size, 256), device, shuffle=False, rank=d.rank, world=d.world,
                       workers=cfg.workers),
-              use_bf16(device, cfg.amp, min(task.input_shape[1:])) and task.autocast, None, skipped=skipped,
-              cache=task.new_cache(), given=given, given_model=given_model)
+              bf16, None, skipped=skipped, cache=task.new_cache(), given=given, given_model=given_model,
+              bf16_full=bf16_full)
     run.fp16 = use_fp16(device, cfg.amp) and task.autocast
     run.scaler = torch.amp.GradScaler(device.type, enabled=run.fp16)
     run.threads = _thread_tuner(cfg, d, device)
@@ -204,7 +212,8 @@ def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, hold: Ex
         record_splits(out, data)
         log(f"{cfg.task} {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on {cfg.data}: "
             f"{len(data['train'])} train, {len(data['val'])} val images; {device.type}"
-            f"{', bf16 autocast' if run.bf16 else ', fp16 autocast with loss scaling' if run.fp16 else ''}"
+            f"{', bf16 weights and activations' if run.bf16_full else ', bf16 autocast' if run.bf16 else ''}"
+            f"{', fp16 autocast with loss scaling' if run.fp16 else ''}"
             f"{f', {d.world} processes' if d.enabled else ''}")
         if run.epoch >= cfg.epochs:
             log(f"{resume}: the run already finished its {cfg.epochs} epochs; nothing to train "
@@ -234,8 +243,10 @@ def _thread_tuner(cfg: TrainConfig, d: Dist, device: torch.device) -> ThreadTune
     return None
 
 
-def _train_model(model: nn.Module, cfg: TrainConfig, d: Dist, device: torch.device) -> nn.Module:
-    """The model as the loop calls it: wrapped for DDP, compiled when asked."""
+def _train_model(model: nn.Module, cfg: TrainConfig, d: Dist, device: torch.device, bf16_full: bool) -> nn.Module:
+    """The model as the loop calls it: run in bf16 end to end, wrapped for DDP, compiled, as asked."""
+    if bf16_full:
+        model = Bf16Forward(model)
     if d.enabled:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     return torch.compile(model) if cfg.compile else model

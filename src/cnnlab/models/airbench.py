@@ -216,7 +216,7 @@ class AirbenchNet(nn.Module):
             m.momentum = 1.0  # running statistics := this batch's
         try:
             with torch.autocast(x.device.type, enabled=False):
-                self.features(x)  # still in training mode: normalised by the batch, running stats replaced
+                self.features(x.to(self.fc.weight.dtype))  # still in training mode: normalised by the batch (a bf16 step input as fp32), running stats replaced
         finally:
             for m, momentum in zip(norms, momenta):
                 m.momentum = momentum

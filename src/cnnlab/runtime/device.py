@@ -13,7 +13,8 @@ from cnnlab.errors import CnnlabError
 if TYPE_CHECKING:
     import torch
 
-AMP_POLICIES = ("auto", "bf16", "fp16", "off")  # the config's amp: auto, bf16 autocast, fp16 + scaler, fp32
+# the config's amp: auto, bf16 autocast, bf16 weights and activations (runtime/precision.py), fp16 + scaler, fp32
+AMP_POLICIES = ("auto", "bf16", "bf16-full", "fp16", "off")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -68,7 +69,7 @@ def use_bf16(device: torch.device, policy: str, image_side: int) -> bool:
         raise CnnlabError(f"amp {policy!r}: expected one of {', '.join(AMP_POLICIES)}")
     if policy in ("off", "fp16") or not bf16_supported(device):
         return False
-    return policy == "bf16" or device.type == "cuda" or image_side >= MIN_CPU_BF16_SIDE
+    return policy.startswith("bf16") or device.type == "cuda" or image_side >= MIN_CPU_BF16_SIDE
 
 
 def use_fp16(device: torch.device, policy: str) -> bool:

@@ -43,6 +43,7 @@ class Task(ABC):
     explainable: ClassVar[bool] = False       # `cnnlab explain` (feature maps, filters, CAMs) opens it up
     video: ClassVar[bool] = False             # predicts videos: ``predict_frames`` and ``format_frame``
     autocast: ClassVar[bool] = True           # trains under bf16 autocast when the precision policy allows
+    bf16_end_to_end: ClassVar[bool] = False   # amp bf16-full: its networks run with bf16 weights and activations
     epoch_metrics: ClassVar[tuple[str, ...]]  # the val metrics each epoch's progress line shows, in order
     input_shape: tuple[int, int, int]         # (C, H, W) the model is fed
     channels_last: bool = True                # NHWC input (``in_memory_format``: the config's choice)

@@ -28,6 +28,7 @@ class ClassifyTask(Task):
     Options = ClassifyOptions
     score_label = "top-1"
     epoch_metrics = ("loss", "top1", "top5")
+    bf16_end_to_end = True  # amp bf16-full: convolutions, norms and pooling all take bf16
     export_refusal = None  # ONNX and TorchScript export with a parity check (deploy/export.py)
     explainable = True  # explain: feature maps, filters, class activation maps (explain/)
     video = True  # predict_frames: each frame above a strip naming its most probable classes

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import cnnlab
@@ -142,3 +143,23 @@ def test_a_second_nan_stops_the_run_and_says_it_already_went_back(tmp_path, monk
     _nan_once(monkeypatch, times=2)
     with pytest.raises(CnnlabError, match="lower --lr .*already went back once with half the learning rate"):
         cnnlab.train(data="digits", epochs=2, batch_size=64, workers=0, plots=False, out=str(tmp_path / "r"), log=None)
+
+
+@pytest.mark.parametrize("task", ["classify", "segment", "detect", "caption"])
+def test_every_default_climbs_to_its_peak_over_at_least_100_steps(tmp_path, task):
+    values, _ = default_recipe(task, str(tmp_path))
+    assert values["warmup_steps"] == 100
+    values, _ = default_recipe(task, str(tmp_path), given={"warmup_steps"})
+    assert values["warmup_steps"] == 100  # the recipe's value; a given one replaces it in the config
+
+
+def test_warmup_steps_lengthen_a_warmup_that_epochs_make_short(tmp_path):
+    from cnnlab.engine.config import TrainConfig
+    from cnnlab.engine.trainer import setup
+    from cnnlab.runtime.distributed import Dist
+
+    cfg = TrainConfig(task="classify", data="xo", epochs=2, schedule="cosine", warmup_epochs=0.1, warmup_steps=20,
+                      out=str(tmp_path), plots=False)
+    run = setup(cfg, Dist(), torch.device("cpu"), None, lambda *a, **k: None)
+    f = run.schedule.lr_lambdas[0]
+    assert run.steps * 0.1 < 20 and f(19) < 1.0 and f(20) == pytest.approx(1.0)

@@ -76,6 +76,9 @@ class TrainConfig:
                            choices=SCHEDULES)
     warmup_epochs: float = option(1.0, "linear warm-up for the cosine schedule, in epochs", group="optimisation",
                                   range=(0.0, 100_000.0))
+    warmup_steps: int = option(0, "at least this many optimizer steps of warm-up (cosine) or climb to the peak "
+                               "(onecycle), whatever the epochs hold; at most half the run", group="optimisation",
+                               range=(0, 10_000_000))
     lr_cycle: list = option([0.0, 0.25, 0.0], "onecycle: [start, peak at, end] (start and end as fractions of "
                             "the peak lr, peak at as a fraction of the steps)", group="optimisation")
     label_smoothing: float = option(0.0, "cross-entropy label smoothing", group="optimisation", range=(0.0, 0.99))
@@ -89,7 +92,8 @@ class TrainConfig:
     # device: device, precision, speed and reproducibility
     device: str = option("auto", "auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps", group="device")
     amp: str = option("auto", "mixed precision (auto: bf16 on CUDA and on bf16 CPUs for inputs >= 16x16, fp16 "
-                      "with a gradient scaler on CUDA GPUs without bf16)", group="device", choices=AMP_POLICIES)
+                      "with a gradient scaler on CUDA GPUs without bf16; bf16-full: bf16 weights and activations "
+                      "end to end, fp32 master weights, for classify and segment)", group="device", choices=AMP_POLICIES)
     channels_last: bool = option(True, "NHWC memory format for conv nets", group="device")
     compile: bool = option(False, "torch.compile the model (pays back on long runs)", group="device")
     seed: int = option(0, "seeds weights, sampling and augmentation", group="device", range=(0, 2**31 - 1))

@@ -35,6 +35,7 @@ TRAIN_SHARE = 0.7          # of the images found, the share that trains when the
 SURVEY_HEADERS = 64        # image headers read to learn the images' size
 MAX_FILES = 1_000_000      # image files counted at most
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+WARMUP_STEPS = 100         # the climb to the peak lr takes at least this many steps (Ultralytics: max(3 epochs, 100))
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ def default_recipe(task: str, data: str, given: set[str] = frozenset(),
     found = seen and (f"{seen.images // 2} image/mask pairs" if task == "segment" else f"{seen.images} images")
     reasons = [f"no --config or --model: the {name} recipe for {task} ({values['model']}, {why}), adapted "
                f"to {data}" + (f": {found}, median {seen.long_side}x{seen.side} px" if seen else "")]
+    values.setdefault("warmup_steps", WARMUP_STEPS)
     if seen:
         reasons += _adapt_size(values, task, seen, given)
         images = seen.images // 2 if task == "segment" else seen.images  # a mask beside each photo

@@ -48,7 +48,7 @@ def build_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int
     cosine: linear warm-up over ``warmup_steps``, then half a cosine to 0.
     constant: 1 throughout.
 
-    ``warmup_steps`` (the config's ``warmup_epochs``, 1 by default) never takes more than half the
+    ``warmup_steps`` (the config's ``warmup_epochs``, 1 by default, or its ``warmup_steps``, if more) never takes more than half the
     run: a one-epoch run would otherwise climb for all of it and end at the peak learning rate,
     which leaves a model that is still changing fast (and whose BatchNorm statistics trail it).
     """

@@ -432,3 +432,89 @@ def test_page_script_parses():
     for script in scripts:
         result = subprocess.run([node, "--check", str(script)], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------------- what the page explains, per task
+@pytest.fixture(scope="module")
+def task_client(tmp_path_factory):
+    """The service over small random-weight checkpoints of segmentation, detection and captioning."""
+    import web_checkpoints  # tests/web_checkpoints.py
+
+    folder = tmp_path_factory.mktemp("tasks")
+    models = [web_checkpoints.segmenter(folder), web_checkpoints.detector(folder), web_checkpoints.captioner(folder)]
+    with TestClient(create_app(models, device="cpu")) as c:
+        yield c
+
+
+def shapes_png(size=(48, 40)) -> bytes:
+    y, x = np.mgrid[0:size[1], 0:size[0]]
+    rgb = np.full((size[1], size[0], 3), 200, np.uint8)
+    rgb[(x - 14) ** 2 + (y - 14) ** 2 < 81] = (220, 40, 40)
+    rgb[20:34, 26:42] = (40, 70, 220)
+    return png(rgb)
+
+
+def test_caption_attention_per_word_is_the_decoders_own(task_client):
+    """predict with attention returns one (h, w) grid per word: the weights the decoder put on the
+    encoder's grid when it wrote that word, the same as teacher forcing those words gives."""
+    from cnnlab.data.caption_text import START_ID
+
+    body = post(task_client, "/v1/predict", shapes_png(), model="captions",
+                options=json.dumps({"beam": 1, "attention": True})).json()
+    words, (h, w) = body["words"], body["grid"]
+    assert body["caption"] == " ".join(words) and len(body["word_attention"]) == len(words) > 0
+    served = task_client.app.state.models["captions"]
+    task, model = served.task, served.model.model
+    img = cnnlab.images.read_image(shapes_png(), channels=3)
+    ids = torch.tensor([[START_ID, *[task.vocab.index()[x] for x in words]]])
+    with torch.no_grad():
+        x = task.prepare(cnnlab.images.resize(img, task.input_shape[1:])[None])
+        _, alphas = model.eval()(x, ids)  # (1, T, h*w): teacher forcing on the caption's own words
+    assert (h, w) == task.feature_grid(model, cnnlab.images.resize(img, task.input_shape[1:])[None])
+    got = np.array(body["word_attention"])  # (T, h, w)
+    assert got.shape == (len(words), h, w) and np.allclose(got.sum((1, 2)), 1, atol=1e-4)
+    assert np.allclose(got, alphas[0, :len(words)].reshape(-1, h, w).numpy(), atol=1e-5)  # row t wrote word t
+    plain = post(task_client, "/v1/predict", shapes_png(), model="captions", options=json.dumps({"beam": 1})).json()
+    assert "word_attention" not in plain and plain["caption"] == body["caption"]
+
+
+def test_mask_probabilities_and_the_iou_of_an_uploaded_truth(task_client):
+    import base64
+
+    from cnnlab.tasks.segment import confusion_matrix, segmentation_metrics
+
+    image = shapes_png()
+    r = task_client.post("/v1/mask", files={"file": ("s.png", image, "image/png")}, data={"model": "scenes"}).json()
+    ids, prob = (np.asarray(Image.open(io.BytesIO(base64.b64decode(r[k].split(",")[1])))) for k in ("mask", "probability"))
+    served = task_client.app.state.models["scenes"]
+    img = cnnlab.images.read_image(image, channels=3)
+    with torch.no_grad():
+        scores = served.predictor.logits(cnnlab.images.resize(img, served.task.input_shape[1:])[None]).float()
+        p = torch.nn.functional.interpolate(scores, size=(40, 48), mode="bilinear", align_corners=False)[0].softmax(0)
+    assert np.array_equal(ids, p.argmax(0).numpy())
+    assert np.abs(prob / 255 - p.max(0).values.numpy()).max() <= 0.5 / 255 + 1e-6  # 8-bit probabilities
+
+    truth = np.zeros((40, 48), np.uint8)
+    truth[5:24, 5:24], truth[20:34, 26:42] = 1, 2
+    truth[0, :] = 255  # unlabelled: left out
+    t = task_client.post("/v1/mask", files={"file": ("s.png", image, "image/png"),
+                                            "truth": ("s_mask.png", png(truth), "image/png")},
+                         data={"model": "scenes"}).json()["truth"]
+    want = segmentation_metrics(confusion_matrix(torch.from_numpy(ids.copy()).long().flatten(),
+                                                 torch.from_numpy(truth).long().flatten(), 3), served.task.classes)
+    assert t["per_class"] == want["per_class"] and t["miou"] == want["miou"] and t["ignored"] == 48
+    keep = truth != 255  # by hand: IoU of class k = |pred k and truth k| / |pred k or truth k|
+    for k, name in enumerate(served.task.classes):
+        union = ((ids == k) | (truth == k))[keep].sum()
+        assert t["per_class"][name]["iou"] == (None if union == 0 else
+                                               round(float(((ids == k) & (truth == k))[keep].sum() / union), 6))
+    # a half-size mask of the same aspect is resized; another aspect, a wrong id, a non-image: words
+    half = task_client.post("/v1/mask", files={"file": ("s.png", image, "image/png"),
+                                               "truth": ("half.png", png(truth[::2, ::2]), "image/png")},
+                            data={"model": "scenes"}).json()["truth"]
+    assert half["resized"] is True
+    for data, words in ((png(truth[:10]), "another aspect ratio"), (png(truth + 3), "class ids"),
+                        (b"hello", "not an image")):
+        reply = task_client.post("/v1/mask", files={"file": ("s.png", image, "image/png"),
+                                                    "truth": ("m.png", data, "image/png")}, data={"model": "scenes"})
+        assert words in error(reply, 415 if data == b"hello" else 422)

@@ -159,6 +159,68 @@ def test_explainer_refuses_models_it_cannot_open(checkpoints, digit_png, tmp_pat
         assert "explainer" in detail(c.get("/v1/architecture"), 422)
 
 
+def test_network_overview_and_one_units_arithmetic(client, photo_png):
+    """/v1/network: each conv, ReLU and pool layer's maps and the softmax of predict; /v1/unit: a
+    conv value as the sum of the kernel times the input patch, equal to the layer's own output,
+    then BatchNorm and ReLU; a max-pool value as its window's max; errors in words."""
+    r = post(client, "/v1/network", photo_png, model="rgb").json()
+    names = [L["name"] for L in r["layers"]]
+    assert names == [f"features.block{b}.{k}" for b in (1, 2, 3) for k in ("conv", "relu", "pool")]
+    assert all(len(L["maps"]) == 4 for L in r["layers"]) and r["layers"][3]["shape"] == [64, 8, 8]
+    assert [m["channel"] for m in r["layers"][3]["maps"]] == [m["channel"] for m in r["layers"][5]["maps"]]  # one path
+    top = post(client, "/v1/predict", photo_png, model="rgb").json()["top"]
+    assert r["softmax"]["classes"] == [t["class"] for t in top] and r["path_class"] == top[0]["class"]
+    assert np.allclose(r["softmax"]["probs"], [t["prob"] for t in top], atol=1e-5)
+
+    lm = client.app.state.models["rgb"].model
+    outs = {}
+    hooks = [lm.model.get_submodule(n).register_forward_hook(lambda m, a, o, n=n: outs.__setitem__(n, o.detach().clone()[0]))
+             for n in ("features.block1.pool", "features.block2.conv", "features.block2.norm", "features.block2.relu")]
+    with torch.no_grad():
+        lm.model.eval()(lm.task.prepare(lm.read(cnnlab.images.read_image(photo_png, channels=3))[None]))
+    for h in hooks:
+        h.remove()
+    # the predicted class's path: at each conv, the channels whose activation x gradient of that
+    # class's logit, summed over the map, is largest; order=active: the largest mean activation
+    acts = {}
+    hooks = [lm.model.get_submodule(n).register_forward_hook(lambda m, a, o, n=n: acts.__setitem__(n, o))
+             for n in ("features.block1.conv", "features.block2.conv", "features.block3.conv")]
+    x = lm.task.prepare(lm.read(cnnlab.images.read_image(photo_png, channels=3))[None]).requires_grad_(True)
+    logit = lm.model(x)[0, lm.task.classes.index(top[0]["class"])]
+    grads = torch.autograd.grad(logit, list(acts.values()))
+    for h in hooks:
+        h.remove()
+    for (name, a), g in zip(acts.items(), grads):
+        want = (a.detach()[0] * g[0]).sum((1, 2)).topk(4).indices.tolist()
+        assert [m["channel"] for m in r["layers"][names.index(name)]["maps"]] == want, name
+    active = post(client, "/v1/network", photo_png, model="rgb", order="active").json()
+    assert active["order"] == "active" and [m["channel"] for m in active["layers"][3]["maps"]] == \
+        outs["features.block2.conv"].mean((1, 2)).topk(4).indices.tolist()
+    u = post(client, "/v1/unit", photo_png, model="rgb", layer="features.block2.conv", channel=5, y=0, x=3).json()
+    conv = lm.model.get_submodule("features.block2.conv")
+    patch = torch.nn.functional.pad(outs["features.block1.pool"], (1, 1, 1, 1))[:, 0:3, 3:6]  # (32, 3, 3), padding 1
+    assert u["rows"] == [-1, 0, 1] and u["cols"] == [2, 3, 4] and u["in_channels"] == 32
+    want = (patch * conv.weight[5].detach()).sum((1, 2))  # per input channel
+    for c in u["channels"]:
+        assert np.allclose(c["patch"], patch[c["channel"]].numpy(), atol=1e-6)
+        assert abs(c["sum"] - float(want[c["channel"]])) < 1e-5
+    assert abs(u["total"] - float(outs["features.block2.conv"][5, 0, 3])) < 1e-4
+    assert abs(u["output"] - float(outs["features.block2.conv"][5, 0, 3])) < 1e-6
+    bn, relu = u["after"]
+    assert bn["type"] == "BatchNorm2d" and abs(bn["value"] - float(outs["features.block2.norm"][5, 0, 3])) < 1e-6
+    assert abs((bn["input"] - bn["mean"]) / (bn["var"] + bn["eps"]) ** 0.5 * bn["gamma"] + bn["beta"] - bn["value"]) < 1e-5
+    assert relu["value"] == max(0.0, bn["value"]) == pytest.approx(float(outs["features.block2.relu"][5, 0, 3]))
+    pool = post(client, "/v1/unit", photo_png, model="rgb", layer="features.block1.pool", channel=2).json()
+    assert pool["output"] == pool["total"] == max(v for row in pool["window"] for v in row)
+    assert "conv and max-pool" in detail(post(client, "/v1/unit", photo_png, model="rgb", layer="features.block1.norm",
+                                              channel=0), 422)
+    assert "channels 0..63" in detail(post(client, "/v1/unit", photo_png, model="rgb", layer="features.block2.conv",
+                                           channel=64), 422)
+    assert "maps are 8x8" in detail(post(client, "/v1/unit", photo_png, model="rgb", layer="features.block2.conv",
+                                         channel=0, y=8, x=0), 422)
+    assert "not a layer" in detail(post(client, "/v1/unit", photo_png, model="rgb", layer="nope", channel=0), 422)
+
+
 # ---------------------------------------------------------------------- the page, in Chromium
 @pytest.fixture(scope="module")
 def service(checkpoints, tmp_path_factory):

@@ -4,7 +4,9 @@
     uvicorn.run(app, host="127.0.0.1", port=8000)      # or: cnnlab serve runs/digits/best.pt
 
 Endpoints: ``POST /v1/predict`` (the task's own JSON), ``POST /v1/explain`` (feature maps,
-filters, Grad-CAM as PNG data URLs), ``POST /v1/convolve`` (hand-made kernels), ``GET /v1/models``,
+filters, Grad-CAM as PNG data URLs), ``POST /v1/network`` and ``/v1/unit`` (the network overview and
+one unit's arithmetic), ``POST /v1/convolve`` (hand-made kernels), ``POST /v1/pixels`` and
+``GET /v1/xo`` (the lecture's first slides), ``GET /v1/models``,
 ``GET /v1/kernels``, ``GET /healthz``; the page at ``/``; OpenAPI at ``/openapi.json`` and
 ``/docs`` (Swagger UI served from the fastapi-offline package: no CDN). Each group of routes is a
 module-level router (``*_routes.py``); what they need comes through ``dependencies.py``.
@@ -27,12 +29,14 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from cnnlab._version import __version__
-from cnnlab.serve import convolve_routes, explain_routes, info_routes, predict_routes
+from cnnlab.serve import (convolve_routes, explain_routes, info_routes, network_routes, predict_routes,
+                          slides_routes)
 from cnnlab.serve.errors import add_error_handlers
 from cnnlab.serve.served import load_models
 from cnnlab.serve.uploads import BodyLimit, Limits, Uploads
 
-ROUTERS = (info_routes.router, predict_routes.router, explain_routes.router, convolve_routes.router)
+ROUTERS = (info_routes.router, predict_routes.router, explain_routes.router, network_routes.router,
+           convolve_routes.router, slides_routes.router)
 
 
 def create_app(checkpoints: Sequence = (), pretrained: Sequence[str] = (), *, limits: Limits = Limits(),

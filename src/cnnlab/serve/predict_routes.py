@@ -1,5 +1,6 @@
 """Predictions over HTTP: ``/v1/predict`` (the task's own JSON, through ``api.predict``) and
-``/v1/mask`` (a segmentation's class ids as a PNG at the image's size)."""
+``/v1/mask`` (a segmentation's class ids and their probabilities as PNGs at the image's size,
+and with a ground-truth mask uploaded too, this image's per-class IoU)."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,6 +15,7 @@ from cnnlab.images import resize
 from cnnlab.serve import render
 from cnnlab.serve.dependencies import ModelInForm, ServiceUploads, predict_options
 from cnnlab.serve.errors import client_errors
+from cnnlab.serve.truth import truth_iou
 from cnnlab.serve.uploads import HTTPError, request_folder, save_upload, scrub
 
 router = APIRouter()
@@ -38,9 +40,12 @@ def predict(file: Annotated[UploadFile, File(description="an image file")], serv
                 **render.jsonable(result, {str(path): up.name}, tmp), **up.reply()}
 
 
-@router.post("/v1/mask", summary="Segmentation: each pixel's class id as a grey PNG at the image's size")
+@router.post("/v1/mask", summary="Segmentation: each pixel's class id and its probability as grey PNGs at the "
+                                  "image's size; with a ground-truth mask, this image's per-class IoU")
 def mask(file: Annotated[UploadFile, File(description="an image file")], served: ModelInForm,
-         uploads: ServiceUploads) -> dict:
+         uploads: ServiceUploads,
+         truth: Annotated[UploadFile | None, File(description="optional: the image's ground-truth mask, a PNG of "
+                                                              "class ids (or the classes' colours)")] = None) -> dict:
     up = uploads.read(file, uploads.limits.max_image_side, channels=served.task.input_shape[0])  # (C, H, W) uint8
     with client_errors(), served.lock:
         scores = served.predictor.logits(resize(up.image, served.task.input_shape[1:])[None])
@@ -49,10 +54,14 @@ def mask(file: Annotated[UploadFile, File(description="an image file")], served:
                              f"{served.task.name} model")
     scores = torch.nn.functional.interpolate(scores.float(), size=up.image.shape[-2:], mode="bilinear",
                                              align_corners=False)  # back to the image's size, as predict does
-    ids = scores[0].argmax(0).cpu()  # (H, W) class ids
-    return {"model": served.name, "image": up.name, "size": list(ids.shape), "classes": list(served.task.classes),
-            "colors": render.jsonable(served.task.colors), "mask": render.png_data_url(ids.to(torch.uint8)[None]),
-            **up.reply()}
+    prob, ids = scores[0].softmax(0).max(0)  # (H, W) each pixel's class and that class's probability
+    ids = ids.cpu()
+    reply = {"model": served.name, "image": up.name, "size": list(ids.shape), "classes": list(served.task.classes),
+             "colors": render.jsonable(served.task.colors), "mask": render.png_data_url(ids.to(torch.uint8)[None]),
+             "probability": render.gray_png(prob.cpu().numpy(), 0.0, 1.0), **up.reply()}
+    if truth is not None:
+        reply["truth"] = truth_iou(truth, ids, served.task, uploads.limits, up.name)
+    return reply
 
 
 def _finite(value) -> bool:

@@ -289,10 +289,12 @@ class CaptionTask(Task):
 
     # ------------------------------------------------------------------ prediction
     def predict(self, lm, images: list, options: CaptionOptions) -> list[dict]:
-        """``[{"image", "caption", "beams": [{"caption", "score", "logprob"}], "attention"?}]``.
+        """``[{"image", "caption", "beams": [{"caption", "score", "logprob"}], "attention"?, ...}]``.
 
         attention: write ``<out>/<image stem>_attention.png``, the image under each word's
-        attention map (Show-Attend-and-Tell models only).
+        attention map (Show-Attend-and-Tell models only), and return the maps themselves:
+        ``words``, ``grid`` (h, w) and ``word_attention``, one (h, w) grid of weights per word
+        (each sums to 1 over the encoder's h x w positions; see ``word_attention``).
         """
         attention, out = options.attention, options.out or "."
         if attention and not getattr(lm.model, "attention", False):
@@ -311,6 +313,7 @@ class CaptionTask(Task):
                 grid = self.feature_grid(lm.model, image[None])
                 target = Path(out) / f"{Path(str(path)).stem}_attention.png"
                 r["attention"] = str(plot_attention(image.cpu(), best["words"], best["alphas"], grid, target))
+                r.update(word_attention(best["words"], best["alphas"], grid))
             results.append(r)
         return results
 
@@ -341,6 +344,19 @@ class CaptionTask(Task):
 
 
 # ---------------------------------------------------------------------- helpers
+def word_attention(words: list[str], alphas: Tensor | None, grid: tuple[int, int]) -> dict:
+    """The attention weights behind each word of a caption, as JSON: ``{"words", "grid": [h, w],
+    "word_attention": [(h, w) nested lists, one per word]}``. ``alphas`` (len(words) + 1, h*w) is
+    the beam's history (the last row chose <end>); its row t is where the decoder looked when it
+    wrote word t (the Show, Attend and Tell figure)."""
+    h, w = grid
+    if alphas is None:
+        return {}
+    maps = alphas[:len(words)].float().reshape(len(words), h, w)  # (T, h, w)
+    return {"words": list(words), "grid": [h, w],
+            "word_attention": [[[round(float(v), 6) for v in row] for row in m] for m in maps]}
+
+
 def _references(data) -> Tensor:
     refs = data.labels
     if refs.ndim not in (2, 3) or refs.dtype != torch.int64:

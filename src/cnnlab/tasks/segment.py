@@ -214,6 +214,11 @@ class SegmentTask(Task):
         m["count"] = int(sums[1])
         return m
 
+    def score_mask(self, pred: Tensor, truth: Tensor) -> dict:
+        """The metrics of one predicted class map against its ground truth (both (H, W); IGNORE left out)."""
+        return segmentation_metrics(confusion_matrix(pred.long().flatten(), truth.long().flatten(),
+                                                     len(self.classes)), list(self.classes))
+
     @torch.no_grad()
     def batch_accuracy(self, model, batch) -> tuple[int, int]:
         """Labelled pixels predicted right, labelled pixels."""

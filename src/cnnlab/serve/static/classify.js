@@ -19,6 +19,7 @@ function setupExplain() {
   $("cam-method").addEventListener("change", () => runInspect());
   $("cam-class").addEventListener("change", () => runInspect());
   $("cam-layer").addEventListener("change", () => runInspect());
+  $("overview-order").addEventListener("change", () => runNetwork());
 }
 
 async function loadArchitecture(name) {  // the model's, whatever image is on screen meanwhile

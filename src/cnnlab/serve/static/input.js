@@ -38,11 +38,21 @@ function setupInput() {
   drop.addEventListener("drop", (e) => {
     e.preventDefault();
     drop.classList.remove("over");
-    const f = e.dataTransfer.files[0];
-    if (f) setImage(f, f.name);
+    const [image, truth] = imageAndMask([...e.dataTransfer.files]);
+    if (!image) return;
+    setImage(image, image.name);
+    state.truth = truth ? { file: truth, rid: state.rid } : null;  // segmentation scores it once its mask is drawn
   });
   drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") $("file").click(); });
   setupPad();
+}
+
+// Two files dropped at once: an image and its ground-truth mask (the one named like a mask, else the second)
+function imageAndMask(files) {
+  if (files.length < 2) return [files[0], null];
+  const maskLike = (f) => /(^|[_\-. ])(mask|masks|label|labels|gt|truth|annotation)([_\-. ]|$)/i.test(f.name);
+  const mask = files.find(maskLike) || files[1];
+  return [files.find((f) => f !== mask), mask];
 }
 
 // ------------------------------------------------------------------ the drawing pad

@@ -2,8 +2,8 @@
 "use strict";
 
 // options a view controls live (a slider filters what one request returned), not through the form
-const LIVE = new Set(["score_threshold", "alpha", "attention"]);
-const RESULTS = ["prediction", "cam-view", "layer-view", "unit-view", "convolution"];
+const LIVE = new Set(["score_threshold", "alpha", "attention", "show_proposals"]);
+const RESULTS = ["prediction", "cam-view", "layer-view", "unit-view", "convolution", "overview", "conv-step", "pixels-view"];
 
 function clearResults() {
   for (const id of RESULTS) { $(id).replaceChildren(); delete $(id).dataset.image; }
@@ -16,6 +16,8 @@ function runAll() {
   runPredict();
   const m = currentModel();
   if (m && m.explain && state.arch) runInspect();  // else it runs once the architecture has loaded
+  if (m && m.explain) runNetwork();
+  runPixels();
   schedule();
 }
 
@@ -73,6 +75,7 @@ function optionValues() {
   const names = new Set((m.option_fields || []).map((f) => f.name));
   if (names.has("score_threshold")) out.score_threshold = SCORE_FLOOR;  // the slider filters above this, live
   if (names.has("attention") && m.attention) out.attention = true;
+  if (names.has("show_proposals")) out.show_proposals = true;  // step 1 of the R-CNN story
   return out;
 }
 
@@ -104,5 +107,5 @@ window.addEventListener("DOMContentLoaded", async () => {
   $("error-close").addEventListener("click", clearError);
   setupExplain();
   setupConvolve();
-  try { await Promise.all([loadModels(), loadKernels()]); } catch (e) { showError(e.message); }
+  try { await Promise.all([loadModels(), loadKernels(), loadXo()]); } catch (e) { showError(e.message); }
 });

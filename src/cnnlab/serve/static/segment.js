@@ -1,5 +1,6 @@
 // Segmentation: the mask over the image at its shown size, with a legend (class toggles and shares),
-// an opacity slider, and the class under the pointer.
+// an opacity slider, the class and its probability under the pointer, and (with the image's
+// ground-truth mask dropped too) this image's IoU per class.
 "use strict";
 
 function maskView(r) {
@@ -12,13 +13,14 @@ async function loadMask(r, out) {
   const ticket = { view: "predict", rid: state.rid, n: state.views.predict };  // the prediction it belongs to
   try {
     const m = await api("/v1/mask", imageForm());
-    const ids = await maskIds(m.mask);
+    const [mask, prob] = await Promise.all([greyPixels(m.mask), greyPixels(m.probability)]);
     if (!fresh(ticket)) return;
-    out.replaceChildren(...maskParts(r, m, ids));
+    out.replaceChildren(...maskParts(r, m, mask, prob), truthParts(m));
+    if (state.truth && state.truth.rid === state.rid) scoreTruth(state.truth.file, $("truth-result"));  // dropped with the image
   } catch (e) { failed(ticket, e, out); }
 }
 
-async function maskIds(src) {  // the class-id PNG -> {w, h, ids: Uint8Array}
+async function greyPixels(src) {  // a grey PNG -> {w, h, ids: Uint8Array} (its values 0..255)
   const img = await loadImage(src);
   const c = el("canvas", { width: img.naturalWidth, height: img.naturalHeight }), ctx = c.getContext("2d");
   ctx.drawImage(img, 0, 0);
@@ -27,14 +29,14 @@ async function maskIds(src) {  // the class-id PNG -> {w, h, ids: Uint8Array}
   return { w: c.width, h: c.height, ids };
 }
 
-function maskParts(r, m, mask) {
+function maskParts(r, m, mask, prob) {
   if (!state.shown) return [el("p", { class: "muted", text: "the browser cannot show this image" })];
   const shown = overImage("mask", 640);
   const rgb = (i) => m.colors[i] || [255, 0, 255];
   const on = new Set(m.classes.map((_, i) => i));
   const small = el("canvas", { width: mask.w, height: mask.h });
   const opacity = el("input", { type: "range", id: "mask-opacity", min: 0, max: 1, step: 0.05, value: (currentModel().options || {}).alpha ?? 0.5 });
-  const hover = el("p", { class: "muted", "data-testid": "mask-hover", text: "point at the image: the class there" });
+  const hover = el("p", { class: "muted", "data-testid": "mask-hover", text: "point at the image: the class there and its probability" });
   const draw = () => {
     const sctx = small.getContext("2d"), data = sctx.createImageData(mask.w, mask.h);
     const a = Math.round(255 * Number(opacity.value));
@@ -49,7 +51,8 @@ function maskParts(r, m, mask) {
     const b = shown.canvas.getBoundingClientRect();
     const x = Math.min(mask.w - 1, Math.floor((e.clientX - b.left) * mask.w / b.width));
     const y = Math.min(mask.h - 1, Math.floor((e.clientY - b.top) * mask.h / b.height));
-    hover.textContent = `(${x}, ${y}): ${m.classes[mask.ids[y * mask.w + x]]}`;
+    const i = y * mask.w + x;
+    hover.textContent = `(${x}, ${y}): ${m.classes[mask.ids[i]]}, p = ${(prob.ids[i] / 255).toFixed(2)}`;
   });
   opacity.addEventListener("input", draw);
   const shares = r.shares || {};
@@ -65,4 +68,51 @@ function maskParts(r, m, mask) {
   return [el("label", { class: "slider" }, "mask opacity ", opacity), key,
     el("figure", {}, shown.box, el("figcaption", { class: "muted", text: `${r.image}: ${mask.w}x${mask.h} mask, drawn at ${shown.w}x${shown.h}` })),
     hover];
+}
+
+// ------------------------------------------------------------------ the image's own ground truth: IoU per class
+function truthParts(m) {
+  const out = el("div", { class: "result", id: "truth-result", "data-testid": "truth-view" });
+  const input = el("input", { type: "file", id: "truth-file", accept: "image/png,image/*", hidden: "" });
+  const zone = el("div", { class: "drop small", tabindex: 0, "data-testid": "truth-drop" },
+    `Drop ${m.image}'s ground-truth mask here (a PNG of class ids 0..${m.classes.length - 1}; or drop both files at once above), or `,
+    el("label", { class: "link" }, "pick it", input), ": the IoU of each class on this image.");
+  const score = (file) => { if (file) scoreTruth(file, out); };
+  input.addEventListener("change", (e) => { score(e.target.files[0]); e.target.value = ""; });
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => { e.preventDefault(); zone.classList.remove("over"); score(e.dataTransfer.files[0]); });
+  return el("div", {}, zone, out);
+}
+
+async function scoreTruth(file, out) {
+  const ticket = begin("truth");
+  out.replaceChildren(el("p", { class: "muted", text: `scoring against ${file.name}...` }));
+  try {
+    const form = imageForm();
+    form.append("truth", file, file.name);
+    const m = await api("/v1/mask", form);
+    if (!fresh(ticket)) return;
+    clearError();
+    out.replaceChildren(...iouParts(m));
+    tagged(out, m.image);
+  } catch (e) { failed(ticket, e, out); }
+}
+
+function iouParts(m) {
+  const t = m.truth, pct = (v) => (v === null ? "-" : `${(100 * v).toFixed(1)}%`);
+  const rows = m.classes.map((name, i) => {
+    const c = t.per_class[name], predicted = t.confusion_matrix.reduce((s, row) => s + row[i], 0);
+    const [cr, cg, cb] = m.colors[i] || [255, 0, 255];
+    return el("tr", { "data-class": name }, el("td", {}, el("span", { class: "swatch", style: `background:rgb(${cr},${cg},${cb})` }), ` ${name}`),
+      el("td", { class: "num iou", text: pct(c.iou) }), el("td", { class: "num", text: c.pixels.toLocaleString() }),
+      el("td", { class: "num", text: predicted.toLocaleString() }), el("td", { class: "num", text: t.confusion_matrix[i][i].toLocaleString() }));
+  });
+  const head = el("tr", {}, ...["class", "IoU", "true pixels", "predicted", "both"].map((h) => el("th", { text: h })));
+  const notes = [t.resized ? "the mask was resized (nearest) to the image's size" : "",
+    t.ignored ? `${t.ignored.toLocaleString()} unlabelled pixels (255) left out` : ""].filter(Boolean).join("; ");
+  return [el("p", { "data-testid": "miou", text: `${m.image} against ${t.name}: mean IoU ${pct(t.miou)} over the classes present, ` +
+      `pixel accuracy ${pct(t.pixel_acc)} (${t.pixels.toLocaleString()} labelled pixels)${notes ? `; ${notes}` : ""}` }),
+    el("p", { class: "muted", text: "IoU = pixels both call this class / pixels either calls it; '-' where neither does." }),
+    el("table", { class: "grid", "data-testid": "iou-table" }, el("thead", {}, head), el("tbody", {}, ...rows))];
 }

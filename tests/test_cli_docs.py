@@ -37,7 +37,7 @@ def run_main(args, capsys):
 def test_every_config_field_has_help_and_a_group():
     shared = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("task_config", "given")]
     assert FIELDS[0] == "task" and set(shared) < set(FIELDS)
-    assert {"backbone", "class_weights", "scale", "min_word_count", "attention_reg"} == set(FIELDS) - set(shared)
+    assert {"backbone", "class_weights", "scale", "crop", "min_word_count", "attention_reg"} == set(FIELDS) - set(shared)
     for name, key in config_keys().items():
         assert key.field.metadata["help"], f"{name}: no help"
         assert key.group in cli.GROUP_ORDER, f"{name}: group {key.group!r}"
@@ -63,7 +63,7 @@ def test_train_help_groups_every_option_once_with_default_choices_and_range():
         for choice in config_keys()[name].choices or ():
             assert choice in text
     assert "0.0..0.999" in actions["momentum"].help and config_keys()["momentum"].field.metadata["range"] == (0.0, 0.999)
-    assert actions["optimizer"].metavar == "{sgd,adamw}" and actions["amp"].metavar == "{auto,bf16,fp16,off}"
+    assert actions["optimizer"].metavar == "{sgd,adamw}" and actions["amp"].metavar == "{auto,bf16,bf16-full,fp16,off}"
     assert actions["task"].metavar == "{auto,classify,detect,segment,caption}"  # the task registry's names
     rendered = parser.format_help()
     assert "optimisation (" in rendered and "--weight-decay" in rendered and "example: cnnlab train" in rendered

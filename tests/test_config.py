@@ -72,7 +72,7 @@ def test_with_the_task_left_to_the_data_its_keys_wait_for_it():
 
 @pytest.mark.parametrize("item, message", [
     ("task=segmnt", "'task': expected one of auto, classify, detect, segment, caption"),  # the task registry's
-    ("amp=fp8", "'amp': expected one of auto, bf16, fp16, off"),
+    ("amp=fp8", "'amp': expected one of auto, bf16, bf16-full, fp16, off"),
     ("schedule=step", "'schedule': expected one of onecycle, cosine, constant"),
     ("momentum=1.5", "'momentum': expected 0.0..0.999"),
     ("given=[lr]", "unknown config key 'given'"),  # stored with a config, never set by users

@@ -277,6 +277,7 @@ TASK_MODELS = {  # task -> (loss of a built model, {model name: builder argument
     "segment": (_segment_loss, {"fcn32s": {"num_classes": 4, "backbone": "lecture_cnn"},
                                 "fcn16s": {"num_classes": 4, "backbone": "lecture_cnn"},
                                 "fcn8s": {"num_classes": 4, "backbone": "resnet18"},
+                                "deeplabv3plus": {"num_classes": 4, "backbone": "lecture_cnn"},
                                 "unet": {"num_classes": 4, "widths": (8, 16, 32)}}),
     "detect": (_detect_loss, {"fasterrcnn": {"num_classes": 3, "min_size": 48, "max_size": 64,
                                              "backbone": "lecture_cnn", "anchor_sizes": [16, 32]},

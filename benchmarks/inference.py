@@ -7,11 +7,15 @@ onnxruntime fp32 (a file written by ``cnnlab export``, parity-checked). Three me
    (pretrained), as speed-ups over eager fp32 (compile time reported apart);
 2. top-1 agreement with eager fp32 of pretrained EfficientNet-Lite0 on real photos (CIFAR-10
    test images upsampled to 224; bar >= 99%);
-3. accuracy change of a fine-tuned classifier (lecture_cnn on digits; bar <= 0.5 points).
+3. accuracy change of a fine-tuned classifier (lecture_cnn on digits; bar <= 0.5 points);
+4. with ``--segment CHECKPOINT`` (a segmentation run, e.g. the camvid recipe's): milliseconds per
+   480x360 frame, batch 1, through each PyTorch path (segmentation has no ONNX export yet; bar
+   <= 100 ms on 2 CPU cores, issue 26).
 
     python benchmarks/inference.py --quick    # 100 images, few repeats, 3 training epochs
     python benchmarks/inference.py            # 1,000 images, 8 epochs: run on a quiet machine
     python benchmarks/inference.py --threads 1   # steadier ratios when other jobs share the cores
+    python benchmarks/inference.py --segment runs/camvid/best.pt --only-segment   # road-scene frames alone
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ BATCH_SIZES = (1, 32)
 EVAL_BATCH = 32            # agreement/accuracy batches, padded: compiled graphs are shape-specialised
 AGREEMENT_BAR = 0.99       # top-1 agreement with eager fp32, fraction of images
 ACCURACY_BAR = 0.005       # |accuracy change| against eager fp32, fraction (0.5 points)
+SEGMENT_FRAME_MS = 100.0   # a 480x360 road-scene frame, batch 1, 2 CPU cores (issue 26)
 
 
 # ---------------------------------------------------------------------- fast paths
@@ -54,25 +59,27 @@ class FastPath:
     first_call_s: dict = field(default_factory=dict)  # batch size -> seconds of the first call
 
 
-def fast_paths(lm: LoadedModel, workdir: Path) -> list[FastPath]:
+def fast_paths(lm: LoadedModel, workdir: Path, onnx: bool = True) -> list[FastPath]:
     """Eager fp32 NCHW (the reference) and each fast path, over copies of ``lm.model``."""
     eager = copy.deepcopy(lm.model).to("cpu", torch.float32).eval()
     cl = copy.deepcopy(eager).to(memory_format=torch.channels_last)
     compiled = torch.compile(cl, dynamic=False)
-    exported = export_model(lm, workdir / f"{lm.name}.onnx")
-    session = OnnxModel.from_file(exported["path"]).session
-    name = session.get_inputs()[0].name
 
     def bf16(x):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return cl(x).float()
 
     last = torch.channels_last
-    return [FastPath("eager fp32 NCHW", eager),
-            FastPath("channels_last", cl, last),
-            FastPath("channels_last + bf16", bf16, last),
-            FastPath("torch.compile", compiled, last),
-            FastPath("onnxruntime fp32", lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0]))]
+    paths = [FastPath("eager fp32 NCHW", eager),
+             FastPath("channels_last", cl, last),
+             FastPath("channels_last + bf16", bf16, last),
+             FastPath("torch.compile", compiled, last)]
+    if not onnx:
+        return paths
+    exported = export_model(lm, workdir / f"{lm.name}.onnx")
+    session = OnnxModel.from_file(exported["path"]).session
+    name = session.get_inputs()[0].name
+    return paths + [FastPath("onnxruntime fp32", lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0]))]
 
 
 # ---------------------------------------------------------------------- measurements
@@ -186,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="100 images, fewer repeats, 3 epochs")
     ap.add_argument("--cifar", type=Path, default=CIFAR, help="CIFAR-10 folder (skipped when absent)")
     ap.add_argument("--checkpoint", help="fine-tuned classifier to check (default: train digits here)")
+    ap.add_argument("--segment", help="a segmentation checkpoint: time 480x360 frames through it")
+    ap.add_argument("--only-segment", action="store_true", help="with --segment: only that table")
     ap.add_argument("--threads", type=int, help="intra-op threads for PyTorch and onnxruntime "
                     "(default: PyTorch's; 1 gives steadier ratios on a busy machine)")
     a = ap.parse_args(argv)
@@ -196,13 +205,35 @@ def main(argv: list[str] | None = None) -> None:
         report(a, Path(tmp))
 
 
+def segment_frames(checkpoint: str, workdir: Path, repeats: int) -> None:
+    """Milliseconds per 480x360 frame (batch 1) of a segmentation checkpoint through each path."""
+    lm = LoadedModel.from_checkpoint(checkpoint, "cpu")
+    progress(f"{checkpoint}: 480x360 frames")
+    paths = fast_paths(lm, workdir, onnx=False)
+    frame = torch.randint(0, 256, (1, lm.task.input_shape[0], 360, 480), dtype=torch.uint8)
+    with torch.no_grad():
+        ms = latency(paths, lm.task.prepare(frame), repeats)
+    rows = []
+    for p in paths:
+        t = ms[p.name]
+        rows.append([p.name, f"{1e3 * t:.1f}", f"{ms[paths[0].name] / t:.2f}x", f"{1 / t:.1f}",
+                     "pass" if 1e3 * t <= SEGMENT_FRAME_MS else "over"])
+    print(f"\n## Segmentation: one 480x360 frame ({checkpoint}: {lm.config.model} over "
+          f"{lm.config.task_config.backbone or '-'}; bar <= {SEGMENT_FRAME_MS:.0f} ms)\n")
+    print(table(["path", "ms per frame", "speed-up", "frames/s", "bar"], rows), flush=True)
+
+
 def report(a: argparse.Namespace, workdir: Path) -> None:
-    """Measure and print the three tables; ``workdir`` holds the run, exports and compile cache."""
+    """Measure and print the tables; ``workdir`` holds the run, exports and compile cache."""
     n_images, repeats, epochs = (100, {1: 10, 32: 3}, 3) if a.quick else (1000, {1: 50, 32: 10}, 8)
     load = os.getloadavg()[0]
     print(f"# {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, bf16 native: "
           f"{bf16_supported(torch.device('cpu'))}, load average {load:.1f}"
           + ("  (busy machine: timings are noisy)" if load > 2 else ""), flush=True)
+    if a.segment:
+        segment_frames(a.segment, workdir, repeats[1])
+        if a.only_segment:
+            return
     progress("fine-tuned classifier")
     digits = digits_classifier(a.checkpoint, epochs, workdir)
     with torch.no_grad():

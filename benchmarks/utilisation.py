@@ -18,6 +18,9 @@ schedule and lookahead as a real run; no validation). Then:
   a sparse operand's product (the CPU RoIAlign's) counts only its stored entries; pooling,
   normalisation, element-wise ops and the optimizer are not counted.
 - **achieved TFLOP/s** = GFLOP/image x training images/s.
+- **% conv peak**: against the fastest of the recipe's own dense 3x3 convolutions (the shapes one
+  training batch meets, forward + backward, bf16 weights and activations, channels-last, timed
+  alone: ``conv_peak``): how far the recipe is from what its own layers could reach.
 - **% of peak**: against the bf16 and fp32 matmul peaks (``matmul_peak``: large square matmuls,
   the fastest of ~2 s of timings at each of three sizes, all threads) measured in the same run, at its start and its end (the table takes the
   higher; the per-recipe lines printed during the run use the start's); the precision a recipe trains in (bf16 when the
@@ -76,6 +79,62 @@ def matmul_peak(dtype: torch.dtype, device: torch.device | str = "cpu", sizes: t
             if cuda:
                 torch.cuda.synchronize(device)
             best = max(best, inner * 2 * n**3 / (time.perf_counter() - t0))
+    return best
+
+
+def cpu_kind() -> str:
+    """The CPU's model name and its bf16 units: AMX tiles, AVX-512 bf16, or none."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    units = "AMX (amx_bf16)" if "amx_bf16" in flags else "AVX-512 bf16, no AMX" if "avx512_bf16" in flags else \
+        "no bf16 units"
+    return f"{model}, {units}"
+
+
+def conv3x3_shapes(model: torch.nn.Module, task, batch) -> list[tuple]:
+    """(input shape, out channels, stride) of every dense 3x3 convolution one training step runs."""
+    shapes = set()
+
+    def hook(m, inputs, output):
+        shapes.add((tuple(inputs[0].shape), m.out_channels, m.stride))
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) and m.groups == 1]
+    handles = [m.register_forward_hook(hook) for m in convs]
+    try:
+        task.training_step(copy.deepcopy(model), batch, torch.Generator(device=batch[0].device).manual_seed(0))
+    finally:
+        for h in handles:
+            h.remove()
+    return sorted(shapes)
+
+
+def conv_peak(shapes: list[tuple], device: torch.device | str = "cpu", seconds: float = 0.5) -> float:
+    """The fastest FLOP/s of a 3x3 convolution at any of ``shapes`` (forward + backward, bf16 weights
+    and activations, channels-last): the best these layers reach alone. The four largest shapes."""
+    best = 0.0
+    largest = sorted(shapes, key=lambda s: -(s[0][0] * s[0][1] * s[1] * s[0][2] * s[0][3]))[:4]
+    for (b, cin, h, w), cout, stride in largest:
+        conv = torch.nn.Conv2d(cin, cout, 3, stride, 1, bias=False).to(device, torch.bfloat16,
+                                                                      memory_format=torch.channels_last)
+        x = torch.randn(b, cin, h, w, device=device, dtype=torch.bfloat16).to(memory_format=torch.channels_last)
+        x.requires_grad_()
+        ho, wo = (h - 1) // stride[0] + 1, (w - 1) // stride[1] + 1
+        flop = 3 * 2 * b * cin * cout * 9 * ho * wo  # forward, and the backward's two products
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            t0 = time.perf_counter()
+            conv(x).sum().backward()
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize(device)
+            best = max(best, flop / (time.perf_counter() - t0))
     return best
 
 
@@ -218,6 +277,7 @@ def bench(name: str, steps: int, warmup: int, peaks: dict, profile: bool = False
         stats, _ = train_epoch(run, 1)
         batch = next(iter(run.train_batches.epoch(2)))
         gflop = flops_per_image(run.model, run.task, batch, run.bf16) / 1e9
+        conv = conv_peak(conv3x3_shapes(run.model, run.task, batch), run.device) if run.bf16 else 0.0
         table = None
         if profile:
             from torch.profiler import ProfilerActivity
@@ -228,24 +288,35 @@ def bench(name: str, steps: int, warmup: int, peaks: dict, profile: bool = False
             table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
     images_per_s = n * cfg.batch_size / stats["seconds"]
     return {"recipe": name, "task": cfg.task, "model": cfg.model, "batch": cfg.batch_size, "bf16": run.bf16,
-            "steps": n, "gflop": gflop, "images_per_s": images_per_s, "setup_s": setup_s,
+            "bf16_full": run.bf16_full, "conv_peak": conv, "steps": n, "gflop": gflop, "images_per_s": images_per_s, "setup_s": setup_s,
             "line": report(name, gflop, images_per_s, peaks, run.bf16), "profile": table}
 
 
 def table(rows: list[dict], peaks: dict) -> str:
     lines = ["| recipe | task, model | batch | trains in | steps | GFLOP/image | images/s | TFLOP/s | "
-             "% own peak | % bf16 peak | % fp32 peak |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "% own peak | % bf16 peak | % fp32 peak | conv peak GFLOP/s | % conv peak |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "skip" in r:
-            lines.append(f"| {r['recipe']} | skipped: {r['skip']} |  |  |  |  |  |  |  |  |  |")
+            lines.append(f"| {r['recipe']} | skipped: {r['skip']} |" + "  |" * 11)
             continue
         achieved = r["gflop"] * 1e9 * r["images_per_s"]
         pct = {k: f"{100 * achieved / v:.0f}%" if v else "-" for k, v in peaks.items()}
         own = "bf16" if r["bf16"] else "fp32"
-        lines.append(f"| {r['recipe']} | {r['task']}, {r['model']} | {r['batch']} | {own} | {r['steps']} | "
+        trains_in = "bf16 end to end" if r["bf16_full"] else "bf16 autocast" if r["bf16"] else "fp32"
+        conv = (f"{r['conv_peak'] / 1e9:,.0f} | {100 * achieved / r['conv_peak']:.0f}%" if r["conv_peak"]
+                else "- | -")
+        lines.append(f"| {r['recipe']} | {r['task']}, {r['model']} | {r['batch']} | {trains_in} | {r['steps']} | "
                      f"{r['gflop']:.3f} | {r['images_per_s']:,.{0 if r['images_per_s'] >= 10 else 2}f} | {achieved / 1e12:.3f} | {pct.get(own, '-')} | "
-                     f"{pct.get('bf16', '-')} | {pct.get('fp32', '-')} |")
+                     f"{pct.get('bf16', '-')} | {pct.get('fp32', '-')} | {conv} |")
     return "\n".join(lines)
+
+
+def _conv_note(row: dict) -> str:
+    if not row["conv_peak"]:
+        return ""
+    achieved = row["gflop"] * 1e9 * row["images_per_s"]
+    return f"; {100 * achieved / row['conv_peak']:.0f}% of its own 3x3 convolutions' peak ({row['conv_peak'] / 1e9:,.0f} GFLOP/s)"
 
 
 def recipes_here() -> list[str]:
@@ -279,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         text.append(line)
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    say(f"machine: {platform.processor() or platform.machine()}; {os.cpu_count()} CPUs; device {device}"
+    say(f"machine: {cpu_kind()}; {os.cpu_count()} CPUs; device {device}"
         f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}; torch "
         f"{torch.__version__} with {torch.get_num_threads()} threads; load average {load:.2f}")
     say(f"command: {' '.join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])}")
@@ -289,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in a.recipes:
         row = bench(name, a.steps, a.warmup, peaks, profile=name in a.profile, sets=tuple(a.sets))
         say(f"  {row['recipe']}: skipped ({row['skip']})" if "skip" in row else
-            f"  {row['line']} (set-up {row['setup_s']:.0f} s)")
+            f"  {row['line']}{_conv_note(row)} (set-up {row['setup_s']:.0f} s)")
         rows.append(row)
     peaks_end = measure_peaks(device)  # the machine may have changed under the run
     say("matmul peak at the end: " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks_end.items()))

@@ -97,4 +97,4 @@ class OnEpoch(Callback):
         self.fn = fn
 
     def on_epoch_end(self, run, end: EpochEnd) -> None:
-        self.fn(end.row, run.model, run.task)
+        self.fn(end.row, run.scored_model, run.task)

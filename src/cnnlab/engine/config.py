@@ -83,6 +83,8 @@ class TrainConfig:
                             "the peak lr, peak at as a fraction of the steps)", group="optimisation")
     label_smoothing: float = option(0.0, "cross-entropy label smoothing", group="optimisation", range=(0.0, 0.99))
     lookahead: bool = option(False, "airbench's weight averaging over the last 70% of steps", group="optimisation")
+    ema: float = option(0.0, "validate and keep an exponential moving average of the weights with this decay "
+                        "per step (e.g. 0.995; 0: off)", group="optimisation", range=(0.0, 0.99999))
     clip_grad: float = option(0.0, "clip the gradients' global norm to this (0: no clipping)", group="optimisation",
                               range=(0.0, 1e6))
     # augmentation: batched, on the training device

@@ -37,6 +37,7 @@ from cnnlab.runtime.threads import ThreadTuner, apply_thread_policy, requested_t
 from cnnlab.engine.callbacks import Callback, Callbacks, EpochEnd
 from cnnlab.engine.guards import TrainEvalGuard
 from cnnlab.engine.memory_budget import bounded_model, check_training_size
+from cnnlab.engine.ema import WeightEma
 from cnnlab.engine.lookahead import Lookahead
 from cnnlab.engine.metrics_log import MetricsLog
 from cnnlab.engine.optim import build_optimizer, build_schedule
@@ -149,6 +150,12 @@ class Run:
     threads: ThreadTuner | None = None  # re-picks the CPU thread count while training (runtime/threads.py)
     backed_off: bool = False   # the loss turned non-finite once and the run went back with half the lr
     bf16_full: bool = False    # amp bf16-full: train_model runs the network in bf16 (runtime/precision.py)
+    ema: WeightEma | None = None  # --ema: the average of the weights that validation and best.pt use
+
+    @property
+    def scored_model(self) -> nn.Module:
+        """The weights validation scores and checkpoints call the model: the average, with --ema."""
+        return self.ema.model if self.ema else self.model
 
     @property
     def steps(self) -> int:
@@ -199,7 +206,7 @@ def setup(cfg: TrainConfig, d: Dist, device: torch.device, resume, log, hold: Ex
               Batches(data["val"], max(cfg.batch_size, 256), device, shuffle=False, rank=d.rank, world=d.world,
                       workers=cfg.workers),
               bf16, None, skipped=skipped, cache=task.new_cache(), given=given, given_model=given_model,
-              bf16_full=bf16_full)
+              bf16_full=bf16_full, ema=WeightEma(model, cfg.ema) if cfg.ema else None)
     run.fp16 = use_fp16(device, cfg.amp) and task.autocast
     run.scaler = torch.amp.GradScaler(device.type, enabled=run.fp16)
     run.threads = _thread_tuner(cfg, d, device)
@@ -253,7 +260,10 @@ def _train_model(model: nn.Module, cfg: TrainConfig, d: Dist, device: torch.devi
 
 
 def _restore(run: Run, ckpt: dict) -> None:
-    run.model.load_state_dict(ckpt["model"])
+    run.model.load_state_dict(ckpt.get("trained_model") or ckpt["model"])
+    if run.ema:
+        run.ema.model.load_state_dict(ckpt["model"])
+        run.ema.load_state_dict(ckpt.get("ema") or {"updates": 0})
     run.optimizer.load_state_dict(ckpt["optimizer"])
     run.schedule.load_state_dict(ckpt["scheduler"])
     set_rng_state(ckpt["rng"])
@@ -272,7 +282,9 @@ def save(run: Run, path: Path, epoch: int, step: int) -> None:
 
 def _state(run: Run) -> dict:
     """The run's state as a checkpoint holds it, at ``run.epoch``/``run.step``."""
-    return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+    return {"model": run.scored_model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "trained_model": run.model.state_dict() if run.ema else None,  # --ema: what training goes on from
+            "ema": run.ema.state_dict() if run.ema else None,
             "scheduler": run.schedule.state_dict(), "epoch": run.epoch, "step": run.step,
             "rng": rng_state(), "config": run.cfg.to_dict(), "task": run.task.state(),
             "lookahead": run.lookahead.state_dict() if run.lookahead else None,
@@ -346,6 +358,8 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict, dict]:
         run.schedule.step()
         if run.lookahead:
             run.lookahead.step(epoch * steps + step + 1)
+        if run.ema:
+            run.ema.update()
         has_acc = "correct" in stats
         totals += torch.stack([loss.detach().double() * stats["count"],
                                torch.as_tensor(stats.get("correct", 0), dtype=torch.float64, device=run.device),
@@ -377,7 +391,7 @@ def _running(totals: torch.Tensor, has_acc: bool, seen: int, t0: float, epoch: i
 def end_epoch(run: Run, epoch: int, stats: dict, shown: dict) -> None:
     """Validate, log a metrics row, checkpoint ``last.pt`` (and ``best.pt`` when the score improved);
     then the callbacks' ``on_epoch_end`` (``shown``: the progress line's training numbers)."""
-    val = run.task.evaluate(run.model, run.callbacks.on_validation(run, run.val_batches), run.d, cache=run.cache)
+    val = run.task.evaluate(run.scored_model, run.callbacks.on_validation(run, run.val_batches), run.d, cache=run.cache)
     row = {"epoch": epoch + 1, "train_loss": stats["train_loss"],
            **({"train_acc": stats["train_acc"]} if "train_acc" in stats else {}),
            **{f"val_{k}": v for k, v in val.items() if isinstance(v, (int, float))},

@@ -27,7 +27,7 @@ class WeightEma:
         self.model = copy.deepcopy(model, memo=frozen)
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.source, self.decay, self.updates = model, decay, 0
+        self.decay, self.updates = decay, 0
         pairs = [(a, s) for a, s in zip(self.model.state_dict().values(), model.state_dict().values()) if a is not s]
         self.averaged = [(a, s) for a, s in pairs if a.is_floating_point()]
         self.copied = [(a, s) for a, s in pairs if not a.is_floating_point()]

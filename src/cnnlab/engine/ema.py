@@ -29,7 +29,8 @@ class WeightEma:
             p.requires_grad_(False)
         self.decay, self.updates = decay, 0
         pairs = [(a, s) for a, s in zip(self.model.state_dict().values(), model.state_dict().values()) if a is not s]
-        self.averaged = [(a, s) for a, s in pairs if a.is_floating_point()]
+        self.averages = [a for a, s in pairs if a.is_floating_point()]
+        self.weights = [s for a, s in pairs if a.is_floating_point()]
         self.copied = [(a, s) for a, s in pairs if not a.is_floating_point()]
 
     @torch.no_grad()
@@ -37,9 +38,8 @@ class WeightEma:
         """Call after each optimizer step."""
         self.updates += 1
         weight = 1 - min(self.decay, (1 + self.updates) / (10 + self.updates))
-        if self.averaged:
-            averages, weights = zip(*self.averaged)
-            torch._foreach_lerp_(list(averages), list(weights), weight)
+        if self.averages:
+            torch._foreach_lerp_(self.averages, self.weights, weight)
         for average, value in self.copied:
             average.copy_(value)
 

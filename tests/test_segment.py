@@ -17,7 +17,7 @@ from cnnlab.data.masks import IGNORE, SegmentationImages, default_colors
 from cnnlab.data.seg_augment import augment_pairs
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, list_models
-from cnnlab.tasks.segment import class_weights, confusion_matrix, segmentation_metrics
+from cnnlab.tasks.segment import class_weights, confusion_matrix, ohem_cross_entropy, segmentation_metrics
 
 CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
 
@@ -66,9 +66,30 @@ def test_class_weights():
     counts = torch.tensor([700, 200, 100, 0])
     median = class_weights(counts, "median")
     assert median == pytest.approx([0.2 / 0.7, 1.0, 2.0, 0.0], abs=1e-5)
+    assert class_weights(counts, "median-sqrt") == pytest.approx([(0.2 / 0.7) ** 0.5, 1.0, 2 ** 0.5, 0.0], abs=1e-5)
     assert class_weights(counts, "none") is None
     with pytest.raises(CnnlabError, match="class_weights"):
         class_weights(counts, "sqrt")
+
+
+def test_ohem_keeps_the_hard_pixels_and_at_least_its_share():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 16, 16, generator=g)
+    masks = torch.randint(0, 4, (2, 16, 16), generator=g)
+    masks[0, :4] = IGNORE
+    weight = torch.rand(4, generator=g) + 0.5
+    plain = torch.nn.functional.cross_entropy(logits, masks, weight=weight, ignore_index=IGNORE)
+    assert ohem_cross_entropy(logits, masks, weight, 1.0) == pytest.approx(float(plain), rel=1e-5)
+
+    p = logits.softmax(1).gather(1, masks.clamp(max=3).unsqueeze(1)).squeeze(1)
+    valid = masks != IGNORE
+    for threshold, kept in ((0.3, int(((p < 0.3) & valid).sum())), (0.01, int(valid.sum()) // 16)):
+        x = logits.clone().requires_grad_()
+        ohem_cross_entropy(x, masks, weight, threshold).backward()
+        has_grad = x.grad.abs().sum(1) > 0
+        assert not (has_grad & ~valid).any()
+        assert int(has_grad.sum()) == kept  # the hard ones, or the 1/16 hardest when fewer are hard
+        assert (p[has_grad].max() <= p[valid & ~has_grad].min())
 
 
 # ----------------------------------------------------------------------------- models
@@ -304,9 +325,11 @@ def test_train_eval_predict_on_a_folder(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     code, out, err = cnnlab(capsys, "train", "--task", "segment", "--data", root, "--model", "unet", "--epochs", "15",
                             "--batch-size", "8", "--optimizer", "adamw", "--lr", "0.01", "--flip", "--scale", "0.2",
-                            "--class-weights", "median", "--set", "model_args={widths: [8, 16]}", "--out", run)
+                            "--class-weights", "median", "--ohem", "0.7", "--set", "model_args={widths: [8, 16]}",
+                            "--out", run)
     assert code == 0, err
     assert "best val mean IoU" in out and (run / "per_class_iou.png").is_file()
+    assert torch.load(run / "best.pt", weights_only=False)["task"]["ohem"] == 0.7  # what --resume trains on with
     code, out, err = cnnlab(capsys, "eval", run / "best.pt", "--task", "segment", "--split", "val", "--json")
     assert code == 0, err
     m = json.loads(out)

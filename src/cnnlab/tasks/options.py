@@ -46,15 +46,18 @@ def field_default(f: dataclasses.Field):
 
 
 # ---------------------------------------------------------------------- training configs
-CLASS_WEIGHTS = ("none", "median", "inverse")  # segmentation's loss weights per class (tasks/segment.py)
+CLASS_WEIGHTS = ("none", "median", "median-sqrt", "inverse")  # segmentation's loss weights per class (tasks/segment.py)
 
 
 @dataclass(frozen=True)
 class SegmentConfig:
     """What segmentation alone reads of a training config."""
     backbone: str = option("", "the classifier under an FCN (resnet18, efficientnet_lite0...)", group="model")
-    class_weights: str = option("none", "loss weights per class (median / inverse pixel frequency)",
+    class_weights: str = option("none", "loss weights per class (median / its square root / inverse pixel frequency)",
                                 group="optimisation", choices=CLASS_WEIGHTS)
+    ohem: float = option(0.0, "online hard example mining: average the loss over the pixels whose true class "
+                         "has a probability below this (at least 1/16 of them); 0: every pixel", group="optimisation",
+                         range=(0.0, 1.0))
     scale: float = option(0.0, "random zoom by up to 1+scale (and out to 1/(1+scale))", group="augmentation",
                           range=(0.0, 4.0))
     crop: float = option(1.0, "train on random windows of this fraction of each side (1: whole images); "

@@ -37,7 +37,7 @@ def run_main(args, capsys):
 def test_every_config_field_has_help_and_a_group():
     shared = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("task_config", "given")]
     assert FIELDS[0] == "task" and set(shared) < set(FIELDS)
-    assert {"backbone", "class_weights", "scale", "crop", "min_word_count", "attention_reg"} == set(FIELDS) - set(shared)
+    assert {"backbone", "class_weights", "ohem", "scale", "crop", "min_word_count", "attention_reg"} == set(FIELDS) - set(shared)
     for name, key in config_keys().items():
         assert key.field.metadata["help"], f"{name}: no help"
         assert key.group in cli.GROUP_ORDER, f"{name}: group {key.group!r}"

@@ -59,7 +59,7 @@ def test_a_tasks_own_keys_go_to_its_config_and_another_tasks_are_refused():
         TrainConfig.from_sources(overrides=["task=segment", "min_word_count=2"])
     with pytest.raises(CnnlabError, match="'scale' is for --task segment; this run's task is classify"):
         TrainConfig.from_sources(task="classify", scale=0.5)
-    with pytest.raises(CnnlabError, match="config key 'class_weights': expected one of none, median, inverse"):
+    with pytest.raises(CnnlabError, match="config key 'class_weights': expected one of none, median, median-sqrt, inverse"):
         TrainConfig.from_sources(task="segment", class_weights="mean")
 
 

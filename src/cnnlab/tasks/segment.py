@@ -36,7 +36,8 @@ class SegmentTask(Task):
     """Per-pixel classification into ``classes`` (``colors`` draw them).
 
     mean/std: per-channel normalisation on the 0..1 scale; input_shape: (C, H, W) of the
-    training images (predict resizes to it); class_weights: per-class loss weights or None.
+    training images (predict resizes to it); class_weights: per-class loss weights or None;
+    ohem: the hard-pixel threshold of the loss (0: every pixel; ``ohem_cross_entropy``).
     """
 
     name = "segment"

@@ -305,18 +305,16 @@ def ohem_cross_entropy(logits: Tensor, masks: Tensor, weight: Tensor | None, thr
     (class-weighted) mean over the kept pixels: with threshold 1 it is ``F.cross_entropy``'s.
     """
     valid = masks != IGNORE
-    target = masks[valid]
-    scores = logits.movedim(1, -1)[valid]  # (N, K)
-    if target.numel() == 0:
+    count = int(valid.sum())
+    if count == 0:
         return logits.sum() * 0
-    losses = F.cross_entropy(scores, target, reduction="none")
+    losses = F.cross_entropy(logits, masks, ignore_index=IGNORE, reduction="none")  # (B, H, W), 0 where ignored
     with torch.no_grad():
-        p = (-losses).exp()  # the true class's probability
-        kth = p.kthvalue(max(1, min(target.numel(), int(min_kept * target.numel())))).values
-        keep = p <= torch.clamp(kth, min=threshold)
-    w = weight[target] if weight is not None else torch.ones_like(losses)
-    w = w * keep
-    return (w * losses).sum() / w.sum().clamp(min=torch.finfo(w.dtype).tiny)
+        p = torch.where(valid, (-losses).exp(), 2.0)  # the true class's probability; ignored pixels: never kept
+        kth = p.flatten().kthvalue(max(1, int(min_kept * count))).values
+        keep = p <= kth.clamp(min=threshold)
+    w = weight[torch.where(valid, masks, 0)] * keep if weight is not None else keep.to(losses.dtype)
+    return (w * losses).sum() / w.sum().clamp(min=torch.finfo(losses.dtype).tiny)
 
 
 def class_weights(pixel_counts: Tensor, mode: str) -> list[float] | None:
